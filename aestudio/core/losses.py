@@ -1,0 +1,83 @@
+"""Loss terms, each computed and reported on its own.
+
+All terms are per image (summed over pixels or code units, averaged over the batch), so the
+reconstruction term of a BCE model is in nats and the VAE's recon + KL is its negative ELBO.
+"""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from .models import Autoencoder, Code
+
+TERM_HELP = {
+    "total": "Everything the optimiser minimises: reconstruction plus the weighted penalties.",
+    "recon": "Reconstruction error per image (sum over pixels): how far the output is from the clean input.",
+    "kl": "KL divergence of the VAE posterior q(z|x) from the N(0, I) prior, in nats per image (before the beta weight).",
+    "sparsity": "Sparsity penalty on the code activations (L1, or KL divergence to the target activation rho), before its weight.",
+    "contractive": "Squared Frobenius norm of the encoder Jacobian dz/dx (random-projection estimate), before its weight.",
+    "weight_decay": "Sum of squared weights (L2), before its weight.",
+}
+
+
+def reconstruction(logits: torch.Tensor, target: torch.Tensor, loss: str, output: str) -> torch.Tensor:
+    """Per-image reconstruction error, summed over pixels and averaged over the batch."""
+    if loss == "bce":
+        per = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    else:
+        recon = torch.sigmoid(logits) if output == "sigmoid" else logits
+        per = (recon - target) ** 2
+    return per.flatten(1).sum(1).mean()
+
+
+def kl_normal(mu: torch.Tensor, logvar: torch.Tensor, per_dim: bool = False) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)), summed over latent dims (or per dim), averaged over the batch."""
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+    return kl.mean(0) if per_dim else kl.sum(1).mean()
+
+
+def sparsity_penalty(z: torch.Tensor, kind: str, rho: float) -> torch.Tensor:
+    if kind == "l1":
+        return z.abs().sum(1).mean()
+    rho_hat = z.mean(0).clamp(1e-6, 1 - 1e-6)
+    return (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+
+
+def contractive_penalty(code: Code, x: torch.Tensor, projections: int = 1) -> torch.Tensor:
+    """Hutchinson estimate of ||dz/dx||_F^2: E_v ||J^T v||^2 with v ~ N(0, I). Needs x.requires_grad."""
+    total = x.new_zeros(())
+    for _ in range(projections):
+        v = torch.randn_like(code.mu)
+        (g,) = torch.autograd.grad(code.mu, x, grad_outputs=v, create_graph=True)
+        total = total + g.pow(2).flatten(1).sum(1).mean()
+    return total / projections
+
+
+def weight_penalty(model: Autoencoder) -> torch.Tensor:
+    return sum(p.pow(2).sum() for name, p in model.named_parameters() if p.dim() > 1)
+
+
+def loss_terms(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Forward pass plus every loss term. `x_in` may be a corrupted copy of `target`."""
+    cfg = model.config
+    contractive = cfg.kind == "contractive" and model.training and cfg.contractive_weight > 0
+    if contractive:
+        x_in = x_in.detach().requires_grad_(True)
+    code = model.encode(x_in)
+    logits = model.decode_logits(code.z)
+    terms: dict[str, torch.Tensor] = {"recon": reconstruction(logits, target, cfg.loss, cfg.output)}
+    total = terms["recon"]
+    if cfg.kind == "vae":
+        terms["kl"] = kl_normal(code.mu, code.logvar)
+        total = total + cfg.beta * terms["kl"]
+    elif cfg.kind == "sparse":
+        terms["sparsity"] = sparsity_penalty(code.z, cfg.sparsity, cfg.sparsity_target)
+        total = total + cfg.sparsity_weight * terms["sparsity"]
+    elif contractive:
+        terms["contractive"] = contractive_penalty(code, x_in)
+        total = total + cfg.contractive_weight * terms["contractive"]
+    if cfg.weight_decay > 0:
+        terms["weight_decay"] = weight_penalty(model)
+        total = total + cfg.weight_decay * terms["weight_decay"]
+    terms["total"] = total
+    return terms

@@ -1,0 +1,273 @@
+"""The autoencoder zoo, built from a `ModelConfig`.
+
+Every model has the same shape, so the studio can treat them alike:
+
+    encoder blocks  ->  code layer (z, or mu/logvar for a VAE)  ->  decoder blocks (mirrored)
+
+`encode(x)` returns a `Code`; `decode(z)` maps codes back to images in [0, 1] (or unbounded
+for a linear output). Encoder block i and decoder block i are mirror images, which is what
+greedy layer-wise pretraining (stacked autoencoders) trains one pair at a time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import ModelConfig
+
+
+@dataclass
+class Code:
+    """An encoding. For deterministic models mu is z and logvar is None."""
+
+    z: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor | None = None
+
+
+def make_activation(name: str) -> nn.Module:
+    return {
+        "relu": nn.ReLU,
+        "leaky_relu": lambda: nn.LeakyReLU(0.2),
+        "elu": nn.ELU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+    }[name]()
+
+
+class TiedLinear(nn.Module):
+    """A decoder layer that reuses an encoder layer's weight matrix, transposed."""
+
+    def __init__(self, source: nn.Linear):
+        super().__init__()
+        self.source = [source]  # a list, so the shared weight is not registered twice
+        self.bias = nn.Parameter(torch.zeros(source.in_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.source[0].weight.t(), self.bias)
+
+
+class RowEncoder(nn.Module):
+    """Reads an image row by row as a sequence; returns the last hidden state."""
+
+    def __init__(self, cell: str, in_features: int, hidden: int):
+        super().__init__()
+        self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(in_features, hidden, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        seq = x.permute(0, 2, 1, 3).reshape(b, h, c * w)  # one row per time step
+        _, state = self.rnn(seq)
+        last = state[0] if isinstance(state, tuple) else state
+        return last[-1]
+
+
+class RowDecoder(nn.Module):
+    """Unrolls a vector into an image one row per time step."""
+
+    def __init__(self, cell: str, hidden: int, shape: tuple[int, int, int]):
+        super().__init__()
+        self.shape = shape
+        c, h, w = shape
+        self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(hidden, hidden, batch_first=True)
+        self.row = nn.Linear(hidden, c * w)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        c, h, w = self.shape
+        seq = v.unsqueeze(1).expand(-1, h, -1).contiguous()
+        out, _ = self.rnn(seq)
+        rows = self.row(out)  # (B, H, C*W)
+        return rows.reshape(-1, h, c, w).permute(0, 2, 1, 3)
+
+
+class Autoencoder(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.enc_blocks = nn.ModuleList()
+        self.dec_blocks = nn.ModuleList()  # dec_blocks[i] mirrors enc_blocks[i]; applied in reverse
+        builder = {"dense": self._build_dense, "conv": self._build_conv, "recurrent": self._build_recurrent}[config.arch]
+        feat_dim, self.feat_shape = builder()
+        code_out = 2 * config.latent if config.kind == "vae" else config.latent
+        self.to_code = nn.Linear(feat_dim, code_out)
+        self.from_code = nn.Sequential(nn.Linear(config.latent, feat_dim), make_activation(config.layer_activations[-1]))
+        self._init_weights()
+
+    # ---- construction ----------------------------------------------------------------------
+    def _block(self, layer: nn.Module, width: int, act: str, conv: bool = False) -> nn.Sequential:
+        cfg = self.config
+        mods: list[nn.Module] = [layer]
+        if cfg.batch_norm:
+            mods.append(nn.BatchNorm2d(width) if conv else nn.BatchNorm1d(width))
+        mods.append(make_activation(act))
+        if cfg.dropout > 0:
+            mods.append(nn.Dropout2d(cfg.dropout) if conv else nn.Dropout(cfg.dropout))
+        return nn.Sequential(*mods)
+
+    def _build_dense(self) -> tuple[int, tuple[int, ...]]:
+        cfg = self.config
+        sizes = [cfg.input_dim, *cfg.hidden_sizes]
+        acts = cfg.layer_activations
+        enc_linears = []
+        for i in range(len(sizes) - 1):
+            lin = nn.Linear(sizes[i], sizes[i + 1])
+            enc_linears.append(lin)
+            block = self._block(lin, sizes[i + 1], acts[i])
+            if i == 0:
+                block = nn.Sequential(nn.Flatten(), *block)
+            self.enc_blocks.append(block)
+        for i in range(len(sizes) - 1):
+            lin = TiedLinear(enc_linears[i]) if cfg.tied else nn.Linear(sizes[i + 1], sizes[i])
+            if i == 0:  # the outermost decoder layer produces pixels: no activation here
+                self.dec_blocks.append(nn.Sequential(lin, nn.Unflatten(1, tuple(cfg.input_shape))))
+            else:
+                self.dec_blocks.append(self._block(lin, sizes[i], acts[i - 1]))
+        return sizes[-1], (sizes[-1],)
+
+    def _build_conv(self) -> tuple[int, tuple[int, ...]]:
+        cfg = self.config
+        c, h, w = cfg.input_shape
+        chans = [c, *cfg.hidden_sizes]
+        acts = cfg.layer_activations
+        for i in range(len(chans) - 1):
+            conv = nn.Conv2d(chans[i], chans[i + 1], kernel_size=4, stride=2, padding=1)
+            self.enc_blocks.append(self._block(conv, chans[i + 1], acts[i], conv=True))
+        for i in range(len(chans) - 1):
+            deconv = nn.ConvTranspose2d(chans[i + 1], chans[i], kernel_size=4, stride=2, padding=1)
+            if i == 0:
+                self.dec_blocks.append(nn.Sequential(deconv))
+            else:
+                self.dec_blocks.append(self._block(deconv, chans[i], acts[i - 1], conv=True))
+        factor = 2 ** (len(chans) - 1)
+        shape = (chans[-1], h // factor, w // factor)
+        return shape[0] * shape[1] * shape[2], shape
+
+    def _build_recurrent(self) -> tuple[int, tuple[int, ...]]:
+        cfg = self.config
+        c, h, w = cfg.input_shape
+        units = cfg.hidden_sizes[0]
+        self.enc_blocks.append(RowEncoder(cfg.rnn_cell, c * w, units))
+        self.dec_blocks.append(RowDecoder(cfg.rnn_cell, units, cfg.input_shape))
+        return units, (units,)
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                if self.config.init == "he":
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                else:
+                    nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        # keep the VAE's initial log-variance small so early samples are not pure noise
+        if self.config.kind == "vae":
+            nn.init.xavier_uniform_(self.to_code.weight, gain=0.1)
+
+    # ---- the forward path -----------------------------------------------------------------
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for block in self.enc_blocks:
+            h = block(h)
+        return h.flatten(1)
+
+    def code_from_features(self, h: torch.Tensor) -> Code:
+        cfg = self.config
+        out = self.to_code(h)
+        if cfg.kind == "vae":
+            mu, logvar = out.chunk(2, dim=1)
+            logvar = logvar.clamp(-10.0, 10.0)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+            return Code(z, mu, logvar)
+        if cfg.kind == "sparse":
+            out = torch.sigmoid(out) if cfg.sparsity == "kl" else F.relu(out)
+        return Code(out, out)
+
+    def encode(self, x: torch.Tensor) -> Code:
+        return self.code_from_features(self.features(x))
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.from_code(z).reshape(z.shape[0], *self.feat_shape)
+        for block in reversed(self.dec_blocks):
+            h = block(h)
+        return h
+
+    def output_activation(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits) if self.config.output == "sigmoid" else logits
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.output_activation(self.decode_logits(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x).z)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def build_model(config: ModelConfig) -> Autoencoder:
+    return Autoencoder(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@dataclass
+class LayerRow:
+    name: str
+    output_shape: tuple[int, ...]
+    params: int
+
+
+@dataclass
+class ModelSummary:
+    params: int
+    rows: list[LayerRow]
+    input_dim: int
+    latent: int
+    completeness: str  # "undercomplete" | "overcomplete"
+
+    def text(self) -> str:
+        w = max(len(r.name) for r in self.rows)
+        lines = [f"{r.name:<{w}}  {'x'.join(map(str, r.output_shape)):>12}  {r.params:>10,}" for r in self.rows]
+        ratio = self.input_dim / self.latent
+        lines.append(f"{self.params:,} parameters; code {self.latent} vs input {self.input_dim} "
+                     f"({self.completeness}, {ratio:.1f}x compression)" if self.latent < self.input_dim else
+                     f"{self.params:,} parameters; code {self.latent} vs input {self.input_dim} ({self.completeness})")
+        return "\n".join(lines)
+
+
+def summarize(config: ModelConfig) -> ModelSummary:
+    """Parameter count and a layer-by-layer shape summary, from one dummy forward pass."""
+    model = Autoencoder(config).eval()
+    rows: list[LayerRow] = []
+    seen: set[int] = set()
+
+    def own_params(m: nn.Module) -> int:
+        n = 0
+        for p in m.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                n += p.numel()
+        return n
+
+    with torch.no_grad():
+        h = torch.zeros(2, *config.input_shape)
+        rows.append(LayerRow("input", tuple(h.shape[1:]), 0))
+        for i, block in enumerate(model.enc_blocks):
+            h = block(h)
+            rows.append(LayerRow(f"encoder {i + 1}", tuple(h.shape[1:]), own_params(block)))
+        code = model.code_from_features(h.flatten(1))
+        label = "code (mu, log var)" if config.kind == "vae" else "code"
+        rows.append(LayerRow(label, tuple(code.z.shape[1:]), own_params(model.to_code)))
+        g = model.from_code(code.z).reshape(2, *model.feat_shape)
+        rows.append(LayerRow("decoder in", tuple(g.shape[1:]), own_params(model.from_code)))
+        for i, block in reversed(list(enumerate(model.dec_blocks))):
+            g = block(g)
+            rows.append(LayerRow(f"decoder {len(model.dec_blocks) - i}", tuple(g.shape[1:]), own_params(block)))
+    return ModelSummary(count_parameters(model), rows, config.input_dim, config.latent, config.completeness)
