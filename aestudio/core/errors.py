@@ -1,0 +1,21 @@
+"""Which exceptions carry a message meant for users (shown as-is, without a traceback)."""
+from __future__ import annotations
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    from .checkpoint import RunError
+    from .config import ConfigError
+    from .datasets import DatasetError
+    from .noise import NoiseError
+    from .training import DeviceError
+
+    return (ConfigError, DatasetError, RunError, DeviceError, NoiseError)
+
+
+def user_message(error: BaseException) -> str | None:
+    """The user-facing message of a known error, or None for a bug (which deserves a traceback)."""
+    if isinstance(error, user_error_types()):
+        return str(error)
+    if isinstance(error, MemoryError):
+        return "Out of memory: try a smaller batch size, image size or data set."
+    return None

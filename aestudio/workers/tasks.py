@@ -1,0 +1,70 @@
+"""Run any plain function off the GUI thread and get its result back as a signal.
+
+    task = Task(load_dataset, spec, progress=True)
+    task.signals.done.connect(self._on_loaded)      # a @Slot method of a GUI-thread object
+    task.signals.failed.connect(self._on_failed)
+    start(task)
+
+If `progress=True`, the function receives a `progress(done, total)` callable that emits the
+`progress` signal (throttled to ~20 per second). A function that accepts `cancel` gets a
+`threading.Event` set by `task.cancel()`; long loops should check it.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from ..core.errors import user_message
+
+
+class TaskSignals(QObject):
+    done = Signal(object)
+    failed = Signal(str)
+    progress = Signal(int, int)
+
+
+class Task(QRunnable):
+    def __init__(self, fn: Callable[..., Any], *args: Any, progress: bool = False, cancellable: bool = False, **kwargs: Any):
+        super().__init__()
+        self.setAutoDelete(False)  # the owner keeps a reference until `done`/`failed`
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.signals = TaskSignals()
+        self.cancel_event = threading.Event()
+        self.finished_event = threading.Event()
+        if progress:
+            self.kwargs["progress"] = self._progress
+        if cancellable:
+            self.kwargs["cancel"] = self.cancel_event
+        self._last_progress = 0.0
+
+    def _progress(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done >= total or now - self._last_progress > 0.05:
+            self._last_progress = now
+            self.signals.progress.emit(int(done), int(total))
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def run(self) -> None:  # runs on a pool thread
+        try:
+            result = self.fn(*self.args, **self.kwargs)
+        except Exception as e:  # shown to the user, never swallowed
+            message = user_message(e)
+            if message is None:
+                message = f"{type(e).__name__}: {e}"
+                traceback.print_exc()
+            self.signals.failed.emit(message)
+        else:
+            self.signals.done.emit(result)
+        finally:
+            self.finished_event.set()
+
+
+def start(task: Task) -> Task:
+    QThreadPool.globalInstance().start(task)
+    return task

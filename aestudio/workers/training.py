@@ -1,0 +1,285 @@
+"""Training off the GUI thread.
+
+`TrainingWorker` lives on a QThread and drives the core `Trainer` generator. It emits plain
+Python / numpy data only, throttled so the GUI never drowns: batch progress at most ~10 times a
+second, an image-grid preview every couple of seconds, and at each epoch end a `ModelSnapshot`
+(an eval-mode CPU copy of the weights plus the validation codes) that the GUI may decode with
+while training goes on.
+
+`TrainingController` is the GUI-side object panels talk to: `start()`, `pause()`, `resume()`,
+`stop()`, `shutdown()`; it re-emits the worker's signals from GUI-thread slots.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..core.config import ModelConfig, TrainConfig
+from ..core.datasets import ImageSet
+from ..core.errors import user_message
+from ..core.models import Autoencoder
+from ..core.training import BatchEnd, Control, EpochEnd, Finished, StageStarted, Trainer
+
+PROGRESS_INTERVAL_S = 0.1
+PREVIEW_INTERVAL_S = 2.0
+MAX_MAP_POINTS = 10_000
+
+
+@dataclass
+class Preview:
+    """Rows of the image grid, float32 (n, C, H, W) in [0, 1]."""
+
+    originals: np.ndarray
+    noisy: np.ndarray | None
+    outputs: np.ndarray
+    epoch: int
+    stage: str
+
+
+@dataclass
+class ModelSnapshot:
+    """A frozen copy of the model (CPU, eval mode) and what the latent views need."""
+
+    model: Autoencoder
+    model_config: ModelConfig
+    codes: np.ndarray  # (n, latent) validation codes (mu for VAEs)
+    labels: np.ndarray | None
+    images: np.ndarray  # (n, C, H, W) float32, the images the codes belong to
+    class_names: list[str]
+    epoch: int
+    history: list[dict]
+
+    @torch.no_grad()
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Decode codes (n, latent) or one code (latent,) to images in [0, 1]; cheap for a few codes."""
+        z = np.atleast_2d(np.asarray(z, dtype=np.float32))
+        out = self.model.decode(torch.from_numpy(z))
+        return out.clamp(0, 1).numpy()
+
+    @torch.no_grad()
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[None]
+        return self.model.encode(torch.from_numpy(x)).mu.numpy()
+
+
+def default_threads() -> int:
+    """Torch threads for the worker: every core, the GUI thread idles most of the time."""
+    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+
+
+@torch.no_grad()
+def make_snapshot(trainer: Trainer, epoch: int, max_points: int = MAX_MAP_POINTS) -> ModelSnapshot:
+    model = copy.deepcopy(trainer.model).to("cpu").eval()
+    n = min(len(trainer.val_idx), max_points)
+    x = trainer.x_val[:n]
+    codes = []
+    was = trainer.model.training
+    trainer.model.eval()
+    for i in range(0, n, 1024):
+        codes.append(trainer.model.encode(x[i:i + 1024]).mu.float().cpu())
+    trainer.model.train(was)
+    labels = trainer.data.labels[trainer.val_idx[:n]] if trainer.data.labels is not None else None
+    return ModelSnapshot(model, trainer.model_config, torch.cat(codes).numpy(), labels, x.cpu().numpy(),
+                         list(trainer.data.class_names), epoch, list(trainer.history))
+
+
+class TrainingWorker(QObject):
+    stageStarted = Signal(object)  # StageStarted
+    progress = Signal(object)  # BatchEnd
+    epochEnded = Signal(object)  # EpochEnd
+    preview = Signal(object)  # Preview
+    snapshot = Signal(object)  # ModelSnapshot
+    finished = Signal(object)  # Finished
+    errored = Signal(str)
+    done = Signal()  # always last: the thread may quit
+
+    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, data: ImageSet,
+                 preview_count: int = 8, threads: int | None = None, model: Autoencoder | None = None):
+        super().__init__()
+        self.model_config, self.train_config, self.data = model_config, train_config, data
+        self.preview_count = preview_count
+        self.threads = threads or default_threads()
+        self.control = Control()
+        self.initial_model = model
+        self.trainer: Trainer | None = None
+
+    @Slot()
+    def work(self) -> None:
+        try:
+            torch.set_num_threads(self.threads)
+            self.trainer = Trainer(self.model_config, self.train_config, self.data, control=self.control,
+                                   model=self.initial_model)
+            self._loop(self.trainer)
+        except Exception as e:
+            message = user_message(e)
+            if message is None:
+                traceback.print_exc()
+                message = f"Training failed: {type(e).__name__}: {e}"
+            self.errored.emit(message)
+        finally:
+            self.done.emit()
+
+    def _loop(self, trainer: Trainer) -> None:
+        last_progress = last_preview = 0.0
+        epoch = 0
+        self.preview.emit(self._preview(trainer, 0, "start"))
+        for event in trainer.run():
+            now = time.perf_counter()
+            if isinstance(event, BatchEnd):
+                if now - last_progress >= PROGRESS_INTERVAL_S or event.batch == event.batches:
+                    last_progress = now
+                    self.progress.emit(event)
+                if now - last_preview >= PREVIEW_INTERVAL_S:
+                    last_preview = now
+                    self.preview.emit(self._preview(trainer, event.epoch, event.stage))
+            elif isinstance(event, EpochEnd):
+                epoch += 1
+                self.epochEnded.emit(event)
+                self.preview.emit(self._preview(trainer, event.epoch, event.stage))
+                last_preview = time.perf_counter()
+                if event.stage in ("train", "fine-tune"):
+                    self.snapshot.emit(make_snapshot(trainer, epoch))
+            elif isinstance(event, StageStarted):
+                self.stageStarted.emit(event)
+            elif isinstance(event, Finished):
+                if event.reason != "completed" or epoch == 0:
+                    self.snapshot.emit(make_snapshot(trainer, epoch))
+                self.finished.emit(event)
+
+    @torch.no_grad()
+    def _preview(self, trainer: Trainer, epoch: int, stage: str) -> Preview:
+        m = trainer.model
+        was = m.training
+        m.eval()
+        clean = trainer.x_val[: self.preview_count]
+        gen = torch.Generator(device=clean.device).manual_seed(12345)
+        noisy = trainer.noise.apply(clean, gen) if trainer.noise.active else None
+        out = m(noisy if noisy is not None else clean).clamp(0, 1)
+        m.train(was)
+        return Preview(clean.cpu().numpy(), None if noisy is None else noisy.cpu().numpy(), out.cpu().numpy(), epoch, stage)
+
+
+class TrainingController(QObject):
+    """GUI-thread owner of one training run at a time."""
+
+    started = Signal()
+    stageStarted = Signal(object)
+    progress = Signal(object)
+    epochEnded = Signal(object)
+    preview = Signal(object)
+    snapshot = Signal(object)
+    finished = Signal(object)
+    errored = Signal(str)
+    runningChanged = Signal(bool)
+    pausedChanged = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._thread: QThread | None = None
+        self._worker: TrainingWorker | None = None
+        self.last_trainer: Trainer | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def paused(self) -> bool:
+        return self._worker is not None and self._worker.control.paused
+
+    def start(self, model_config: ModelConfig, train_config: TrainConfig, data: ImageSet,
+              threads: int | None = None, model: Autoencoder | None = None) -> None:
+        if self.running:
+            raise RuntimeError("a training run is already in progress")
+        worker = TrainingWorker(model_config, train_config, data, threads=threads, model=model)
+        thread = QThread()
+        thread.setObjectName("aestudio-training")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.work)
+        worker.stageStarted.connect(self._on_stage)
+        worker.progress.connect(self._on_progress)
+        worker.epochEnded.connect(self._on_epoch)
+        worker.preview.connect(self._on_preview)
+        worker.snapshot.connect(self._on_snapshot)
+        worker.finished.connect(self._on_finished)
+        worker.errored.connect(self._on_errored)
+        worker.done.connect(thread.quit)
+        thread.finished.connect(self._on_thread_finished)
+        self._thread, self._worker = thread, worker
+        thread.start()
+        self.runningChanged.emit(True)
+        self.started.emit()
+
+    def pause(self) -> None:
+        if self._worker is not None:
+            self._worker.control.pause()
+            self.pausedChanged.emit(True)
+
+    def resume(self) -> None:
+        if self._worker is not None:
+            self._worker.control.resume()
+            self.pausedChanged.emit(False)
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.control.stop()
+
+    def shutdown(self, timeout_ms: int = 2000) -> bool:
+        """Stop and wait for the thread (window closing). True when it ended in time."""
+        if self._thread is None:
+            return True
+        self.stop()
+        ok = self._thread.wait(timeout_ms)
+        if ok:
+            self._on_thread_finished()
+        return ok
+
+    # -- GUI-thread relays --
+    @Slot(object)
+    def _on_stage(self, e) -> None:
+        self.stageStarted.emit(e)
+
+    @Slot(object)
+    def _on_progress(self, e) -> None:
+        self.progress.emit(e)
+
+    @Slot(object)
+    def _on_epoch(self, e) -> None:
+        self.epochEnded.emit(e)
+
+    @Slot(object)
+    def _on_preview(self, p) -> None:
+        self.preview.emit(p)
+
+    @Slot(object)
+    def _on_snapshot(self, s) -> None:
+        self.snapshot.emit(s)
+
+    @Slot(object)
+    def _on_finished(self, e) -> None:
+        self.finished.emit(e)
+
+    @Slot(str)
+    def _on_errored(self, message: str) -> None:
+        self.errored.emit(message)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        if self._thread is None:
+            return
+        if self._worker is not None:
+            self.last_trainer = self._worker.trainer
+            self._worker.deleteLater()
+        self._thread.deleteLater()
+        self._thread, self._worker = None, None
+        self.pausedChanged.emit(False)
+        self.runningChanged.emit(False)
