@@ -1,0 +1,32 @@
+"""Dependencies point one way: the core never imports Qt, so it runs on a headless GPU box."""
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import aestudio.core
+
+CORE = Path(aestudio.core.__file__).parent
+
+
+def test_core_imports_with_qt_blocked():
+    modules = sorted(f"aestudio.core.{m.name}" for m in pkgutil.walk_packages([str(CORE)]))
+    modules.append("aestudio.cli")
+    code = (
+        "import sys\n"
+        "for name in ('PySide6', 'pyqtgraph', 'superqt', 'qtawesome', 'shiboken6'):\n"
+        "    sys.modules[name] = None  # any import of these now fails\n"
+        f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_no_core_file_mentions_a_gui_toolkit():
+    for path in CORE.rglob("*.py"):
+        text = path.read_text()
+        for name in ("PySide6", "pyqtgraph", "superqt", "qtawesome"):
+            assert name not in text, f"{path.relative_to(CORE)} mentions {name}"

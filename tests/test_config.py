@@ -1,0 +1,65 @@
+"""Config validation gives clear reasons; configs round-trip through JSON."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aestudio.core.config import ConfigError, ModelConfig, TrainConfig, default_hidden, dumps, loads
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"latent": 0}, "latent size must be at least 1"),
+        ({"arch": "conv", "input_shape": (1, 10, 10), "hidden": [8, 8]}, "divisible by 4"),
+        ({"loss": "bce", "output": "linear"}, "sigmoid output"),
+        ({"arch": "conv", "tied": True}, "tied weights"),
+        ({"arch": "recurrent", "stacked": True}, "stacked"),
+        ({"kind": "sparse", "sparsity_target": 1.5}, "rho"),
+        ({"kind": "nope"}, "unknown bottleneck kind"),
+        ({"activations": ["relu"], "hidden": [8, 4], "arch": "dense"}, "one activation per hidden layer"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"input_shape": (2, 8, 8), "arch": "dense"}, "1 or 3 channels"),
+    ],
+)
+def test_impossible_configs_are_explained(kwargs, fragment):
+    cfg = ModelConfig(**kwargs)
+    assert any(fragment in p for p in cfg.problems()), cfg.problems()
+    with pytest.raises(ConfigError, match=fragment):
+        cfg.validate()
+
+
+def test_default_config_is_valid_and_undercomplete():
+    cfg = ModelConfig().validate()
+    assert cfg.completeness == "undercomplete"
+
+
+@pytest.mark.parametrize("kwargs, fragment", [({"epochs": 0}, "epochs"), ({"lr": -1}, "learning rate"),
+                                              ({"noise": "gaussian"}, "noise"), ({"noise": "mask:2"}, "fraction"),
+                                              ({"device": "tpu"}, "device")])
+def test_train_config_problems(kwargs, fragment):
+    assert any(fragment in p for p in TrainConfig(**kwargs).problems())
+
+
+def test_default_hidden_halves_each_layer():
+    assert default_hidden("dense", (1, 28, 28), 16) == [512, 256, 128]
+    assert default_hidden("dense", (1, 8, 8), 2) == [32, 16, 8]
+    assert default_hidden("conv", (1, 28, 28), 16) == [32, 64]
+
+
+def test_json_round_trip_and_version_guard():
+    m = ModelConfig(arch="dense", kind="vae", latent=2, hidden=[64, 32], beta=4.0, input_shape=(3, 32, 32))
+    t = TrainConfig(epochs=3, noise="gaussian:0.3")
+    m2, t2, extra = loads(dumps(m, t, data="shapes"))
+    assert m2 == m and t2 == t and extra["data"] == "shapes"
+    d = json.loads(dumps(m, t))
+    d["format_version"] = 99
+    with pytest.raises(ConfigError, match="newer"):
+        loads(json.dumps(d))
+    with pytest.raises(ConfigError, match="not an aestudio run"):
+        loads("{}")
+    d = json.loads(dumps(m, t))
+    d["model"]["bogus"] = 1
+    with pytest.raises(ConfigError, match="bogus"):
+        loads(json.dumps(d))
