@@ -157,6 +157,7 @@ class Trainer:
     data: ImageSet
     control: Control = field(default_factory=Control)
     model: Autoencoder | None = None  # pass one to continue training it
+    val_data: ImageSet | None = None  # validate on this set and train on all of `data` (else a seeded split)
 
     def __post_init__(self) -> None:
         self.train_config.validate()
@@ -169,14 +170,23 @@ class Trainer:
         cfg = self.train_config
         self.device = resolve_device(cfg.device)
         self.noise = parse_noise(cfg.noise)
-        self.train_idx, self.val_idx = split_indices(self.data.n, cfg.val_fraction, cfg.seed)
         torch.manual_seed(cfg.seed)
         if self.model is None:
             self.model = Autoencoder(self.model_config)
         self.model.to(self.device)
         x = torch.from_numpy(self.data.images)
-        self.x_train = x[torch.from_numpy(self.train_idx)].to(self.device).float().div_(255.0)
-        self.x_val = x[torch.from_numpy(self.val_idx)].to(self.device).float().div_(255.0)
+        if self.val_data is None:
+            self.train_idx, self.val_idx = split_indices(self.data.n, cfg.val_fraction, cfg.seed)
+            self.x_train = x[torch.from_numpy(self.train_idx)].to(self.device).float().div_(255.0)
+            self.x_val = x[torch.from_numpy(self.val_idx)].to(self.device).float().div_(255.0)
+            self.val_set = self.data.subset(self.val_idx)
+        else:
+            if tuple(self.val_data.shape) != tuple(self.data.shape):
+                raise ConfigError(f"validation images have shape {self.val_data.shape}, training images {self.data.shape}")
+            self.train_idx, self.val_idx = np.arange(self.data.n), np.arange(self.val_data.n)
+            self.val_set = self.val_data
+            self.x_train = x.to(self.device).float().div_(255.0)
+            self.x_val = torch.from_numpy(self.val_data.images).to(self.device).float().div_(255.0)
         self.history: list[dict[str, float | str | int]] = []
         self._shuffle = torch.Generator().manual_seed(cfg.seed)
         self._noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)

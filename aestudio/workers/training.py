@@ -87,9 +87,9 @@ def make_snapshot(trainer: Trainer, epoch: int, max_points: int = MAX_MAP_POINTS
     for i in range(0, n, 1024):
         codes.append(trainer.model.encode(x[i:i + 1024]).mu.float().cpu())
     trainer.model.train(was)
-    labels = trainer.data.labels[trainer.val_idx[:n]] if trainer.data.labels is not None else None
+    labels = trainer.val_set.labels[:n] if trainer.val_set.labels is not None else None
     return ModelSnapshot(model, trainer.model_config, torch.cat(codes).numpy(), labels, x.cpu().numpy(),
-                         list(trainer.data.class_names), epoch, list(trainer.history))
+                         list(trainer.val_set.class_names), epoch, list(trainer.history))
 
 
 class TrainingWorker(QObject):

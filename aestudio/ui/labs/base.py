@@ -1,0 +1,263 @@
+"""What every exploration lab shares: a header with inline help, a Run button that computes off
+the GUI thread with visible progress, a figure area, a numbers table, and export of the figure
+(PNG or SVG) and the numbers (CSV).
+
+A lab subclasses `LabPanel`, fills `self.controls` (a QFormLayout) and `self.figure` (any
+QWidget, usually a pyqtgraph GraphicsLayoutWidget), implements `compute()` (runs on a pool
+thread with Qt-free core code; returns a result object) and `show_result(result)` (GUI thread:
+setData on kept items, fill the table with `set_numbers`).
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt, Slot
+from PySide6.QtGui import QPainter
+from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtWidgets import (
+    QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSizePolicy,
+    QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from ...core.datasets import ImageSet, split_indices
+from ...workers.tasks import Task, start
+from ...workers.training import ModelSnapshot
+from ..state import StudioState
+
+
+@dataclass
+class LabData:
+    """What a lab computes on: the trained model and the run's own train / validation split."""
+
+    snapshot: ModelSnapshot
+    train: ImageSet
+    val: ImageSet
+
+    @property
+    def model(self):
+        return self.snapshot.model
+
+
+def lab_data(state: StudioState) -> LabData | None:
+    """The current model with the train / validation split it was trained with, or None."""
+    snap, data = state.snapshot, state.dataset
+    if snap is None or data is None or tuple(data.shape) != tuple(snap.model_config.input_shape):
+        return None
+    cfg = state.train_config
+    train_idx, val_idx = split_indices(data.n, cfg.val_fraction, cfg.seed)
+    return LabData(snap, data.subset(train_idx), data.subset(val_idx))
+
+
+class LabPanel(QWidget):
+    title = "Lab"
+    help_text = ""
+    needs_model = True
+
+    def __init__(self, state: StudioState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.setAccessibleName(self.title)
+        self.setObjectName(self.title.replace(" ", "_").lower())
+        self._task: Task | None = None
+        self.last_result: Any = None
+        self.number_header: list[str] = []
+        self.number_rows: list[list[Any]] = []
+
+        header = QLabel(f"<b>{self.title}</b><br>{self.help_text}")
+        header.setWordWrap(True)
+        header.setTextFormat(Qt.RichText)
+        self.notice = QLabel()
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("color: palette(mid);")
+
+        self.controls = QFormLayout()
+        self.controls.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        self.run_button = QPushButton("Run")
+        self.run_button.setAccessibleName(f"Run {self.title}")
+        self.run_button.setToolTip("Compute this lab on the current model, off the GUI thread.")
+        self.run_button.clicked.connect(self.run)
+        self.progress = QProgressBar()
+        self.progress.setAccessibleName(f"{self.title} progress")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        self.export_figure_button = QPushButton("Export figure…")
+        self.export_figure_button.setToolTip("Save the figure as PNG or SVG.")
+        self.export_figure_button.clicked.connect(self._ask_export_figure)
+        self.export_numbers_button = QPushButton("Export numbers…")
+        self.export_numbers_button.setToolTip("Save the numbers in the table as CSV.")
+        self.export_numbers_button.clicked.connect(self._ask_export_numbers)
+        for b in (self.export_figure_button, self.export_numbers_button):
+            b.setEnabled(False)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.export_figure_button)
+        buttons.addWidget(self.export_numbers_button)
+
+        self.figure: QWidget = QWidget()
+        self.table = QTableWidget(0, 0)
+        self.table.setAccessibleName(f"{self.title} numbers")
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.splitter = QSplitter(Qt.Vertical)
+        self.splitter.setChildrenCollapsible(False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(6)
+        layout.addWidget(header)
+        layout.addLayout(self.controls)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.splitter, 1)
+
+        state.snapshotChanged.connect(self._on_snapshot)
+        state.datasetChanged.connect(self._on_snapshot)
+        self._on_snapshot(state.snapshot)
+
+    # ---- subclass API ----
+    def set_figure(self, widget: QWidget) -> None:
+        """Install the figure widget (call once from the subclass constructor)."""
+        self.figure = widget
+        widget.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.splitter.insertWidget(0, widget)
+        self.splitter.addWidget(self.table)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 1)
+
+    def compute(self, data: LabData, progress: Callable[[int, int], None]) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def show_result(self, result: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def on_model_changed(self, data: LabData | None) -> None:
+        """Called when the model or data changes (GUI thread); reset views if needed."""
+
+    def set_numbers(self, header: list[str], rows: list[list[Any]]) -> None:
+        self.number_header, self.number_rows = list(header), [list(r) for r in rows]
+        self.table.clear()
+        self.table.setColumnCount(len(header))
+        self.table.setRowCount(len(rows))
+        self.table.setHorizontalHeaderLabels(header)
+        for i, row in enumerate(rows):
+            for j, value in enumerate(row):
+                text = f"{value:.4g}" if isinstance(value, (float, np.floating)) else str(value)
+                item = QTableWidgetItem(text)
+                if isinstance(value, (int, float, np.integer, np.floating)):
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                self.table.setItem(i, j, item)
+        self.export_numbers_button.setEnabled(bool(rows))
+
+    # ---- running ----
+    @property
+    def busy(self) -> bool:
+        return self._task is not None
+
+    @Slot()
+    def run(self) -> None:
+        if self.busy:
+            return
+        data = lab_data(self.state)
+        if data is None and self.needs_model:
+            self.notice.setText("Train a model (or open a run) first: this lab measures a trained autoencoder.")
+            return
+        self.notice.setText("Working…")
+        self.run_button.setEnabled(False)
+        self.progress.setRange(0, 0)  # busy until the first progress report
+        task = Task(self.compute, data, progress=True)
+        task.signals.progress.connect(self._on_progress)
+        task.signals.done.connect(self._on_done)
+        task.signals.failed.connect(self._on_failed)
+        self._task = start(task)
+
+    @Slot(int, int)
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    @Slot(object)
+    def _on_done(self, result: Any) -> None:
+        self._task = None
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.run_button.setEnabled(True)
+        self.notice.setText("")
+        self.last_result = result
+        self.show_result(result)
+        self.export_figure_button.setEnabled(True)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._task = None
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.run_button.setEnabled(True)
+        self.notice.setText(f"<span style='color:#c0392b'>{message}</span>")
+
+    @Slot(object)
+    def _on_snapshot(self, _obj: Any = None) -> None:
+        data = lab_data(self.state)
+        ready = data is not None or not self.needs_model
+        self.run_button.setEnabled(ready and not self.busy)
+        if not ready:
+            self.notice.setText("Train a model (or open a run) to use this lab.")
+        elif not self.busy:
+            self.notice.setText("")
+        self.on_model_changed(data)
+
+    def wait_until_idle(self, timeout_s: float = 60.0) -> bool:
+        """For tests and shutdown: block until the running computation has finished."""
+        return self._task is None or self._task.finished_event.wait(timeout_s)
+
+    # ---- export ----
+    def export_figure(self, path: str | Path) -> Path:
+        """Save the figure: SVG when the name ends in .svg, else PNG."""
+        path = Path(path)
+        if path.suffix.lower() == ".svg":
+            size = self.figure.size()
+            gen = QSvgGenerator()
+            gen.setFileName(str(path))
+            gen.setSize(QSize(size.width(), size.height()))
+            gen.setViewBox(QRectF(0, 0, size.width(), size.height()))
+            gen.setTitle(self.title)
+            painter = QPainter(gen)
+            self.figure.render(painter)
+            painter.end()
+        else:
+            if path.suffix.lower() != ".png":
+                path = path.with_suffix(".png")
+            self.figure.grab().save(str(path), "PNG")
+        return path
+
+    def export_numbers(self, path: str | Path) -> Path:
+        path = Path(path)
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(self.number_header)
+            writer.writerows(self.number_rows)
+        return path
+
+    @Slot()
+    def _ask_export_figure(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, f"Export {self.title} figure", f"{self.objectName()}.png",
+                                              "PNG image (*.png);;SVG drawing (*.svg)")
+        if name:
+            self.export_figure(name)
+
+    @Slot()
+    def _ask_export_numbers(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, f"Export {self.title} numbers", f"{self.objectName()}.csv",
+                                              "CSV (*.csv)")
+        if name:
+            self.export_numbers(name)
