@@ -1,0 +1,490 @@
+"""The `aestudio` command: the studio window, or headless training and evaluation.
+
+    aestudio                                   # the studio window (same as `aestudio studio`)
+    aestudio studio --data fashion-10k
+    aestudio train --data fashion-10k --arch conv --kind ae --latent 16 --epochs 10 --out runs/ae16
+    aestudio evaluate runs/ae16 --json         # one JSON object of quality measures on stdout
+
+`train` and `evaluate` never import Qt. User mistakes (bad flags, impossible configs, missing
+files) print one line `aestudio: error: ...` on stderr and exit with status 2; a training run
+that diverges (NaN) saves its last finite weights and exits with 1; Ctrl-C during training stops
+after the current batch, saves, and exits with 130 (a second Ctrl-C aborts at once).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+PROG = "aestudio"
+STUDIO_MISSING = "The studio window is not available in this build; use `aestudio train` / `aestudio evaluate`."
+
+
+class UsageError(Exception):
+    """A bad command line; exits with status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line (`aestudio: error: ...`) raised as UsageError, not printed usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# ---- argument parsing -----------------------------------------------------------------------
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
+def _name_list(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one class (names or indices separated by commas)")
+    return values
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("aestudio")
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def make_parser() -> argparse.ArgumentParser:
+    from aestudio.core.config import ACTIVATIONS, ARCHS, KINDS, LOSSES, OUTPUTS, SPARSITY_PENALTIES
+
+    p = _Parser(prog=PROG, description="A desktop studio for building, training and exploring autoencoders.")
+    p.add_argument("--version", action="version", version=f"aestudio {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="{studio,train,evaluate}", parser_class=_Parser)
+
+    s = sub.add_parser("studio", help="open the studio window (the default)")
+    s.add_argument("--data", metavar="SPEC", help="data set to open: digits, shapes, fashion-10k, mnist, fashion-mnist or a folder")
+
+    t = sub.add_parser("train", help="train an autoencoder and save a run folder",
+                       description="Train an autoencoder on a data set and save the run folder "
+                                   "(config.json, weights.safetensors, history.json).")
+    g = t.add_argument_group("data")
+    g.add_argument("--data", metavar="SPEC", default="fashion-10k",
+                   help="digits, shapes, fashion-10k, mnist, fashion-mnist or a folder of images (default fashion-10k)")
+    g.add_argument("--classes", type=_name_list, metavar="A,B,...", help="train on these classes only (names or indices)")
+    g.add_argument("--image-size", type=int, metavar="N", help="resize images to N x N")
+    g.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 (gray) or 3 (RGB) channels")
+    g.add_argument("--val-fraction", type=float, metavar="F", help="fraction of images held out for validation (default 0.2)")
+
+    g = t.add_argument_group("model")
+    g.add_argument("--arch", choices=ARCHS, default="conv", help="network type (default conv)")
+    g.add_argument("--kind", choices=KINDS, default="ae", help="bottleneck kind (default ae)")
+    g.add_argument("--latent", type=int, default=16, metavar="N", help="code size (default 16)")
+    g.add_argument("--hidden", type=_int_list, metavar="N,N,...",
+                   help="hidden layer sizes: units (dense, recurrent) or channels (conv); default depends on the architecture")
+    g.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (default relu)")
+    g.add_argument("--output", choices=OUTPUTS, help="output activation (default sigmoid)")
+    g.add_argument("--loss", choices=LOSSES, help="reconstruction loss (default mse)")
+    g.add_argument("--dropout", type=float, metavar="P", help="dropout after each hidden layer (default 0)")
+    g.add_argument("--batch-norm", action="store_true", default=None, help="batch normalisation in hidden layers")
+    g.add_argument("--tied", action="store_true", default=None, help="dense: decoder reuses the encoder weights, transposed")
+    g.add_argument("--stacked", action="store_true", default=None, help="greedy layer-wise pretraining, then fine-tuning")
+    g.add_argument("--beta", type=float, metavar="X", help="vae: weight on the KL term (default 1)")
+    g.add_argument("--sparsity", choices=SPARSITY_PENALTIES, help="sparse: l1 activity penalty or kl to a target rate")
+    g.add_argument("--sparsity-weight", type=float, metavar="X", help="sparse: penalty weight (default 1e-3)")
+    g.add_argument("--sparsity-target", type=float, metavar="RHO", help="sparse kl: target mean activation (default 0.05)")
+    g.add_argument("--contractive-weight", type=float, metavar="X", help="contractive: penalty weight (default 1e-2)")
+    g.add_argument("--weight-decay", type=float, metavar="X", help="L2 penalty on the weights (default 0)")
+
+    g = t.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=None, metavar="N", help="training epochs (default 10)")
+    g.add_argument("--batch-size", type=int, metavar="N", help="images per batch (default 128)")
+    g.add_argument("--lr", type=float, metavar="X", help="Adam learning rate (default 1e-3)")
+    g.add_argument("--noise", metavar="SPEC", help="denoising: none, gaussian:SIGMA, saltpepper:P or mask:P (default none)")
+    g.add_argument("--pretrain-epochs", type=int, metavar="N", help="stacked: epochs per layer (default 2)")
+    g.add_argument("--grad-clip", type=float, metavar="X", help="clip the gradient norm (default 0: off)")
+    g.add_argument("--seed", type=int, metavar="N", help="random seed for split, weights, batches and noise (default 0)")
+    g.add_argument("--device", metavar="NAME", help="auto, cpu, cuda or mps (default auto)")
+    g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
+    g.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
+    g.add_argument("--quiet", action="store_true", help="no per-batch progress line")
+
+    e = sub.add_parser("evaluate", help="measure a trained run (reconstruction, baselines, probes, ...)",
+                       description="Evaluate a run folder. Without --data: on the run's own validation split "
+                                   "(PCA and probes fitted on its training split). With --data: on that whole set.")
+    e.add_argument("run", metavar="DIR", help="run folder written by `aestudio train` or the studio")
+    e.add_argument("--data", metavar="SPEC", help="evaluate on this whole data set instead of the run's validation split")
+    e.add_argument("--classes", type=_name_list, metavar="A,B,...", help="with --data: keep only these classes")
+    e.add_argument("--noise", metavar="SPEC", help="corruption for the denoising measures (default: the run's training noise)")
+    e.add_argument("--normal-classes", type=_name_list, metavar="A,B,...",
+                   help="anomaly detection: images of other classes are anomalies (names or indices)")
+    e.add_argument("--labels-per-class", type=int, default=10, metavar="N",
+                   help="labelled examples per class for the probes (default 10; 0: all)")
+    e.add_argument("--seed", type=int, default=0, metavar="N", help="seed for probe examples and noise (default 0)")
+    e.add_argument("--device", default="auto", metavar="NAME", help="auto, cpu, cuda or mps (default auto)")
+    e.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
+    e.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress goes to stderr)")
+    return p
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+def _err(*parts: Any) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def _fmt_time(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _fmt_terms(terms: dict[str, float]) -> str:
+    order = ["total", "recon", "kl", "sparsity", "contractive", "weight_decay"]
+    keys = [k for k in order if k in terms] + [k for k in terms if k not in order]
+    return " ".join(f"{k} {terms[k]:.4g}" for k in keys)
+
+
+def _data_progress(label: str):
+    """A progress callback for load_dataset that tolerates (done, total) or (fraction, message)."""
+    last = [0.0]
+    tty = sys.stderr.isatty()
+
+    def cb(*args: Any) -> None:
+        now = time.monotonic()
+        if not tty or now - last[0] < 0.2:
+            return
+        last[0] = now
+        if len(args) >= 2 and isinstance(args[0], (int, float)) and isinstance(args[1], (int, float)) and args[1]:
+            text = f"{label}: {100.0 * args[0] / args[1]:.0f}%"
+        else:
+            text = f"{label}: " + " ".join(str(a) for a in args)
+        sys.stderr.write("\r" + text[:100].ljust(60))
+        sys.stderr.flush()
+
+    return cb
+
+
+def _clear_line() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + " " * 100 + "\r")
+        sys.stderr.flush()
+
+
+def _select_classes(data, classes: list[str] | None):
+    """Filter by class names or indices (a token that is not a class name but a number is an index)."""
+    if not classes:
+        return data
+    names = [n.casefold() for n in (data.class_names or [])]
+    wanted: list[int | str] = []
+    for c in classes:
+        if c.casefold() not in names and c.lstrip("-").isdigit():
+            wanted.append(int(c))
+        else:
+            wanted.append(c)
+    return data.filter_classes(wanted)
+
+
+def _load(spec: str, image_size: int | None, channels: int | None, classes: list[str] | None):
+    from aestudio.core.datasets import load_dataset
+
+    data = load_dataset(spec, image_size=image_size, channels=channels, progress=_data_progress(f"loading {spec}"))
+    _clear_line()
+    return _select_classes(data, classes)
+
+
+def _data_spec_for_run(spec: str) -> str:
+    """Folder specs are stored as absolute paths so the run can find its data from anywhere."""
+    p = Path(spec).expanduser()
+    if os.sep in spec or (os.altsep and os.altsep in spec) or spec.startswith(".") or p.is_dir():
+        if p.exists():
+            return str(p.resolve())
+    return spec
+
+
+# ---- commands --------------------------------------------------------------------------------
+def cmd_studio(args: argparse.Namespace) -> int:
+    try:
+        from aestudio.app import run_studio
+    except ModuleNotFoundError as e:
+        if e.name in ("aestudio.app",):
+            _err(STUDIO_MISSING)
+            return 1
+        _err(f"{PROG}: error: the studio needs a package that is not installed: {e.name} "
+             "(`aestudio train` / `aestudio evaluate` work without it)")
+        return 1
+    result = run_studio(data=getattr(args, "data", None))
+    return int(result or 0)
+
+
+def _model_config(args: argparse.Namespace, input_shape: tuple[int, int, int]):
+    from aestudio.core.config import ModelConfig
+
+    optional = {
+        "hidden": args.hidden, "activation": args.activation, "output": args.output, "loss": args.loss,
+        "dropout": args.dropout, "batch_norm": args.batch_norm, "tied": args.tied, "stacked": args.stacked,
+        "beta": args.beta, "sparsity": args.sparsity, "sparsity_weight": args.sparsity_weight,
+        "sparsity_target": args.sparsity_target, "contractive_weight": args.contractive_weight,
+        "weight_decay": args.weight_decay,
+    }
+    cfg = ModelConfig(arch=args.arch, kind=args.kind, input_shape=tuple(input_shape), latent=args.latent,
+                      **{k: v for k, v in optional.items() if v is not None})
+    return cfg.validate()
+
+
+def _train_config(args: argparse.Namespace):
+    from aestudio.core.config import TrainConfig
+
+    optional = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise,
+        "val_fraction": args.val_fraction, "seed": args.seed, "device": args.device,
+        "pretrain_epochs": args.pretrain_epochs, "grad_clip": args.grad_clip,
+    }
+    return TrainConfig(**{k: v for k, v in optional.items() if v is not None}).validate()
+
+
+class _Progress:
+    """Terminal progress: an updating batch line (stderr, ~5/s) and one line per epoch (stdout)."""
+
+    def __init__(self, quiet: bool = False):
+        self.tty = sys.stderr.isatty()
+        self.quiet = quiet
+        self.last = 0.0
+        self.interval = 0.2 if self.tty else 30.0
+        self.dirty = False
+
+    def batch(self, ev) -> None:
+        now = time.monotonic()
+        if self.quiet or now - self.last < self.interval:
+            return
+        self.last = now
+        text = (f"{ev.stage} epoch {ev.epoch}/{ev.epochs} batch {ev.batch}/{ev.batches}  {_fmt_terms(ev.terms)}  "
+                f"{ev.images_per_sec:,.0f} img/s  ETA {_fmt_time(ev.eta_s)}")
+        if self.tty:
+            width = max(40, min(os.get_terminal_size(sys.stderr.fileno()).columns if self._has_size() else 120, 200) - 1)
+            sys.stderr.write("\r" + text[:width].ljust(width))
+            self.dirty = True
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    @staticmethod
+    def _has_size() -> bool:
+        try:
+            os.get_terminal_size(sys.stderr.fileno())
+            return True
+        except OSError:
+            return False
+
+    def clear(self) -> None:
+        if self.dirty:
+            _clear_line()
+            self.dirty = False
+
+    def line(self, text: str) -> None:
+        self.clear()
+        print(text, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from aestudio.core.checkpoint import save_run
+    from aestudio.core.training import BatchEnd, EpochEnd, Finished, StageStarted, Trainer
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    if args.latent is not None and args.latent < 1:
+        from aestudio.core.config import ConfigError
+
+        raise ConfigError(f"latent size must be at least 1, got {args.latent}")
+    if args.image_size is not None and args.image_size < 1:
+        raise UsageError(f"--image-size must be a positive number, got {args.image_size}")
+    train_cfg = _train_config(args)  # cheap checks before loading data
+    data = _load(args.data, args.image_size, args.channels, args.classes)
+    _err(data.summary())
+    model_cfg = _model_config(args, data.shape)
+    trainer = Trainer(model_cfg, train_cfg, data)
+    _err(f"model: {model_cfg.arch} {model_cfg.kind}, latent {model_cfg.latent}, hidden {model_cfg.hidden_sizes}; "
+         f"{len(trainer.train_idx):,} training / {len(trainer.val_idx):,} validation images on {trainer.device}")
+
+    progress = _Progress(quiet=args.quiet)
+    finished = None
+    interrupts = [0]
+
+    def on_sigint(signum, frame) -> None:  # noqa: ARG001
+        interrupts[0] += 1
+        if interrupts[0] > 1:
+            raise KeyboardInterrupt
+        trainer.control.stop()
+        progress.clear()
+        _err("stopping after this batch (Ctrl-C again to abort without saving) ...")
+
+    old_handler = None
+    try:
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread
+        old_handler = None
+    t0 = time.monotonic()
+    try:
+        for ev in trainer.run():
+            if isinstance(ev, BatchEnd):
+                progress.batch(ev)
+            elif isinstance(ev, StageStarted):
+                if ev.count > 1:
+                    progress.line(f"== {ev.name} ({ev.epochs} epochs) ==")
+            elif isinstance(ev, EpochEnd):
+                val = f" | val {_fmt_terms(ev.val)}" if ev.val else ""
+                progress.line(f"{ev.stage} epoch {ev.epoch}/{ev.epochs}  train {_fmt_terms(ev.train)}{val}  "
+                              f"({ev.seconds:.1f} s, {ev.images_per_sec:,.0f} img/s)")
+            elif isinstance(ev, Finished):
+                finished = ev
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+        progress.clear()
+    trainer.model.eval()
+    spec = _data_spec_for_run(args.data)
+    classes = None
+    if args.classes:
+        present = sorted(set(int(v) for v in data.labels)) if data.labels is not None else []
+        classes = [data.class_names[i] for i in present]
+    image_size = data.height if data.height == data.width else None
+    try:
+        save_run(out, model_cfg, train_cfg, trainer.model, history=trainer.history, data=spec, classes=classes,
+                 image_size=image_size, channels=data.channels, finished=finished.reason if finished else "unknown",
+                 seconds=round(time.monotonic() - t0, 2))
+    except OSError as e:
+        raise UsageError(f"cannot write the run folder {out}: {e.strerror or e}") from None
+    assert finished is not None
+    if finished.reason == "nan":
+        _err(f"{PROG}: {finished.message}")
+        print(f"saved the last finite weights to {out}", flush=True)
+        return 1
+    if finished.reason == "stopped":
+        _err(finished.message)
+        print(f"saved the partly trained run to {out}", flush=True)
+        return 130
+    print(f"{finished.message} Saved the run to {out} ({_fmt_time(time.monotonic() - t0)})", flush=True)
+    return 0
+
+
+def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
+    """(data evaluated, training images for baselines/probes or None, description)."""
+    from aestudio.core.datasets import DatasetError, split_indices
+
+    meta = run.meta
+    c, h, w = run.model_config.input_shape
+    own_spec = meta.get("data")
+    own_size = meta.get("image_size") or (h if h == w else None)
+    own_channels = meta.get("channels") or c
+    split_seed = int(meta.get("split_seed", run.train_config.seed))
+
+    def own_split():
+        data = _load(own_spec, own_size, own_channels, meta.get("classes"))
+        train_idx, val_idx = split_indices(data.n, run.train_config.val_fraction, split_seed)
+        return data.subset(train_idx), data.subset(val_idx)
+
+    if args.data is None:
+        if not own_spec:
+            raise UsageError("this run does not record its data set; pass --data SPEC")
+        train, val = own_split()
+        return val, train, f"{own_spec} validation split ({val.n:,} images)"
+    data = _load(args.data, h if h == w else None, c, args.classes)
+    train = None
+    if own_spec:
+        try:
+            train, _ = own_split()
+        except DatasetError as e:
+            _err(f"note: cannot load the run's own data ({e}); fitting baselines and probes on the evaluated set")
+    return data, train, f"{args.data} ({data.n:,} images)"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from aestudio.core.checkpoint import load_run
+    from aestudio.core.evaluation import evaluate_run
+    from aestudio.core.training import resolve_device
+
+    if args.classes and not args.data:
+        raise UsageError("--classes needs --data (without it the run's own classes are used)")
+    device = resolve_device(args.device)
+    run = load_run(args.run, device=device)
+    data, train, what = _eval_data(args, run)
+    if tuple(data.shape) != tuple(run.model_config.input_shape):
+        from aestudio.core.config import ConfigError
+
+        raise ConfigError(f"the model expects images of shape {tuple(run.model_config.input_shape)} "
+                          f"but {what} has {tuple(data.shape)}")
+    _err(f"evaluating {run.path} on {what}")
+    t0 = time.monotonic()
+    with torch.no_grad():
+        result = evaluate_run(run, None, None, data, train_data=train, noise=args.noise,
+                              normal_classes=args.normal_classes, labels_per_class=args.labels_per_class,
+                              seed=args.seed, progress=lambda msg: _err(f"  {msg} ..."))
+    _err(f"done in {time.monotonic() - t0:.1f} s")
+    if args.json:
+        print(json.dumps(result), flush=True)
+    else:
+        width = max(len(k) for k in result) if result else 0
+        for k, v in result.items():
+            print(f"{k:<{width}}  {v:.6g}")
+    return 0
+
+
+# ---- entry point -------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (the console script exits with it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = make_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help / --version
+            return int(e.code or 0)
+        if getattr(args, "threads", None):
+            if args.threads < 1:
+                raise UsageError(f"--threads must be at least 1, got {args.threads}")
+            import torch
+
+            torch.set_num_threads(args.threads)
+        if args.command in (None, "studio"):
+            return cmd_studio(args)
+        if args.command == "train":
+            return cmd_train(args)
+        return cmd_evaluate(args)
+    except UsageError as e:
+        _err(f"{PROG}: error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        _err(f"{PROG}: interrupted")
+        return 130
+    except Exception as e:  # noqa: BLE001
+        message = _user_message(e)
+        if message is None:
+            raise
+        _err(f"{PROG}: error: {' '.join(message.split())}")
+        return 2
+
+
+def _user_message(e: BaseException) -> str | None:
+    try:
+        from aestudio.core.errors import user_message
+    except ImportError:  # pragma: no cover
+        return None
+    return user_message(e)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

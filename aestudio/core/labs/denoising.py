@@ -1,0 +1,181 @@
+"""The denoising lab's computations (no Qt): corrupt validation images, let a model clean them up,
+measure how much closer to the originals its outputs are, and train a plain / denoising pair.
+
+    report = denoise_report(model, val_images, "gaussian:0.3", seed=0)
+    report.psnr_noisy_mean, report.psnr_out_mean        # dB, averaged over up to 2,000 images
+    plain, dae = train_comparison_pair(model_config, train_set, "gaussian:0.3", epochs=3)
+
+A denoising autoencoder is trained to map a corrupted image back to the clean one. To do that it
+cannot simply copy its input: it has to learn what images of this data set look like (strokes,
+edges, textures) and project the noisy input back onto them. A plain autoencoder only ever saw
+clean images, so it tends to reproduce part of the noise.
+
+`quick_train` (a few epochs of the core `Trainer` with progress and cancellation) is shared by the
+other labs (anomaly, PCA vs autoencoder).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import ConfigError, ModelConfig, TrainConfig
+from ..datasets import ImageSet
+from ..evaluation import as_float_images, psnr_per_image, reconstruct_images, ssim_per_image
+from ..models import Autoencoder
+from ..noise import NOISE_KINDS, parse_noise
+from ..training import BatchEnd, Control, Finished, Trainer
+
+Progress = Callable[[int, int], None]
+
+MAX_EVAL_IMAGES = 2000  # the averages use at most this many validation images
+SHOW = 8  # images shown per row
+PSNR_CAP_DB = 100.0  # identical images (no noise) would otherwise give inf
+
+# What each noise level means, for labels and tooltips.
+NOISE_LEVEL_NAMES = {"gaussian": "σ", "saltpepper": "p", "mask": "p"}
+NOISE_TITLES = {"gaussian": "Gaussian", "saltpepper": "Salt and pepper", "mask": "Masking"}
+
+
+def noise_spec(kind: str, level: float) -> str:
+    """The noise spec string for a kind and a level: noise_spec("gaussian", 0.3) == "gaussian:0.3"."""
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
+    if kind == "none" or level <= 0:
+        return "none"
+    return parse_noise(f"{kind}:{float(level):g}").spec()
+
+
+def corrupt(images: np.ndarray, spec: str, seed: int = 0) -> np.ndarray:
+    """A corrupted copy of images (N, C, H, W) in [0, 1]; the same seed gives the same noise."""
+    x = as_float_images(images)
+    noise = parse_noise(spec)
+    if not noise.active:
+        return x.copy()
+    gen = torch.Generator().manual_seed(int(seed))
+    return noise.apply(torch.from_numpy(np.ascontiguousarray(x).copy()), gen).numpy()
+
+
+@dataclass
+class DenoiseReport:
+    """A model's outputs for corrupted images, and how close they are to the originals.
+
+    `clean`, `noisy`, `outputs` are the first `SHOW` images (float32, (n, C, H, W), in [0, 1]).
+    The per-image arrays cover every evaluated image (the first `n_evaluated` of those given);
+    PSNR in dB (capped at 100), SSIM in [-1, 1].
+    """
+
+    noise: str
+    clean: np.ndarray
+    noisy: np.ndarray
+    outputs: np.ndarray
+    psnr_noisy: np.ndarray
+    psnr_out: np.ndarray
+    ssim_noisy: np.ndarray
+    ssim_out: np.ndarray
+
+    @property
+    def n_evaluated(self) -> int:
+        return int(len(self.psnr_out))
+
+    @property
+    def psnr_noisy_mean(self) -> float:
+        return float(np.mean(self.psnr_noisy))
+
+    @property
+    def psnr_out_mean(self) -> float:
+        return float(np.mean(self.psnr_out))
+
+    @property
+    def ssim_noisy_mean(self) -> float:
+        return float(np.mean(self.ssim_noisy))
+
+    @property
+    def ssim_out_mean(self) -> float:
+        return float(np.mean(self.ssim_out))
+
+    @property
+    def psnr_gain(self) -> float:
+        """dB the model adds over the noisy input (positive: it removed noise)."""
+        return self.psnr_out_mean - self.psnr_noisy_mean
+
+
+def denoise_report(model: Autoencoder, images: np.ndarray, noise: str, seed: int = 0, n_show: int = SHOW,
+                   max_images: int = MAX_EVAL_IMAGES, noisy: np.ndarray | None = None) -> DenoiseReport:
+    """Corrupt (up to `max_images` of) `images` with `noise`, run the model on them, and measure.
+
+    Pass `noisy` (the output of `corrupt` for the same images) to reuse one corruption across
+    several models so they are compared on exactly the same inputs.
+    """
+    clean = as_float_images(images)[:max_images]
+    if len(clean) == 0:
+        raise ValueError("there are no images to corrupt")
+    noisy = corrupt(clean, noise, seed) if noisy is None else as_float_images(noisy)[:len(clean)]
+    out = np.clip(reconstruct_images(model, noisy), 0.0, 1.0).astype(np.float32)
+    k = min(n_show, len(clean))
+    return DenoiseReport(
+        noise=parse_noise(noise).spec(),
+        clean=clean[:k].copy(), noisy=noisy[:k].copy(), outputs=out[:k].copy(),
+        psnr_noisy=psnr_per_image(clean, noisy, max_db=PSNR_CAP_DB),
+        psnr_out=psnr_per_image(clean, out, max_db=PSNR_CAP_DB),
+        ssim_noisy=ssim_per_image(clean, noisy),
+        ssim_out=ssim_per_image(clean, out),
+    )
+
+
+# ---- quick training inside a lab -----------------------------------------------------------------
+def lab_train_config(base: TrainConfig | None = None, epochs: int = 3, noise: str = "none",
+                     seed: int | None = None) -> TrainConfig:
+    """The run's training settings (batch size, learning rate, device) with a few epochs and `noise`."""
+    base = base or TrainConfig()
+    return replace(base, epochs=int(epochs), noise=noise, seed=base.seed if seed is None else int(seed))
+
+
+def quick_train(model_config: ModelConfig, train_config: TrainConfig, data: ImageSet,
+                val_data: ImageSet | None = None, progress: Progress | None = None,
+                control: Control | None = None, offset: int = 0, total: int | None = None) -> Autoencoder:
+    """Train a fresh model on all of `data` (validating on `val_data`, or on up to 500 of the training
+    images) and return it on the CPU in eval mode.
+
+    `progress(done, total)` counts batches; `offset` and `total` let several trainings share one
+    progress bar. A stopped `control` ends training early (the partly trained model is returned).
+    """
+    if val_data is None:
+        val_data = data.subset(slice(0, min(data.n, 500)))
+    trainer = Trainer(model_config, train_config, data, control=control or Control(), val_data=val_data)
+    for event in trainer.run():
+        if isinstance(event, BatchEnd) and progress is not None:
+            progress(offset + event.step, total if total is not None else event.total_steps)
+        elif isinstance(event, Finished) and event.reason == "nan":
+            raise ConfigError(event.message)
+    return copy.deepcopy(trainer.model).to("cpu").eval()
+
+
+def steps_per_training(train_config: TrainConfig, n_train: int) -> int:
+    """Batches one `quick_train` run takes (for a shared progress bar)."""
+    return int(np.ceil(n_train / train_config.batch_size)) * train_config.epochs
+
+
+def train_comparison_pair(model_config: ModelConfig, train_set: ImageSet, noise: str, epochs: int = 3,
+                          progress: Progress | None = None, seed: int = 0, control: Control | None = None,
+                          train_config: TrainConfig | None = None,
+                          val_set: ImageSet | None = None) -> tuple[Autoencoder, Autoencoder]:
+    """Two models of the same architecture and initial weights, trained the same number of epochs on
+    `train_set`: a plain autoencoder (clean inputs) and a denoising one (inputs corrupted by `noise`)."""
+    if not parse_noise(noise).active:
+        raise ValueError("choose a noise level above zero: the denoising model needs noise to learn from")
+    plain_cfg = lab_train_config(train_config, epochs, "none", seed)
+    noisy_cfg = lab_train_config(train_config, epochs, noise, seed)
+    per = steps_per_training(plain_cfg, train_set.n)
+    plain = quick_train(model_config, plain_cfg, train_set, val_set, progress, control, 0, 2 * per)
+    denoiser = quick_train(model_config, noisy_cfg, train_set, val_set, progress, control, per, 2 * per)
+    return plain, denoiser
+
+
+__all__ = [
+    "DenoiseReport", "MAX_EVAL_IMAGES", "NOISE_LEVEL_NAMES", "NOISE_TITLES", "SHOW", "corrupt", "denoise_report",
+    "lab_train_config", "noise_spec", "quick_train", "steps_per_training", "train_comparison_pair",
+]

@@ -1,0 +1,338 @@
+"""The "Data" panel: choose a data set or a folder of images, and see what was loaded.
+
+Loading runs on a background Task (folders and downloads can take a while); the panel shows its
+progress, then the count, image size, channels and classes, and every skipped file with the
+reason. `load(spec)` is the entry point for menus and tests; `loaded` / `loadFailed` say when it
+is over, and `loading` whether a load is in flight.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
+    QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+)
+
+from ..core.datasets import DatasetError, ImageSet, load_dataset
+from ..workers.tasks import Task, start
+from . import style
+from .state import StudioState
+
+NAMED_SETS = [
+    ("fashion-10k", "Fashion-MNIST 10k (bundled)",
+     "10,000 clothing images, 28×28 gray, 10 classes: the Fashion-MNIST test split shipped with aestudio."),
+    ("digits", "Digits 8×8 (scikit-learn)",
+     "1,797 tiny handwritten digits, 8×8 gray, 10 classes: trains in seconds, ideal for first experiments."),
+    ("shapes", "Shapes (procedural)",
+     "Squares, ellipses and hearts at random scale, rotation and position (dSprites-like): the generative "
+     "factors are known, so you can see which latent units pick them up."),
+    ("mnist", "MNIST (70k, download)",
+     "70,000 handwritten digits, 28×28 gray. Downloaded once (~11 MB) into the user cache."),
+    ("fashion-mnist", "Fashion-MNIST (70k, download)",
+     "70,000 clothing images, 28×28 gray. Downloaded once (~30 MB) into the user cache."),
+]
+DOWNLOADABLE = {"mnist", "fashion-mnist"}
+DATASET_TIP = ("The images the autoencoder learns to reconstruct. The bundled sets work offline; MNIST and "
+               "Fashion-MNIST download once; or open a folder of your own images.")
+SIZE_TIP = ("Folder images are centre-cropped to a square and resized to this side length. Smaller images train "
+            "much faster; conv models need sides divisible by 2 per conv layer.")
+CHANNELS_TIP = ("Auto: colour (RGB, 3 channels) if any image has colour, else gray (1 channel). Gray images "
+                "train faster and need fewer weights.")
+
+
+def is_folder_spec(spec: str) -> bool:
+    return spec not in {s for s, _, _ in NAMED_SETS}
+
+
+def _load(spec: str, image_size: int | None, channels: int | None, progress=None, cancel=None) -> tuple[str, ImageSet]:
+    """Runs on a pool thread."""
+
+    def report(done: int, total: int) -> None:
+        if cancel is not None and cancel.is_set():
+            raise DatasetError("Loading was cancelled.")
+        if progress is not None:
+            progress(done, total)
+
+    return spec, load_dataset(spec, image_size=image_size, channels=channels, progress=report)
+
+
+class DataPanel(QWidget):
+    loaded = Signal(object)  # ImageSet, after it became the state's data set
+    loadFailed = Signal(str)
+    loadingChanged = Signal(bool)
+
+    def __init__(self, state: StudioState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.setAccessibleName("Data")
+        self.setToolTip(DATASET_TIP)
+        self.loading = False
+        self.last_error = ""
+        self._task: Task | None = None
+        self._tasks: list[Task] = []
+        self._gen = 0
+        self._pending_spec: str | None = None
+        self._build()
+        state.datasetChanged.connect(self._on_dataset)
+        if state.dataset is not None:
+            self._on_dataset(state.dataset)
+
+    # ---- construction ---------------------------------------------------------------------
+    def _build(self) -> None:
+        lay = QVBoxLayout(self)
+        style.tune_layout(lay, style.MARGIN, 6)
+
+        row = QHBoxLayout()
+        row.setSpacing(6)
+        self.combo = QComboBox()
+        self.combo.setAccessibleName("Dataset")
+        self.combo.setToolTip(DATASET_TIP)
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(12)
+        for spec, label, tip in NAMED_SETS:
+            self.combo.addItem(label, spec)
+            self.combo.setItemData(self.combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.combo.activated.connect(self._on_combo)
+        self.open_btn = QPushButton(style.icon("fa5s.folder-open", self), "Folder…")
+        self.open_btn.setAccessibleName("Open image folder")
+        self.open_btn.setToolTip("Open a folder of your own images (PNG, JPEG, …). Subfolders become classes; "
+                                 "unreadable files are skipped and listed below.")
+        self.open_btn.clicked.connect(self.open_folder_dialog)
+        row.addWidget(self.combo, 1)
+        row.addWidget(self.open_btn)
+        lay.addLayout(row)
+
+        opts = QHBoxLayout()
+        opts.setSpacing(6)
+        size_label = QLabel("Folder images:")
+        size_label.setToolTip(SIZE_TIP)
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(4, 512)
+        self.size_spin.setValue(28)
+        self.size_spin.setSuffix(" px")
+        self.size_spin.setToolTip(SIZE_TIP)
+        self.size_spin.setAccessibleName("Image size")
+        self.size_spin.setKeyboardTracking(False)
+        self.channels_combo = QComboBox()
+        for label, value in (("Auto", 0), ("Gray", 1), ("RGB", 3)):
+            self.channels_combo.addItem(label, value)
+        self.channels_combo.setToolTip(CHANNELS_TIP)
+        self.channels_combo.setAccessibleName("Channels")
+        opts.addWidget(size_label)
+        opts.addWidget(self.size_spin, 1)
+        opts.addWidget(self.channels_combo, 1)
+        lay.addLayout(opts)
+        self.size_spin.valueChanged.connect(self._options_changed)
+        self.channels_combo.activated.connect(self._options_changed)
+
+        self.progress = QProgressBar()
+        self.progress.setAccessibleName("Data loading progress")
+        self.progress.setToolTip("Loading or downloading the data set in the background; the studio stays usable.")
+        self.progress.setRange(0, 0)
+        self.progress.hide()
+        lay.addWidget(self.progress)
+
+        self.info = QLabel("No data loaded.")
+        self.info.setWordWrap(True)
+        self.info.setAccessibleName("Dataset summary")
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.info)
+
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet(style.problems_css())
+        self.error.setAccessibleName("Dataset error")
+        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error.hide()
+        lay.addWidget(self.error)
+
+        self.skipped_btn = QToolButton()
+        self.skipped_btn.setCheckable(True)
+        self.skipped_btn.setArrowType(Qt.ArrowType.RightArrow)
+        self.skipped_btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.skipped_btn.setAutoRaise(True)
+        self.skipped_btn.setAccessibleName("Skipped files")
+        self.skipped_btn.setStyleSheet(f"QToolButton {{ color: {style.WARN}; }}")
+        self.skipped_btn.toggled.connect(self._toggle_skipped)
+        self.skipped_btn.hide()
+        lay.addWidget(self.skipped_btn)
+        self.skipped_list = QListWidget()
+        self.skipped_list.setAccessibleName("Skipped files list")
+        self.skipped_list.setToolTip("Files that were not loaded, with the reason.")
+        self.skipped_list.setMaximumHeight(110)
+        self.skipped_list.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.skipped_list.hide()
+        lay.addWidget(self.skipped_list)
+        lay.addStretch(1)
+
+    # ---- public API -------------------------------------------------------------------------
+    def folder_options(self) -> tuple[int, int | None]:
+        ch = self.channels_combo.currentData()
+        return int(self.size_spin.value()), (int(ch) if ch else None)
+
+    def set_folder_options(self, image_size: int, channels: int | None) -> None:
+        self.size_spin.blockSignals(True)
+        self.size_spin.setValue(int(image_size))
+        self.size_spin.blockSignals(False)
+        i = self.channels_combo.findData(int(channels or 0))
+        self.channels_combo.setCurrentIndex(max(i, 0))
+
+    def load(self, spec: str, image_size: int | None = None, channels: int | None = None) -> None:
+        """Load `spec` (a named set or a folder) in the background; `loaded` or `loadFailed` follows."""
+        spec = str(spec)
+        if is_folder_spec(spec) and image_size is None:
+            image_size, channels = self.folder_options()
+        if self._task is not None:
+            self._task.cancel()
+        self._gen += 1
+        self._pending_spec = spec
+        self._tasks = [t for t in self._tasks if not t.finished_event.is_set()]
+        task = Task(_load, spec, image_size, channels, progress=True, cancellable=True)
+        task.signals.done.connect(self._on_done)
+        task.signals.failed.connect(self._on_failed)
+        task.signals.progress.connect(self._on_progress)
+        self._task = task
+        self._tasks.append(task)
+        self._set_loading(True, spec)
+        start(task)
+
+    def load_now(self, spec: str, image_size: int | None = None, channels: int | None = None) -> ImageSet:
+        """Load on the calling thread (only for fast bundled sets at start-up). Raises DatasetError."""
+        data = load_dataset(spec, image_size=image_size, channels=channels)
+        self._apply(spec, data)
+        return data
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._gen += 1
+        self._set_loading(False)
+
+    @Slot()
+    def open_folder_dialog(self) -> None:
+        start_dir = self._pending_spec if self._pending_spec and os.path.isdir(self._pending_spec) else str(Path.home())
+        path = QFileDialog.getExistingDirectory(self, "Open image folder", start_dir)
+        if path:
+            self.load(path)
+
+    # ---- internals ----------------------------------------------------------------------------
+    def _set_loading(self, loading: bool, spec: str = "") -> None:
+        self.loading = loading
+        self.progress.setVisible(loading)
+        if loading:
+            self.progress.setRange(0, 0)  # busy until the first progress report
+            name = Path(spec).name if is_folder_spec(spec) else self._label(spec)
+            self.progress.setFormat(f"Loading {name}…")
+            self.progress.setTextVisible(True)
+            self.error.hide()
+        self.loadingChanged.emit(loading)
+
+    def _label(self, spec: str) -> str:
+        i = self.combo.findData(spec)
+        return self.combo.itemText(i) if i >= 0 else spec
+
+    @Slot(int, int)
+    def _on_progress(self, done: int, total: int) -> None:
+        if not self._is_current() or total <= 0:
+            return
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(1000 * min(done, total) / total))
+        if self._pending_spec in DOWNLOADABLE:
+            self.progress.setFormat(f"Downloading… {done / 1e6:.1f} / {total / 1e6:.1f} MB")
+        else:
+            self.progress.setFormat(f"Loading images… {done:,} / {total:,}")
+
+    @Slot(object)
+    def _on_done(self, result) -> None:
+        spec, data = result
+        if not self._is_current() or spec != self._pending_spec:
+            return  # superseded by a newer load
+        self._task = None
+        self._set_loading(False)
+        self._apply(spec, data)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        if not self._is_current():
+            return
+        self._task = None
+        self._set_loading(False)
+        self.last_error = message
+        self.error.setText(message)
+        self.error.show()
+        self._select(self.state.data_spec)  # the combo goes back to what is loaded
+        self.state.errorMessage.emit(f"Could not load the data: {message}")
+        self.loadFailed.emit(message)
+
+    def _is_current(self) -> bool:
+        return self.loading and self._task is not None and self.sender() is self._task.signals
+
+    def _apply(self, spec: str, data: ImageSet) -> None:
+        self.last_error = ""
+        self.error.hide()
+        self.state.set_dataset(data, spec)  # -> _on_dataset
+        self.loaded.emit(data)
+
+    @Slot(object)
+    def _on_dataset(self, data: ImageSet) -> None:
+        spec = self.state.data_spec or data.name
+        self._select(spec)
+        c, h, w = data.shape
+        kind = "gray" if c == 1 else "RGB"
+        classes = (f"{len(data.class_names)} classes" if data.labels is not None else "no classes (unlabelled)")
+        self.info.setText(f"<b>{data.n:,}</b> images · {h}×{w} {kind} ({c} channel{'s' if c > 1 else ''}) · {classes}")
+        tip = data.summary()
+        if data.class_names:
+            tip += "\nClasses: " + ", ".join(data.class_names[:30]) + (" …" if len(data.class_names) > 30 else "")
+        if data.source:
+            tip += f"\nFrom: {data.source}"
+        self.info.setToolTip(tip)
+        self._show_skipped(data.skipped)
+
+    def _show_skipped(self, skipped: list[tuple[str, str]]) -> None:
+        self.skipped_list.clear()
+        n = len(skipped)
+        for path, reason in skipped:
+            item = QListWidgetItem(f"{Path(path).name} — {reason}")
+            item.setToolTip(f"{path}\n{reason}")
+            self.skipped_list.addItem(item)
+        self.skipped_btn.setText(f"{n} file{'s' if n != 1 else ''} skipped")
+        self.skipped_btn.setToolTip("Files in the folder that could not be used. Click to see each one and why:\n" +
+                                    "\n".join(f"{Path(p).name}: {r}" for p, r in skipped[:20]) +
+                                    ("\n…" if n > 20 else ""))
+        self.skipped_btn.setVisible(n > 0)
+        if n == 0:
+            self.skipped_btn.setChecked(False)
+        self.skipped_list.setVisible(n > 0 and self.skipped_btn.isChecked())
+
+    @Slot(bool)
+    def _toggle_skipped(self, on: bool) -> None:
+        self.skipped_btn.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+        self.skipped_list.setVisible(on and self.skipped_list.count() > 0)
+
+    def _select(self, spec: str | None) -> None:
+        if not spec:
+            return
+        i = self.combo.findData(spec)
+        if i < 0:
+            name = Path(spec).name or spec
+            self.combo.addItem(style.icon("fa5s.folder", self), name, spec)
+            i = self.combo.count() - 1
+            self.combo.setItemData(i, spec, Qt.ItemDataRole.ToolTipRole)
+        self.combo.setCurrentIndex(i)
+
+    @Slot(int)
+    def _on_combo(self, index: int) -> None:
+        spec = self.combo.itemData(index)
+        if spec and (spec != self.state.data_spec or self.state.dataset is None):
+            self.load(spec)
+
+    @Slot()
+    def _options_changed(self, *_) -> None:
+        spec = self.state.data_spec
+        if spec and is_folder_spec(spec) and not self.loading:
+            self.load(spec)

@@ -1,0 +1,351 @@
+"""The "Image grid" panel: a fixed row of validation images and what the model makes of them.
+
+Rows: the originals, the corrupted inputs (denoising runs only) and the model's outputs,
+refreshed from `training.preview` while training and computed once from the snapshot for a
+loaded run. Clicking an image opens an enlarged view with a per-pixel error heat map and
+selects that validation image for the other panels (`state.imageSelected`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PySide6.QtCore import QEvent, Qt, Signal, Slot
+from PySide6.QtGui import QCursor, QPalette, QPixmap
+from PySide6.QtWidgets import (QDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout,
+                               QWidget)
+
+from ..core.noise import parse_noise
+from . import imaging
+from .imaging import ScaledImage
+from .state import StudioState
+
+COLUMNS = 8
+TILE_PX = 64
+PREVIEW_SEED = 12345  # the worker's preview noise seed: a loaded run shows the same corruption
+
+ROW_HELP = {
+    "Original": "Validation images: the model never trains on these, so they show how well it generalises.",
+    "Noisy input": "What a denoising autoencoder actually sees: the original with noise added. "
+                   "It must output the clean image, so it has to learn what digits, clothes or shapes look like.",
+    "Reconstruction": "The model's output: the image encoded to a small code and decoded back. "
+                      "Blur and missing detail show what the code could not keep.",
+    "Denoised": "The model's output for the noisy input. Compare with the original: "
+                "a good denoiser removes the noise, not the content.",
+}
+
+
+class _Tile(QLabel):
+    """One clickable thumbnail."""
+
+    clicked = Signal(int)
+
+    def __init__(self, column: int, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.column = column
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setFixedSize(TILE_PX + 6, TILE_PX + 6)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setCursor(QCursor(Qt.CursorShape.PointingHandCursor))
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 (Qt)
+        if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(event.position().toPoint()):
+            self.clicked.emit(self.column)
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt)
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.clicked.emit(self.column)
+            return
+        super().keyPressEvent(event)
+
+
+class ImageDetailDialog(QDialog):
+    """One validation image enlarged: original, (noisy input), output and the per-pixel error."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Reconstruction detail")
+        self.setAccessibleName("Reconstruction detail")
+        self.setModal(False)
+        self.index = -1
+        self.error_map: np.ndarray | None = None  # (H, W) |x - x_hat|, channels averaged
+        self.mse = float("nan")
+
+        self.views: dict[str, ScaledImage] = {}
+        self.captions: dict[str, QLabel] = {}
+        self.columns: dict[str, QWidget] = {}
+        images = QHBoxLayout()
+        images.setSpacing(10)
+        for key, title, tip in (
+            ("original", "Original", ROW_HELP["Original"]),
+            ("noisy", "Noisy input", ROW_HELP["Noisy input"]),
+            ("output", "Reconstruction", ROW_HELP["Reconstruction"]),
+            ("error", "Error |original − output|",
+             "Per-pixel absolute difference between the original and the output (averaged over colour "
+             "channels). Bright pixels are where the model is most wrong; the colour bar gives the scale."),
+        ):
+            column = QWidget(self)
+            box = QVBoxLayout(column)
+            box.setContentsMargins(0, 0, 0, 0)
+            box.setSpacing(3)
+            view = ScaledImage(column, min_side=160)
+            view.setAccessibleName(title)
+            view.setToolTip(tip)
+            cap = QLabel(title, column)
+            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            box.addWidget(view, 1)
+            box.addWidget(cap)
+            images.addWidget(column, 1)
+            self.views[key] = view
+            self.captions[key] = cap
+            self.columns[key] = column
+            if key == "error":
+                images.addLayout(self._colorbar_layout())
+
+        self.summary = QLabel(self)
+        self.summary.setAccessibleName("Reconstruction error summary")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(12, 12, 12, 12)
+        lay.setSpacing(8)
+        lay.addLayout(images, 1)
+        lay.addWidget(self.summary)
+        self.resize(820, 300)
+
+    def _colorbar_layout(self) -> QVBoxLayout:
+        col = QVBoxLayout()
+        col.setSpacing(2)
+        self.bar_max = QLabel("1", self)
+        self.bar_min = QLabel("0", self)
+        for lab in (self.bar_max, self.bar_min):
+            lab.setAlignment(Qt.AlignmentFlag.AlignLeft)
+        bar = QLabel(self)
+        bar.setPixmap(QPixmap.fromImage(imaging.colorbar(14, 150)))
+        bar.setToolTip("Colour scale of the error map: from no error (bottom) to the largest error "
+                       "in this image (top), in pixel-value units (0 to 1).")
+        bar.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.bar = bar
+        col.addStretch(1)
+        col.addWidget(self.bar_max)
+        col.addWidget(bar)
+        col.addWidget(self.bar_min)
+        col.addStretch(1)
+        return col
+
+    def show_image(self, index: int, original: np.ndarray, noisy: np.ndarray | None, output: np.ndarray,
+                   label: str = "") -> None:
+        self.index = index
+        x = np.asarray(original, np.float32)
+        y = np.asarray(output, np.float32)
+        diff = np.abs(x - y)
+        self.error_map = diff.mean(0) if diff.ndim == 3 else diff
+        self.mse = float(np.mean((x - y) ** 2))
+        top = max(float(self.error_map.max()), 1e-3)
+        self.views["original"].set_image(x)
+        has_noise = noisy is not None
+        self.columns["noisy"].setVisible(has_noise)
+        if has_noise:
+            self.views["noisy"].set_image(noisy)
+        self.captions["output"].setText("Denoised" if has_noise else "Reconstruction")
+        self.views["output"].set_image(y)
+        self.views["error"].set_image(imaging.heatmap(self.error_map, 0.0, top))
+        self.bar_max.setText(f"{top:.2f}")
+        self.bar_min.setText("0")
+        what = f"Validation image #{index + 1}" + (f" ({label})" if label else "")
+        psnr = 10 * np.log10(1.0 / self.mse) if self.mse > 0 else float("inf")
+        self.summary.setText(f"{what}: mean squared error {self.mse:.4f} per pixel (PSNR {psnr:.1f} dB), "
+                             f"largest pixel error {float(diff.max()):.2f}. Brighter areas of the error map "
+                             "are where the reconstruction differs most from the original.")
+        self.setWindowTitle(f"Reconstruction detail: {what}")
+
+
+class ImageGridPanel(QWidget):
+    def __init__(self, state: StudioState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.setAccessibleName("Image grid")
+        self.originals: np.ndarray | None = None
+        self.noisy: np.ndarray | None = None
+        self.outputs: np.ndarray | None = None
+        self.detail: ImageDetailDialog | None = None
+
+        self.caption = QLabel(self)
+        self.caption.setAccessibleName("Image grid caption")
+        self.caption.setWordWrap(True)
+        self.placeholder = QLabel("Train a model to watch its reconstructions of a few validation images "
+                                  "improve epoch by epoch.", self)
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        self.grid_host = QWidget(self)
+        grid = QGridLayout(self.grid_host)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(4)
+        grid.setVerticalSpacing(4)
+        self.row_labels: dict[str, QLabel] = {}
+        self.tiles: dict[str, list[_Tile]] = {}
+        for r, key in enumerate(("Original", "Noisy input", "Output")):
+            lab = QLabel(key if key != "Output" else "Reconstruction", self.grid_host)
+            lab.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            lab.setToolTip(ROW_HELP.get(lab.text(), ""))
+            grid.addWidget(lab, r, 0)
+            self.row_labels[key] = lab
+            tiles = []
+            for c in range(COLUMNS):
+                t = _Tile(c, self.grid_host)
+                t.clicked.connect(self._on_tile_clicked)
+                grid.addWidget(t, r, c + 1)
+                tiles.append(t)
+            self.tiles[key] = tiles
+        grid.setColumnStretch(COLUMNS + 1, 1)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.setSpacing(6)
+        lay.addWidget(self.caption)
+        lay.addWidget(self.placeholder, 1)
+        lay.addWidget(self.grid_host)
+        lay.addStretch(1)
+        self._set_rows_visible(False)
+
+        state.training.preview.connect(self._on_preview)
+        state.snapshotChanged.connect(self._on_snapshot)
+        state.datasetChanged.connect(self._on_dataset)
+
+    # ---- public ------------------------------------------------------------------------------
+    @property
+    def output_title(self) -> str:
+        return self.row_labels["Output"].text()
+
+    def visible_rows(self) -> list[str]:
+        """Titles of the rows on show (for tests and accessibility)."""
+        if self.grid_host.isHidden():
+            return []
+        return [lab.text() for lab in self.row_labels.values() if not lab.isHidden()]
+
+    def show_rows(self, originals: np.ndarray, noisy: np.ndarray | None, outputs: np.ndarray,
+                  caption: str = "") -> None:
+        """Fill the grid: float (n, C, H, W) arrays in [0, 1]."""
+        n = min(COLUMNS, len(originals))
+        self.originals = np.asarray(originals[:n], np.float32)
+        self.noisy = None if noisy is None else np.asarray(noisy[:n], np.float32)
+        self.outputs = np.asarray(outputs[:n], np.float32)
+        out_title = "Denoised" if self.noisy is not None else "Reconstruction"
+        self.row_labels["Output"].setText(out_title)
+        self.row_labels["Output"].setToolTip(ROW_HELP[out_title])
+        self.row_labels["Noisy input"].setToolTip(ROW_HELP["Noisy input"])
+        self.row_labels["Original"].setToolTip(ROW_HELP["Original"])
+        rows = {"Original": self.originals, "Noisy input": self.noisy, "Output": self.outputs}
+        for key, data in rows.items():
+            for c, tile in enumerate(self.tiles[key]):
+                if data is None or c >= n:
+                    tile.clear()
+                    tile.setVisible(False)
+                    continue
+                tile.setPixmap(imaging.to_pixmap(data[c], TILE_PX))
+                tile.setVisible(True)
+                label = self._label_text(c)
+                title = out_title if key == "Output" else key
+                tile.setAccessibleName(f"{title} {c + 1}")
+                tile.setToolTip(f"{title} of validation image #{c + 1}{' (' + label + ')' if label else ''}. "
+                                "Click to enlarge it with a map of where the output differs from the original.")
+        self._set_rows_visible(True)
+        self.caption.setText(caption)
+        if self.detail is not None and self.detail.isVisible() and 0 <= self.detail.index < n:
+            self._show_detail(self.detail.index)
+
+    def clear(self) -> None:
+        self.originals = self.noisy = self.outputs = None
+        self._set_rows_visible(False)
+        self.caption.setText("")
+        if self.detail is not None:
+            self.detail.hide()
+
+    def open_detail(self, column: int) -> ImageDetailDialog | None:
+        """Select validation image `column` and show it enlarged (what a click on a tile does)."""
+        if self.originals is None or not 0 <= column < len(self.originals):
+            return None
+        self.state.imageSelected.emit(int(column))
+        self._show_detail(column)
+        return self.detail
+
+    # ---- handlers ------------------------------------------------------------------------------
+    @Slot(int)
+    def _on_tile_clicked(self, column: int) -> None:
+        self.open_detail(column)
+
+    @Slot(object)
+    def _on_preview(self, p) -> None:
+        when = "before training" if p.stage == "start" else (
+            f"{p.stage}, epoch {p.epoch}" if p.stage not in ("train",) else f"epoch {p.epoch}")
+        self.show_rows(p.originals, p.noisy, p.outputs,
+                       f"Validation images and the model's outputs ({when}). Click an image to enlarge it.")
+
+    @Slot(object)
+    def _on_snapshot(self, snapshot) -> None:
+        if snapshot is None:
+            self.clear()
+            return
+        if self.state.training.running:
+            return  # the worker's previews are on their way (they include the noisy inputs)
+        originals = np.asarray(snapshot.images[:COLUMNS], np.float32)
+        if len(originals) == 0:
+            return
+        noisy, outputs = self._reconstruct(snapshot.model, originals)
+        self.show_rows(originals, noisy, outputs,
+                       f"Validation images and the model's outputs (epoch {snapshot.epoch}). "
+                       "Click an image to enlarge it.")
+
+    @Slot(object)
+    def _on_dataset(self, _data) -> None:
+        self.clear()
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _reconstruct(self, model, originals: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """Outputs for a handful of images (cheap), with the run's noise if it was a denoising run."""
+        try:
+            noise = parse_noise(self.state.train_config.noise)
+        except ValueError:
+            noise = parse_noise(None)
+        was = model.training
+        model.eval()
+        try:
+            x = torch.from_numpy(originals).to(model.device)
+            x_in = noise.apply(x, torch.Generator(device=x.device).manual_seed(PREVIEW_SEED)) if noise.active else x
+            out = model(x_in).clamp(0, 1).cpu().numpy()
+        finally:
+            model.train(was)
+        return (x_in.cpu().numpy() if noise.active else None), out
+
+    def _label_text(self, column: int) -> str:
+        snap = self.state.snapshot
+        if snap is None or snap.labels is None or column >= len(snap.labels):
+            return ""
+        k = int(snap.labels[column])
+        return snap.class_names[k] if 0 <= k < len(snap.class_names) else str(k)
+
+    def _show_detail(self, column: int) -> None:
+        if self.detail is None:
+            self.detail = ImageDetailDialog(self)
+        noisy = None if self.noisy is None else self.noisy[column]
+        self.detail.show_image(column, self.originals[column], noisy, self.outputs[column], self._label_text(column))
+        self.detail.show()
+        self.detail.raise_()
+
+    def _set_rows_visible(self, on: bool) -> None:
+        self.grid_host.setVisible(on)
+        self.placeholder.setVisible(not on)
+        if on:
+            has_noise = self.noisy is not None
+            self.row_labels["Noisy input"].setVisible(has_noise)
+            for t in self.tiles["Noisy input"]:
+                t.setVisible(has_noise and t.pixmap() is not None and not t.pixmap().isNull())
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.placeholder.setStyleSheet(
+                f"color: {self.palette().color(QPalette.ColorRole.PlaceholderText).name()};")
+        super().changeEvent(event)

@@ -1,0 +1,340 @@
+"""The "Loss curves" panel: every loss term, training (solid) and validation (dashed), per epoch.
+
+Per-batch training values arrive from `training.progress` (already throttled to ~10 a second)
+at fractional epochs (step / batches); per-epoch means of both splits arrive from
+`training.epochEnded`. A loaded run's history is drawn from its epoch records. Stages of a
+stacked model (layer-wise pretraining, then fine-tuning) are marked with vertical lines.
+
+Data live in numpy buffers grown by doubling, and every curve is one PlotDataItem updated with
+`setData`, so a long run stays cheap to draw.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt, Slot
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ..core.losses import TERM_HELP
+from . import imaging
+from .state import StudioState
+
+TERM_ORDER = ("total", "recon", "kl", "sparsity", "contractive", "weight_decay")
+TERM_LABELS = {"total": "total", "recon": "reconstruction", "kl": "KL", "sparsity": "sparsity",
+               "contractive": "contractive", "weight_decay": "weight decay"}
+TERM_COLORS = {"total": "#4e79a7", "recon": "#f28e2b", "kl": "#59a14f", "sparsity": "#e15759",
+               "contractive": "#b07aa1", "weight_decay": "#9c755f"}
+EXTRA_COLORS = ["#76b7b2", "#edc948", "#ff9da7", "#bab0ac"]
+READING_HINTS = {
+    "total": "Validation well above training means the model is starting to memorise the training images.",
+    "recon": "Lower is better; watch the dashed validation curve to judge how well the model generalises.",
+    "kl": "It rises when the codes carry more information about each image; near zero the encoder "
+          "ignores its input (posterior collapse) and all decodes look alike.",
+    "sparsity": "Falling means fewer code units are active for each image.",
+    "contractive": "Falling means the code changes less when the input is nudged: a smoother, more robust encoder.",
+    "weight_decay": "Falling means smaller weights overall, which usually means a smoother model.",
+}
+
+PLOT_HELP = ("Loss per image against epochs. Solid lines: training loss of single batches; dots: its mean over "
+             "each epoch, drawn at the epoch's middle. Dashed lines with circles: validation loss at the end of "
+             "each epoch, on images the model never trains on. "
+             "Hover a legend entry to learn what that term measures. Drag to pan, scroll to zoom, "
+             "right-click for more view options.")
+
+
+class _Series:
+    """x/y float64 buffers grown by doubling; `view()` gives the filled part without copying."""
+
+    __slots__ = ("x", "y", "n")
+
+    def __init__(self, capacity: int = 256):
+        self.x = np.empty(capacity)
+        self.y = np.empty(capacity)
+        self.n = 0
+
+    def append(self, x: float, y: float) -> None:
+        if self.n == self.x.shape[0]:
+            self.x = np.concatenate([self.x, np.empty_like(self.x)])
+            self.y = np.concatenate([self.y, np.empty_like(self.y)])
+        self.x[self.n] = x
+        self.y[self.n] = y
+        self.n += 1
+
+    def extend(self, xs, ys) -> None:
+        for x, y in zip(xs, ys):
+            self.append(x, y)
+
+    def view(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.x[: self.n], self.y[: self.n]
+
+    def clear(self) -> None:
+        self.n = 0
+
+
+class _TermCurves:
+    """The three curves of one loss term, all in the term's colour."""
+
+    def __init__(self, term: str, color: QColor):
+        self.term = term
+        line_color = QColor(color)
+        line_color.setAlphaF(0.75)
+        self.batch = _Series(1024)
+        self.train = _Series()
+        self.val = _Series()
+        self.batch_item = pg.PlotDataItem(pen=pg.mkPen(line_color, width=1.2), connect="finite")
+        self.train_item = pg.PlotDataItem(pen=None, symbol="o", symbolSize=5, symbolPen=None,
+                                          symbolBrush=pg.mkBrush(color))
+        self.val_item = pg.PlotDataItem(pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine), symbol="o",
+                                        symbolSize=6, symbolPen=pg.mkPen(color, width=1.5), symbolBrush=None,
+                                        connect="finite")
+        self.items = (self.batch_item, self.train_item, self.val_item)
+
+    def refresh(self) -> None:
+        # a run loaded from disk has no batch points: its training curve joins the epoch means
+        if self.batch.n:
+            self.batch_item.setData(*self.batch.view())
+        else:
+            self.batch_item.setData(*self.train.view())
+        self.train_item.setData(*self.train.view())
+        self.val_item.setData(*self.val.view())
+
+
+class LossCurvesPanel(QWidget):
+    def __init__(self, state: StudioState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.setAccessibleName("Loss curves")
+        self.terms: dict[str, _TermCurves] = {}
+        self.stage_lines: list[pg.InfiniteLine] = []
+        self._epochs_done = 0  # epochs drawn so far (x of the last epoch point)
+        self._offset = 0.0  # x where the current run's step 0 sits
+        self._stage_count = 1
+
+        self.plot = pg.PlotWidget(self)
+        self.plot.setAccessibleName("Loss curves plot")
+        self.plot.setToolTip(PLOT_HELP)
+        item = self.plot.getPlotItem()
+        item.setToolTip(PLOT_HELP)
+        item.setLabel("bottom", "epoch")
+        item.setLabel("left", "loss per image")
+        item.showGrid(x=True, y=True, alpha=0.15)
+        item.setDownsampling(auto=True, mode="peak")
+        item.setClipToView(True)
+        item.setMenuEnabled(True)
+        self.legend = item.addLegend(offset=(-10, 10), labelTextSize="9pt", verSpacing=-4)
+        item.getViewBox().setLimits(xMin=-0.5)
+
+        self.log_box = QCheckBox("Log scale", self)
+        self.log_box.setAccessibleName("Log scale")
+        self.log_box.setToolTip("Show the loss on a logarithmic axis: equal steps are equal ratios, so both "
+                                "the big early drop and the slow later progress stay visible.")
+        self.log_box.toggled.connect(self._on_log_toggled)
+        self.info = QLabel("No training yet: start a run, or open a saved one to see its curves.", self)
+        self.info.setAccessibleName("Loss summary")
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.info, 1)
+        top.addWidget(self.log_box)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.setSpacing(4)
+        lay.addLayout(top)
+        lay.addWidget(self.plot, 1)
+        self._apply_palette()
+
+        t = state.training
+        t.started.connect(self._on_started)
+        t.stageStarted.connect(self._on_stage)
+        t.progress.connect(self._on_progress)
+        t.epochEnded.connect(self._on_epoch)
+        state.historyReset.connect(self._on_history)
+
+    # ---- public ------------------------------------------------------------------------------
+    def clear(self) -> None:
+        item = self.plot.getPlotItem()
+        for curves in self.terms.values():
+            self.legend.removeItem(curves.batch_item)
+            self.legend.removeItem(curves.val_item)
+            for it in curves.items:
+                item.removeItem(it)
+        self.terms.clear()
+        for line in self.stage_lines:
+            item.removeItem(line)
+        self.stage_lines.clear()
+        self._epochs_done = 0
+        self._offset = 0.0
+        self._stage_count = 1
+        self._update_tooltip()
+
+    def curve_data(self, term: str, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of a term's curve: split "batch", "train" (epoch means) or "val". For tests and export."""
+        c = self.terms.get(term)
+        if c is None:
+            return np.empty(0), np.empty(0)
+        x, y = {"batch": c.batch, "train": c.train, "val": c.val}[split].view()
+        return x.copy(), y.copy()
+
+    # ---- signal handlers ---------------------------------------------------------------------------
+    @Slot()
+    def _on_started(self) -> None:
+        self._offset = float(self._epochs_done)
+        self._stage_count = 1
+        self.info.setText("Training started: waiting for the first batches…")
+
+    @Slot(object)
+    def _on_stage(self, e) -> None:
+        self._stage_count = e.count
+        if e.count > 1:
+            self._add_stage_line(float(self._epochs_done), e.name)
+
+    @Slot(object)
+    def _on_progress(self, e) -> None:
+        x = self._offset + e.step / max(e.batches, 1)
+        for term, value in e.terms.items():
+            self._curves(term).batch.append(x, value)
+        for term in e.terms:
+            self.terms[term].refresh()
+        stage = f"{e.stage} · " if self._stage_count > 1 else ""
+        total = e.terms.get("total")
+        self.info.setText(f"{stage}epoch {e.epoch}/{e.epochs} · batch {e.batch}/{e.batches}"
+                          + (f" · batch loss {total:.4g}" if total is not None else ""))
+
+    @Slot(object)
+    def _on_epoch(self, e) -> None:
+        self._epochs_done += 1
+        x = float(self._epochs_done)
+        for term, value in e.train.items():  # a mean over the epoch belongs to its middle
+            self._curves(term).train.append(x - 0.5, value)
+        for term, value in e.val.items():
+            self._curves(term).val.append(x, value)
+        for term in set(e.train) | set(e.val):
+            self.terms[term].refresh()
+        self._show_epoch_summary(e.stage, e.epoch, e.epochs, e.train, e.val)
+
+    @Slot(object)
+    def _on_history(self, records) -> None:
+        self.clear()
+        records = list(records or [])
+        if not records:
+            self.info.setText("Waiting for the first batches…" if self.state.training.running else
+                              "No training yet: start a run, or open a saved one to see its curves.")
+            return
+        stages = [r.get("stage", "train") for r in records]
+        multi = len(set(stages)) > 1
+        previous = None
+        for i, r in enumerate(records, start=1):
+            stage = r.get("stage", "train")
+            if multi and stage != previous:
+                self._add_stage_line(float(i - 1), stage)
+            previous = stage
+            for key, value in r.items():
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    continue
+                if key.startswith("train_"):
+                    self._curves(key[6:]).train.append(i - 0.5, float(value))
+                elif key.startswith("val_"):
+                    self._curves(key[4:]).val.append(float(i), float(value))
+        for curves in self.terms.values():
+            curves.refresh()
+        self._epochs_done = len(records)
+        last = records[-1]
+        train = {k[6:]: v for k, v in last.items() if k.startswith("train_")}
+        val = {k[4:]: v for k, v in last.items() if k.startswith("val_")}
+        self._show_epoch_summary(last.get("stage", "train"), last.get("epoch", len(records)), None, train, val)
+        self.plot.getPlotItem().enableAutoRange()
+
+    @Slot(bool)
+    def _on_log_toggled(self, on: bool) -> None:
+        self.plot.getPlotItem().setLogMode(x=False, y=on)
+        self.plot.getPlotItem().setLabel("left", "loss per image (log scale)" if on else "loss per image")
+
+    # ---- helpers -----------------------------------------------------------------------------------
+    def _curves(self, term: str) -> _TermCurves:
+        c = self.terms.get(term)
+        if c is not None:
+            return c
+        if term in TERM_COLORS:
+            color = QColor(TERM_COLORS[term])
+        else:
+            extra = [t for t in self.terms if t not in TERM_COLORS]
+            color = QColor(EXTRA_COLORS[len(extra) % len(EXTRA_COLORS)])
+        c = _TermCurves(term, color)
+        self.terms[term] = c
+        item = self.plot.getPlotItem()
+        for it in c.items:
+            item.addItem(it)
+        # keep the legend in the canonical term order
+        order = {t: i for i, t in enumerate(TERM_ORDER)}
+        for other in self.terms.values():
+            self.legend.removeItem(other.batch_item)
+            self.legend.removeItem(other.val_item)
+        for t in sorted(self.terms, key=lambda t: (order.get(t, 99), t)):
+            other = self.terms[t]
+            label = TERM_LABELS.get(t, t)
+            self.legend.addItem(other.batch_item, f"{label} · train")
+            self.legend.addItem(other.val_item, f"{label} · validation")
+        self._update_tooltip()
+        return c
+
+    def _term_tip(self, term: str, split: str) -> str:
+        label = TERM_LABELS.get(term, term)
+        where = ("training batches (line) and epoch means (dots, at mid-epoch)" if split == "train"
+                 else "the validation images, once per epoch")
+        help_text = TERM_HELP.get(term, "A loss term reported by the model.")
+        hint = READING_HINTS.get(term, "")
+        return f"<b>{label}</b> on {where}.<br>{help_text}" + (f"<br><i>{hint}</i>" if hint else "")
+
+    def _update_tooltip(self) -> None:
+        by_item = {}
+        for term, curves in self.terms.items():
+            by_item[id(curves.batch_item)] = self._term_tip(term, "train")
+            by_item[id(curves.val_item)] = self._term_tip(term, "val")
+        for sample, label in self.legend.items:
+            tip = by_item.get(id(getattr(sample, "item", None)), "")
+            sample.setToolTip(tip)
+            label.setToolTip(tip)
+        lines = [PLOT_HELP]
+        for term in sorted(self.terms, key=lambda t: TERM_ORDER.index(t) if t in TERM_ORDER else 99):
+            lines.append(f"<b>{TERM_LABELS.get(term, term)}</b>: {TERM_HELP.get(term, '')}")
+        tip = "<br>".join(lines)
+        self.plot.setToolTip(tip)
+        self.plot.getPlotItem().setToolTip(tip)
+
+    def _add_stage_line(self, x: float, name: str) -> None:
+        fg = self.palette().color(QPalette.ColorRole.Text)
+        muted = QColor(fg)
+        muted.setAlphaF(0.45)
+        line = pg.InfiniteLine(pos=x, angle=90, movable=False,
+                               pen=pg.mkPen(muted, width=1, style=Qt.PenStyle.DotLine),
+                               label=name, labelOpts={"position": 0.96, "color": fg, "anchors": [(0, 0), (0, 0)],
+                                                      "fill": None})
+        line.setToolTip(f"Stage \"{name}\" starts here. Stacked autoencoders first pretrain one layer pair "
+                        "at a time (their reconstruction loss measures features, not pixels), then fine-tune "
+                        "the whole network end to end.")
+        self.plot.getPlotItem().addItem(line, ignoreBounds=True)
+        self.stage_lines.append(line)
+
+    def _show_epoch_summary(self, stage: str, epoch: int, epochs: int | None, train: dict, val: dict) -> None:
+        parts = []
+        if self._stage_count > 1 or stage not in ("train", None):
+            parts.append(stage)
+        parts.append(f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}")
+        if "total" in train:
+            parts.append(f"train total {train['total']:.4g}")
+        if "total" in val:
+            parts.append(f"validation total {val['total']:.4g}")
+        self.info.setText(" · ".join(parts))
+
+    def _apply_palette(self) -> None:
+        imaging.style_plot(self.plot, self.palette())
+        fg = self.palette().color(QPalette.ColorRole.Text)
+        for line in self.stage_lines:
+            line.label.setColor(fg)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
+            self._apply_palette()
+        super().changeEvent(event)

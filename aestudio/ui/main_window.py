@@ -1,0 +1,646 @@
+"""The studio's main window: a thin shell that composes the panels in dock widgets.
+
+It owns menus, the message bar, the status bar and settings (window layout, last data set,
+model and training configs, recent runs); every panel is its own widget built from the shared
+`StudioState`. Opening a run happens on a background Task (weights, data set and the latent
+codes of its validation split); saving writes a run folder with `save_run`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QTextBrowser,
+    QToolBar, QToolButton, QVBoxLayout, QWidget,
+)
+
+from ..core.checkpoint import CONFIG_NAME, Run, RunError, load_run, save_run
+from ..core.config import ModelConfig, TrainConfig
+from ..core.datasets import DatasetError, ImageSet, load_dataset, split_indices
+from ..workers.tasks import Task, start
+from ..workers.training import MAX_MAP_POINTS, ModelSnapshot
+from . import style
+from .builder_panel import BuilderPanel
+from .data_panel import DataPanel
+from .decoded_view import DecodedSampleView
+from .image_grid import ImageGridPanel
+from .latent_map import LatentMapPanel
+from .latent_sliders import LatentSlidersPanel
+from .loss_curves import LossCurvesPanel
+from .state import StudioState
+from .training_panel import TrainingPanel
+
+ORGANIZATION = "aestudio"
+APPLICATION = "aestudio"
+SETTINGS_ENV = "AESTUDIO_SETTINGS_DIR"
+LAYOUT_VERSION = 3
+MAX_RECENT = 8
+DEFAULT_SIZE = (1400, 900)
+DEFAULT_DATA = "fashion-10k"
+
+
+def studio_settings() -> QSettings:
+    """The studio's settings; `$AESTUDIO_SETTINGS_DIR/aestudio.ini` when that variable is set (tests)."""
+    folder = os.environ.get(SETTINGS_ENV)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return QSettings(str(Path(folder) / "aestudio.ini"), QSettings.Format.IniFormat)
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+
+
+# ---- opening runs (pool thread) --------------------------------------------------------------
+@torch.no_grad()
+def snapshot_from_run(run: Run, data: ImageSet) -> ModelSnapshot:
+    """A ModelSnapshot of a loaded run: its model plus the codes of its validation split."""
+    seed = int(run.meta.get("split_seed", run.train_config.seed))
+    _, val_idx = split_indices(data.n, run.train_config.val_fraction, seed)
+    val_idx = val_idx[:MAX_MAP_POINTS]
+    images = data.images[val_idx].astype(np.float32) / np.float32(255.0)
+    model = run.model.to("cpu").eval()
+    codes = [model.encode(torch.from_numpy(images[i:i + 1024])).mu.float() for i in range(0, len(images), 1024)]
+    labels = data.labels[val_idx] if data.labels is not None else None
+    epochs = sum(1 for r in run.history if r.get("stage") in ("train", "fine-tune")) or len(run.history)
+    return ModelSnapshot(model, run.model_config, torch.cat(codes).numpy(), labels, images,
+                         list(data.class_names), epochs, list(run.history))
+
+
+def load_run_bundle(path: str, current_spec: str | None = None, current_data: ImageSet | None = None):
+    """Load a run folder, its data set and a snapshot. Returns (run, spec, data, snapshot, note)."""
+    run = load_run(path)
+    shape = tuple(run.model_config.input_shape)
+    spec = run.data_spec
+    note = ""
+    data = None
+    if spec and spec == current_spec and current_data is not None and tuple(current_data.shape) == shape:
+        data = current_data
+    elif spec:
+        try:
+            data = load_dataset(spec, image_size=shape[1], channels=shape[0])
+        except DatasetError as e:
+            note = f"the run's data set could not be loaded ({e})"
+    if data is None:
+        if current_data is not None and tuple(current_data.shape) == shape:
+            data, spec = current_data, current_spec
+            note = (note + "; " if note else "") + "showing it on the current data set instead"
+        else:
+            raise RunError(f"Cannot show the run: {note or 'it does not name its data set'}, and the current data "
+                           f"set has a different image shape (the model expects {'x'.join(map(str, shape))}).")
+    if tuple(data.shape) != shape:
+        raise RunError(f"The run's model expects images of shape {'x'.join(map(str, shape))} but its data set "
+                       f"{spec} has {'x'.join(map(str, data.shape))}.")
+    return run, spec, data, snapshot_from_run(run, data), note
+
+
+# ---- small widgets -----------------------------------------------------------------------------
+class MessageBar(QWidget):
+    """A dismissable banner under the menu bar for errors and notices (never modal)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("MessageBar")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setAccessibleName("Message bar")
+        self.level = ""
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 6, 6, 6)
+        lay.setSpacing(8)
+        self.icon = QLabel()
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setAccessibleName("Message")
+        self.close_btn = QToolButton()
+        self.close_btn.setAutoRaise(True)
+        self.close_btn.setIcon(style.icon("fa5s.times", self))
+        self.close_btn.setToolTip("Dismiss this message.")
+        self.close_btn.setAccessibleName("Dismiss message")
+        lay.addWidget(self.icon)
+        lay.addWidget(self.text, 1)
+        lay.addWidget(self.close_btn, 0, Qt.AlignmentFlag.AlignTop)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.dismiss)
+        self.close_btn.clicked.connect(self.dismiss)
+
+    def show_message(self, text: str, level: str = "error", timeout_ms: int = 0) -> None:
+        color = {"error": style.ERROR, "warning": style.WARN, "info": style.INFO}.get(level, style.INFO)
+        name = {"error": "fa5s.exclamation-circle", "warning": "fa5s.exclamation-triangle"}.get(level, "fa5s.info-circle")
+        self.level = level
+        self.icon.setPixmap(style.icon(name, self, color).pixmap(18, 18))
+        self.text.setText(text)
+        self.setStyleSheet(style.banner_css(color))
+        host = self.parentWidget()
+        (host if isinstance(host, QToolBar) else self).setVisible(True)
+        self.setVisible(True)
+        if timeout_ms:
+            self._timer.start(timeout_ms)
+        else:
+            self._timer.stop()
+
+    @Slot()
+    def dismiss(self) -> None:
+        self.level = ""
+        self.text.setText("")
+        host = self.parentWidget()
+        if isinstance(host, QToolBar):
+            host.setVisible(False)
+        else:
+            self.setVisible(False)
+
+    @property
+    def message(self) -> str:
+        return self.text.text()
+
+
+CONCEPTS_HTML = """
+<h2>Autoencoder concepts</h2>
+<p>An <b>autoencoder</b> squeezes each image through a small <i>code</i> (the latent vector) and learns to
+rebuild the image from it. Whatever the code keeps is what the network found important.</p>
+<h3>Undercomplete and overcomplete</h3>
+<p><b>Undercomplete</b>: the code is smaller than the input, so the network must compress.
+<b>Overcomplete</b>: the code is as large as the input or larger; it could simply copy the pixels, so it needs a
+regulariser (sparsity, noise, contraction) to learn anything useful.</p>
+<h3>Variational autoencoders: KL and reparameterisation</h3>
+<p>A VAE's encoder outputs a mean and a variance per code unit. The code is sampled as
+z = μ + σ·ε with ε ~ N(0, 1) (the <b>reparameterisation trick</b>, so gradients flow through the sampling).
+A <b>KL divergence</b> term pulls every code distribution towards N(0, I); that keeps the latent space
+smooth and lets you decode random samples. <b>β</b> weighs the KL term: higher β, tidier latent space,
+blurrier images.</p>
+<h3>Sparse autoencoders</h3>
+<p>A penalty keeps most code units near zero for each image (L1, or a KL divergence pulling each unit's average
+activation to a small target ρ). Each unit then tends to respond to one recognisable feature.</p>
+<h3>Contractive autoencoders</h3>
+<p>Penalise the Jacobian ‖∂z/∂x‖²: the code changes little when the input changes a little, so it follows the
+directions in which real images vary and ignores the rest.</p>
+<h3>Tied weights</h3>
+<p>The decoder uses the transposed weight matrices of the encoder: half the weights, less overfitting, and a
+linear tied autoencoder finds the same subspace as PCA.</p>
+<h3>PCA versus autoencoders</h3>
+<p>With linear layers and MSE an autoencoder can do no better than <b>PCA</b>, the best linear projection.
+Non-linear activations let it bend the projection around curved data, so at the same code size it usually
+reconstructs better.</p>
+<h3>Denoising</h3>
+<p>Corrupt the input (Gaussian noise, salt and pepper, masked pixels) and train the network to output the clean
+image. It has to learn how images are put together rather than copy pixels.</p>
+<h3>Anomaly detection</h3>
+<p>An autoencoder reconstructs images like its training data well and unusual ones badly: a high reconstruction
+error flags an image as unlike the rest.</p>
+<h3>Stacked pretraining</h3>
+<p>Deep autoencoders used to be trained greedily: first each encoder/decoder pair on its own, from the outside in,
+then the whole network end to end (fine-tuning). Modern initialisation makes it optional, but it is instructive
+to compare.</p>
+"""
+
+
+class ConceptsDialog(QDialog):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Autoencoder concepts")
+        self.setAccessibleName("Autoencoder concepts")
+        self.resize(620, 640)
+        lay = QVBoxLayout(self)
+        text = QTextBrowser(self)
+        text.setOpenExternalLinks(True)
+        text.setHtml(CONCEPTS_HTML)
+        text.setAccessibleName("Concepts text")
+        lay.addWidget(text)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+
+
+# ---- the window ------------------------------------------------------------------------------
+class MainWindow(QMainWindow):
+    runOpened = Signal(str)  # path
+    runOpenFailed = Signal(str)  # message
+    runSaved = Signal(str)
+
+    def __init__(self, state: StudioState, parent: QWidget | None = None, restore: bool = True):
+        super().__init__(parent)
+        self.state = state
+        if state.parent() is None:
+            state.setParent(self)
+        self.setWindowTitle("aestudio — Autoencoder Studio")
+        self.setWindowIcon(style.app_icon())
+        self.setAccessibleName("aestudio")
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowNestedDocks |
+                            QMainWindow.DockOption.AllowTabbedDocks)
+        self.settings = studio_settings()
+        self._run_task: Task | None = None
+        self._tasks: list[Task] = []
+        self.opening_run = False
+        self._closed = False
+        if restore:
+            self._restore_configs()
+
+        # panels
+        self.data_panel = DataPanel(state)
+        self.builder = BuilderPanel(state)
+        self.training_panel = TrainingPanel(state)
+        self.loss_curves = LossCurvesPanel(state)
+        self.image_grid = ImageGridPanel(state)
+        self.latent_map = LatentMapPanel(state)
+        self.decoded_view = DecodedSampleView(state)
+        self.latent_sliders = LatentSlidersPanel(state)
+        if restore:
+            self._restore_data_options()
+
+        self.docks: dict[str, QDockWidget] = {}
+        for key, title, panel in (
+            ("data", "Data", self.data_panel),
+            ("builder", "Model builder", self.builder),
+            ("training", "Training", self.training_panel),
+            ("curves", "Loss curves", self.loss_curves),
+            ("grid", "Image grid", self.image_grid),
+            ("latent", "Latent map", self.latent_map),
+            ("decoded", "Decoded sample", self.decoded_view),
+            ("sliders", "Latent sliders", self.latent_sliders),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock_{key}")
+            dock.setWidget(panel)
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
+                             QDockWidget.DockWidgetFeature.DockWidgetFloatable |
+                             QDockWidget.DockWidgetFeature.DockWidgetClosable)
+            dock.toggleViewAction().setToolTip(f"Show or hide the {title} panel.")
+            self.docks[key] = dock
+
+        self.message_bar = MessageBar()
+        self.message_host = QToolBar("Messages", self)
+        self.message_host.setObjectName("MessageBarHost")
+        self.message_host.setMovable(False)
+        self.message_host.setFloatable(False)
+        self.message_host.toggleViewAction().setVisible(False)
+        self.message_host.addWidget(self.message_bar)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.message_host)
+        self.message_host.hide()
+
+        self._build_menus()
+        self._build_status_bar()
+        self.resize(*DEFAULT_SIZE)
+        self._default_layout()
+        self._default_state = self.saveState(LAYOUT_VERSION)
+        if restore:
+            self._restore_window()
+
+        state.statusMessage.connect(self._on_status)
+        state.errorMessage.connect(self._on_error)
+        state.training.finished.connect(self._on_training_finished)
+        state.training.runningChanged.connect(self._on_running)
+        state.snapshotChanged.connect(self._on_snapshot)
+
+    # ---- layout ---------------------------------------------------------------------------
+    def _default_layout(self) -> None:
+        d = self.docks
+        for dock in d.values():
+            dock.setFloating(False)
+            dock.show()
+        L, R = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        V, H = Qt.Orientation.Vertical, Qt.Orientation.Horizontal
+        self.addDockWidget(L, d["data"])
+        self.splitDockWidget(d["data"], d["builder"], V)
+        self.splitDockWidget(d["builder"], d["training"], V)
+        self.addDockWidget(R, d["curves"])
+        self.splitDockWidget(d["curves"], d["latent"], V)
+        self.splitDockWidget(d["curves"], d["grid"], H)
+        self.splitDockWidget(d["latent"], d["decoded"], H)
+        self.splitDockWidget(d["decoded"], d["sliders"], H)
+        w, h = self.width(), self.height()
+        left = 380
+        right = max(600, w - left)
+        self.resizeDocks([d["data"], d["builder"], d["training"]], [150, 430, 270], V)
+        self.resizeDocks([d["data"], d["curves"]], [left, right], H)
+        self.resizeDocks([d["curves"], d["grid"]], [int(right * 0.47), int(right * 0.53)], H)
+        self.resizeDocks([d["latent"], d["decoded"], d["sliders"]],
+                         [int(right * 0.42), int(right * 0.24), int(right * 0.34)], H)
+        self.resizeDocks([d["curves"], d["latent"]], [int(h * 0.44), int(h * 0.56)], V)
+
+    @Slot()
+    def reset_layout(self) -> None:
+        if self.isMaximized() or self.isFullScreen():
+            self.showNormal()
+        self.resize(*DEFAULT_SIZE)
+        if not self.restoreState(self._default_state, LAYOUT_VERSION):
+            self._default_layout()
+
+    # ---- menus ------------------------------------------------------------------------------
+    def _action(self, text: str, slot, shortcut=None, tip: str = "", icon: str | None = None) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(QKeySequence(shortcut))
+        if tip:
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+        if icon:
+            a.setIcon(style.icon(icon, self))
+        a.triggered.connect(slot)
+        return a
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        self.open_run_action = self._action("&Open run…", self.open_run_dialog, QKeySequence.StandardKey.Open,
+                                            "Open a saved run folder (or its config.json): model, curves and latent map.",
+                                            "fa5s.folder-open")
+        self.save_run_action = self._action("&Save run…", self.save_run_dialog, QKeySequence.StandardKey.Save,
+                                            "Save the trained model, its configs and its loss history as a run folder.",
+                                            "fa5s.save")
+        self.save_run_action.setEnabled(False)
+        f.addAction(self.open_run_action)
+        self.recent_menu = f.addMenu("Recent runs")
+        self.recent_menu.setToolTipsVisible(True)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        f.addAction(self.save_run_action)
+        f.addSeparator()
+        self.open_folder_action = self._action("Open image &folder…", self.data_panel.open_folder_dialog, "Ctrl+Shift+O",
+                                               "Load a folder of your own images as the data set.", "fa5s.images")
+        f.addAction(self.open_folder_action)
+        f.addSeparator()
+        f.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "Close the studio."))
+
+        v = mb.addMenu("&View")
+        for dock in self.docks.values():
+            v.addAction(dock.toggleViewAction())
+        v.addSeparator()
+        v.addAction(self._action("&Reset layout", self.reset_layout, None,
+                                 "Put every panel back where it started."))
+
+        h = mb.addMenu("&Help")
+        h.addAction(self._action("Autoencoder &concepts", self.show_concepts, QKeySequence.StandardKey.HelpContents,
+                                 "A short guide to the ideas behind the options.", "fa5s.graduation-cap"))
+        h.addAction(self._action("&About aestudio", self.show_about, None, "Version and credits."))
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        sb.setSizeGripEnabled(True)
+        self.device_label = QLabel()
+        from ..core.training import available_devices
+
+        devs = available_devices()
+        self.device_label.setText("  " + ("GPU: " + devs[0] if devs[0] != "cpu" else f"CPU · {torch.get_num_threads()} threads") + "  ")
+        self.device_label.setToolTip("Where training runs by default (change it in the Training panel).")
+        self.device_label.setStyleSheet(style.muted_css(self))
+        sb.addPermanentWidget(self.device_label)
+
+    # ---- messages -------------------------------------------------------------------------------
+    @Slot(str)
+    def _on_status(self, text: str) -> None:
+        self.statusBar().showMessage(text)
+
+    @Slot(str)
+    def _on_error(self, text: str) -> None:
+        self.show_message(text, "error")
+
+    def show_message(self, text: str, level: str = "error", timeout_ms: int = 0) -> None:
+        self.message_bar.show_message(text, level, timeout_ms)
+
+    @Slot(object)
+    def _on_training_finished(self, e) -> None:
+        if e.reason == "nan":
+            self.show_message(e.message, "warning")
+        else:
+            if self.message_bar.level in ("error", "warning"):
+                pass  # leave earlier problems visible until dismissed
+            self.statusBar().showMessage(e.message)
+
+    @Slot(bool)
+    def _on_running(self, running: bool) -> None:
+        self.save_run_action.setEnabled(self.state.snapshot is not None)
+        self.open_run_action.setEnabled(not running)
+        if running and self.message_bar.level == "error":
+            self.message_bar.dismiss()
+
+    @Slot(object)
+    def _on_snapshot(self, snapshot) -> None:
+        self.save_run_action.setEnabled(snapshot is not None)
+
+    # ---- runs -----------------------------------------------------------------------------------
+    @Slot()
+    def open_run_dialog(self) -> None:
+        start_dir = self.settings.value("runs/last_dir", str(Path.home()))
+        path = QFileDialog.getExistingDirectory(self, "Open run folder", str(start_dir))
+        if path:
+            self.open_run(path)
+
+    def open_run(self, path: str | os.PathLike) -> None:
+        """Load a run on a Task; `runOpened` or `runOpenFailed` follows."""
+        path = str(path)
+        if self.state.training.running:
+            msg = "Stop training before opening a run."
+            self.show_message(msg, "warning")
+            self.runOpenFailed.emit(msg)
+            return
+        if self._run_task is not None:
+            self._run_task.cancel()
+        self._tasks = [t for t in self._tasks if not t.finished_event.is_set()]
+        task = Task(load_run_bundle, path, self.state.data_spec, self.state.dataset)
+        task.signals.done.connect(self._on_run_loaded)
+        task.signals.failed.connect(self._on_run_failed)
+        self._run_task = task
+        self._tasks.append(task)
+        self.opening_run = True
+        self.statusBar().showMessage(f"Opening run {path} …")
+        start(task)
+
+    @Slot(object)
+    def _on_run_loaded(self, result) -> None:
+        if self._run_task is None or self.sender() is not self._run_task.signals:
+            return
+        self._run_task = None
+        self.opening_run = False
+        run, spec, data, snapshot, note = result
+        if self.state.training.running:
+            self.show_message("Training started while the run was loading; the run was not opened.", "warning")
+            self.runOpenFailed.emit("training is running")
+            return
+        if data is not self.state.dataset:
+            self.state.set_dataset(data, spec)
+        self.state.apply_run(run, snapshot)
+        self.save_run_action.setEnabled(True)
+        path = str(run.path)
+        self._add_recent(path)
+        self.settings.setValue("runs/last_dir", str(Path(path).parent))
+        self.setWindowTitle(f"{Path(path).name} — aestudio")
+        self.statusBar().showMessage(f"Opened run {path}")
+        if note:
+            self.show_message(f"Opened {Path(path).name}, but {note}.", "warning")
+        self.runOpened.emit(path)
+
+    @Slot(str)
+    def _on_run_failed(self, message: str) -> None:
+        if self._run_task is None or self.sender() is not self._run_task.signals:
+            return
+        self._run_task = None
+        self.opening_run = False
+        self.show_message(f"Could not open the run: {message}", "error")
+        self.statusBar().clearMessage()
+        self.runOpenFailed.emit(message)
+
+    @Slot()
+    def save_run_dialog(self) -> None:
+        if self.state.snapshot is None:
+            self.show_message("Train a model (or open a run) before saving.", "warning")
+            return
+        base = Path(str(self.settings.value("runs/last_dir", str(Path.cwd() / "runs"))))
+        cfg = self.state.snapshot.model_config
+        name = f"{cfg.arch}-{cfg.kind}-{cfg.latent}"
+        path, _ = QFileDialog.getSaveFileName(self, "Save run as folder", str(base / name), "Run folder (*)")
+        if path:
+            self.save_run(path)
+
+    def save_run(self, path: str | os.PathLike) -> Path | None:
+        """Write the current model (the latest snapshot) as a run folder. Returns its path, None on failure."""
+        snap = self.state.snapshot
+        if snap is None:
+            self.show_message("Train a model (or open a run) before saving.", "warning")
+            return None
+        trainer = self.state.training.last_trainer
+        if trainer is not None and trainer.model_config is snap.model_config:
+            history, train_cfg = trainer.history, trainer.train_config
+        else:
+            history, train_cfg = snap.history, self.state.train_config
+        target = Path(path)
+        if target.is_file() and target.name == CONFIG_NAME:
+            target = target.parent
+        try:
+            out = save_run(target, snap.model_config, train_cfg, snap.model, history=list(history),
+                           data=self.state.data_spec)
+        except (OSError, RunError, ValueError) as e:
+            self.show_message(f"Could not save the run to {target}: {e}", "error")
+            return None
+        self.state.run_path = str(out)
+        self._add_recent(str(out))
+        self.settings.setValue("runs/last_dir", str(out.parent))
+        self.statusBar().showMessage(f"Saved run to {out}")
+        self.runSaved.emit(str(out))
+        return out
+
+    def recent_runs(self) -> list[str]:
+        raw = self.settings.value("runs/recent", "[]")
+        try:
+            items = json.loads(raw) if isinstance(raw, str) else list(raw or [])
+        except (ValueError, TypeError):
+            items = []
+        return [str(p) for p in items if isinstance(p, str)][:MAX_RECENT]
+
+    def _add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        items = [p for p in self.recent_runs() if p != path]
+        self.settings.setValue("runs/recent", json.dumps([path, *items][:MAX_RECENT]))
+
+    @Slot()
+    def _fill_recent_menu(self) -> None:
+        m = self.recent_menu
+        m.clear()
+        items = [p for p in self.recent_runs() if (Path(p) / CONFIG_NAME).is_file()]
+        if not items:
+            a = m.addAction("No recent runs")
+            a.setEnabled(False)
+            return
+        for i, p in enumerate(items):
+            a = m.addAction(f"&{i + 1}  {Path(p).name}")
+            a.setToolTip(p)
+            a.triggered.connect(lambda _=False, p=p: self.open_run(p))
+        m.addSeparator()
+        m.addAction("Clear list", lambda: self.settings.setValue("runs/recent", "[]"))
+
+    # ---- help ---------------------------------------------------------------------------------------
+    @Slot()
+    def show_concepts(self) -> None:
+        ConceptsDialog(self).exec()
+
+    @Slot()
+    def show_about(self) -> None:
+        try:
+            from importlib.metadata import version
+
+            v = version("aestudio")
+        except Exception:  # noqa: BLE001
+            v = "dev"
+        QMessageBox.about(self, "About aestudio",
+                          f"<h3>aestudio {v}</h3><p>A studio for building, training and exploring autoencoders: "
+                          "dense, convolutional and recurrent; plain, variational, sparse, contractive and "
+                          "denoising.</p><p>Built with PySide6, PyTorch and pyqtgraph. MIT licence.</p>")
+
+    # ---- settings -----------------------------------------------------------------------------------
+    def _restore_configs(self) -> None:
+        s = self.settings
+        raw = s.value("model/config")
+        if raw:
+            try:
+                cfg = ModelConfig.from_dict(json.loads(str(raw)))
+                cfg.input_shape = tuple(int(v) for v in cfg.input_shape)
+                if not any(p.startswith("unknown") for p in cfg.problems()):
+                    self.state.set_model_config(cfg)
+            except (ValueError, TypeError, KeyError):
+                pass
+        raw = s.value("train/config")
+        if raw:
+            try:
+                tcfg = TrainConfig.from_dict(json.loads(str(raw)))
+                if not tcfg.problems():
+                    self.state.set_train_config(tcfg)
+            except (ValueError, TypeError, KeyError):
+                pass
+
+    def _restore_data_options(self) -> None:
+        try:
+            size = int(self.settings.value("data/folder_size", 28))
+            ch = int(self.settings.value("data/folder_channels", 0))
+            if 4 <= size <= 512 and ch in (0, 1, 3):
+                self.data_panel.set_folder_options(size, ch or None)
+        except (TypeError, ValueError):
+            pass
+
+    def _restore_window(self) -> None:
+        geo = self.settings.value("window/geometry")
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        st = self.settings.value("window/state")
+        if isinstance(st, QByteArray) and not st.isEmpty():
+            if not self.restoreState(st, LAYOUT_VERSION):
+                self.restoreState(self._default_state, LAYOUT_VERSION)
+
+    def remembered_spec(self) -> str | None:
+        spec = self.settings.value("data/spec")
+        if not isinstance(spec, str) or not spec:
+            return None
+        from .data_panel import is_folder_spec
+
+        if is_folder_spec(spec) and not Path(spec).is_dir():
+            return None
+        return spec
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        if self.state.data_spec:
+            s.setValue("data/spec", self.state.data_spec)
+        size, ch = self.data_panel.folder_options()
+        s.setValue("data/folder_size", size)
+        s.setValue("data/folder_channels", ch or 0)
+        s.setValue("model/config", json.dumps(self.builder.config().to_dict()))
+        s.setValue("train/config", json.dumps(self.training_panel.config().to_dict()))
+        s.sync()
+
+    # ---- closing --------------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt)
+        if not self._closed:
+            self._closed = True
+            try:
+                self.save_settings()
+            except Exception:  # noqa: BLE001 - never block closing on settings
+                pass
+            self.state.training.shutdown(2000)
+            self.data_panel.cancel()
+            if self._run_task is not None:
+                self._run_task.cancel()
+                self._run_task = None
+        event.accept()

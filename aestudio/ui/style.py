@@ -1,0 +1,245 @@
+"""Theme helpers: spacing, colours and small stylesheet snippets.
+
+The studio follows the system palette (light or dark); nothing here forces colours on the
+whole application. The snippets only tint a few elements (badges, warnings, the message bar)
+with colours picked to read well on both light and dark backgrounds.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtWidgets import QApplication, QFormLayout, QLabel, QLayout, QWidget
+
+SPACING = 6  # between widgets in a layout
+MARGIN = 8  # around a panel's content
+FORM_H_SPACING = 10
+FORM_V_SPACING = 5
+
+# Accent colours that stay legible on light and dark windows.
+OK = "#2e9d57"
+WARN = "#c98a00"
+ERROR = "#d64545"
+INFO = "#3a7bd5"
+
+
+def is_dark(palette: QPalette | None = None) -> bool:
+    if palette is None:
+        app = QApplication.instance()
+        palette = app.palette() if app is not None else QPalette()
+    return palette.color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def error_color() -> str:
+    return "#ff6b6b" if is_dark() else "#c62828"
+
+
+def muted_color(widget: QWidget | None = None) -> str:
+    palette = widget.palette() if widget is not None else QApplication.palette()
+    c = palette.color(QPalette.ColorRole.WindowText)
+    bg = palette.color(QPalette.ColorRole.Window)
+    mixed = QColor((c.red() * 3 + bg.red() * 2) // 5, (c.green() * 3 + bg.green() * 2) // 5,
+                   (c.blue() * 3 + bg.blue() * 2) // 5)
+    return mixed.name()
+
+
+def text_color(widget: QWidget | None = None) -> QColor:
+    palette = widget.palette() if widget is not None else QApplication.palette()
+    return palette.color(QPalette.ColorRole.WindowText)
+
+
+def badge_css(color: str) -> str:
+    """A rounded pill: tinted background, coloured border and text."""
+    c = QColor(color)
+    bg = f"rgba({c.red()}, {c.green()}, {c.blue()}, 40)"
+    return (f"QLabel {{ color: {color}; background: {bg}; border: 1px solid {color};"
+            f" border-radius: 9px; padding: 1px 8px; font-weight: 600; }}")
+
+
+def banner_css(color: str) -> str:
+    c = QColor(color)
+    bg = f"rgba({c.red()}, {c.green()}, {c.blue()}, 38)"
+    return f"#MessageBar {{ background: {bg}; border: 1px solid {color}; border-radius: 4px; }}"
+
+
+def problems_css() -> str:
+    return f"QLabel {{ color: {error_color()}; }}"
+
+
+def muted_css(widget: QWidget | None = None) -> str:
+    return f"QLabel {{ color: {muted_color(widget)}; }}"
+
+
+def heading(text: str) -> QLabel:
+    label = QLabel(text)
+    font = label.font()
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+def tune_form(form: QFormLayout) -> QFormLayout:
+    form.setContentsMargins(0, 0, 0, 0)
+    form.setHorizontalSpacing(FORM_H_SPACING)
+    form.setVerticalSpacing(FORM_V_SPACING)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return form
+
+
+def tune_layout(layout: QLayout, margin: int = MARGIN, spacing: int = SPACING) -> QLayout:
+    layout.setContentsMargins(margin, margin, margin, margin)
+    layout.setSpacing(spacing)
+    return layout
+
+
+def icon(name: str, widget: QWidget | None = None, color: str | None = None) -> QIcon:
+    """A qtawesome icon coloured like the text (so it follows light/dark); empty if unavailable."""
+    try:
+        import qtawesome as qta
+
+        col = color or text_color(widget).name()
+        return qta.icon(name, color=col, color_disabled=muted_color(widget))
+    except Exception:  # a missing icon font must never break the UI
+        return QIcon()
+
+
+def app_icon_path() -> Path | None:
+    try:
+        p = resources.files("aestudio") / "resources" / "aestudio.svg"
+        if p.is_file():
+            return Path(str(p))
+    except (ModuleNotFoundError, FileNotFoundError, TypeError):
+        pass
+    here = Path(__file__).resolve().parents[2] / "resources" / "aestudio.svg"
+    return here if here.is_file() else None
+
+
+def app_icon() -> QIcon:
+    p = app_icon_path()
+    return QIcon(str(p)) if p is not None else QIcon()
+
+
+# Application-wide touches that respect the palette: only geometry, and palette() references.
+APP_STYLESHEET = """
+QDockWidget { titlebar-close-icon: none; }
+QDockWidget::title {
+    padding: 5px 8px;
+    background: palette(midlight);
+    border-bottom: 1px solid palette(mid);
+}
+QGroupBox {
+    font-weight: 600;
+    border: 1px solid palette(mid);
+    border-radius: 5px;
+    margin-top: 10px;
+    padding: 8px 6px 6px 6px;
+}
+QGroupBox::title {
+    subcontrol-origin: margin;
+    subcontrol-position: top left;
+    left: 8px;
+    padding: 0 4px;
+}
+QToolBar#MessageBarHost { border: none; spacing: 0; padding: 2px 6px; }
+QProgressBar { text-align: center; min-height: 20px; }
+"""
+
+
+def apply_app_style(app: QApplication) -> None:
+    """Add the studio's light-touch stylesheet on top of whatever is already set."""
+    if "QDockWidget::title" not in (app.styleSheet() or ""):
+        app.setStyleSheet((app.styleSheet() or "") + APP_STYLESHEET)
+
+
+def fmt_duration(seconds: float) -> str:
+    """mm:ss (or h:mm:ss for long runs)."""
+    if seconds != seconds or seconds < 0 or seconds == float("inf"):
+        return "--:--"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+# ---- a float spin box that keeps exact values ---------------------------------------------
+from PySide6.QtGui import QValidator  # noqa: E402
+from PySide6.QtWidgets import QDoubleSpinBox  # noqa: E402
+
+_LADDER = (1.0, 2.0, 5.0)
+
+
+class FloatSpin(QDoubleSpinBox):
+    """A QDoubleSpinBox for hyper-parameters.
+
+    * accepts scientific notation ("1e-3") and shows compact text ("0.001", "1e-05");
+    * remembers the exact float it was given (`exact()`), so config -> widget -> config is lossless;
+    * `log=True` steps along 1-2-5 per decade (learning rates, penalty weights).
+    """
+
+    def __init__(self, minimum: float = 0.0, maximum: float = 1e6, step: float = 0.1, log: bool = False,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setDecimals(12)
+        self.setRange(minimum, maximum)
+        self.setSingleStep(step)
+        self.setKeyboardTracking(False)
+        self._log = log
+        self._exact = self.value()
+        self.valueChanged.connect(self._track)
+
+    def _track(self, v: float) -> None:
+        self._exact = float(v)
+
+    def exact(self) -> float:
+        return self._exact
+
+    def set_exact(self, v: float) -> None:
+        self.setValue(float(v))
+        self._exact = float(v)
+
+    def textFromValue(self, v: float) -> str:  # noqa: N802 (Qt API)
+        return f"{v:.10g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802
+        try:
+            return float(text.strip().replace(",", "."))
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):  # noqa: D102
+        t = text.strip().replace(",", ".")
+        if t in ("", "-", "+", ".", "-.", "+."):
+            return QValidator.State.Intermediate, text, pos
+        try:
+            v = float(t)
+        except ValueError:
+            if t[-1:].lower() in ("e", "-", "+"):
+                return QValidator.State.Intermediate, text, pos
+            return QValidator.State.Invalid, text, pos
+        if not (self.minimum() <= v <= self.maximum()):
+            return QValidator.State.Intermediate, text, pos
+        return QValidator.State.Acceptable, text, pos
+
+    def fixup(self, text: str) -> str:  # noqa: D102
+        return self.textFromValue(self.value())
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802
+        if not self._log:
+            super().stepBy(steps)
+            return
+        import math
+
+        v = self.value()
+        if v <= 0:
+            v = max(self.minimum(), 1e-6) if steps > 0 else 0.0
+            self.setValue(v)
+            return
+        exp = math.floor(math.log10(v) + 1e-9)
+        mant = v / 10 ** exp
+        idx = min(range(3), key=lambda i: abs(_LADDER[i] - mant))
+        pos = exp * 3 + idx + steps
+        e, i = divmod(pos, 3)
+        self.setValue(max(self.minimum(), min(self.maximum(), float(f"{_LADDER[i] * 10.0 ** e:.6g}"))))
