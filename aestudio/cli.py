@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -170,15 +171,20 @@ def _data_progress(label: str):
             text = f"{label}: {100.0 * args[0] / args[1]:.0f}%"
         else:
             text = f"{label}: " + " ".join(str(a) for a in args)
-        sys.stderr.write("\r" + text[:100].ljust(60))
+        sys.stderr.write("\r" + text[:_term_width()].ljust(_term_width()))
         sys.stderr.flush()
 
     return cb
 
 
+def _term_width() -> int:
+    """Usable width of the terminal line (one less than the columns, so the line never wraps)."""
+    return max(20, shutil.get_terminal_size((100, 24)).columns - 1)
+
+
 def _clear_line() -> None:
     if sys.stderr.isatty():
-        sys.stderr.write("\r" + " " * 100 + "\r")
+        sys.stderr.write("\r" + " " * _term_width() + "\r")
         sys.stderr.flush()
 
 
@@ -272,20 +278,12 @@ class _Progress:
         text = (f"{ev.stage} epoch {ev.epoch}/{ev.epochs} batch {ev.batch}/{ev.batches}  {_fmt_terms(ev.terms)}  "
                 f"{ev.images_per_sec:,.0f} img/s  ETA {_fmt_time(ev.eta_s)}")
         if self.tty:
-            width = max(40, min(os.get_terminal_size(sys.stderr.fileno()).columns if self._has_size() else 120, 200) - 1)
+            width = _term_width()
             sys.stderr.write("\r" + text[:width].ljust(width))
             self.dirty = True
         else:
             sys.stderr.write(text + "\n")
         sys.stderr.flush()
-
-    @staticmethod
-    def _has_size() -> bool:
-        try:
-            os.get_terminal_size(sys.stderr.fileno())
-            return True
-        except OSError:
-            return False
 
     def clear(self) -> None:
         if self.dirty:

@@ -428,6 +428,7 @@ def test_offline_errors_name_the_fix(tmp_path: Path, mirror: dict[str, bytes], m
     monkeypatch.setitem(mnist_mod.MIRRORS, "mnist", [(tmp_path / "void").as_uri() + "/"])
     with pytest.raises(DatasetError, match=r"Could not download MNIST .*offline, put train-images-idx3-ubyte.gz"):
         load_dataset("mnist", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "mnist").exists()  # no empty folder left behind
 
 
 def test_system_copy_is_used_before_downloading(

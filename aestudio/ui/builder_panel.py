@@ -199,6 +199,7 @@ class BuilderPanel(QWidget):
         self.input_label.setAccessibleName("Input shape")
         self.input_label.setToolTip("The shape of one image (channels × height × width), set by the data set.")
         self.input_label.setStyleSheet(style.muted_css(self))
+        self.input_label.setWordWrap(True)
         lay.addWidget(self.input_label)
 
         # Architecture
@@ -234,10 +235,10 @@ class BuilderPanel(QWidget):
         f.addRow("Kind", self.kind)
         f.addRow("Code size", self.latent)
         f.addRow("β (KL weight)", self.beta)
-        f.addRow("Sparsity", self.sparsity)
-        f.addRow("Sparsity weight", self.sparsity_weight)
+        f.addRow("Penalty", self.sparsity)
+        f.addRow("Weight", self.sparsity_weight)
         f.addRow("Target ρ", self.sparsity_target)
-        f.addRow("Contractive weight", self.contractive_weight)
+        f.addRow("Weight", self.contractive_weight)
         self.bottleneck_form = f
         lay.addWidget(g)
 
@@ -339,8 +340,10 @@ class BuilderPanel(QWidget):
         g = QGroupBox("Layers summary")
         gl = QVBoxLayout(g)
         gl.addWidget(self.table)
+        self.table_group = g
         lay.addWidget(g)
         lay.addStretch(1)
+        self._align_labels(body)
 
         # Fixed footer: badge, parameter count, problems.
         footer = QWidget(self)
@@ -351,7 +354,7 @@ class BuilderPanel(QWidget):
         self.badge = QLabel()
         self.badge.setAccessibleName("Completeness")
         self.badge.setToolTip(TIPS["completeness"])
-        self.params_label = QLabel("Parameters: …")
+        self.params_label = QLabel("… parameters")
         self.params_label.setAccessibleName("Parameter count")
         self.params_label.setToolTip("Trainable weights and biases of encoder and decoder together "
                                      "(tied decoder weights are counted once).")
@@ -385,6 +388,19 @@ class BuilderPanel(QWidget):
         self.hidden.textChanged.connect(self._hidden_edited)
         self.activations.textChanged.connect(self._edited)
         self.halve.clicked.connect(self._fill_halving)
+
+    @staticmethod
+    def _align_labels(body: QWidget) -> None:
+        """One label column width for every group, so the fields line up down the panel."""
+        labels = []
+        for form in body.findChildren(QFormLayout):
+            for i in range(form.rowCount()):
+                item = form.itemAt(i, QFormLayout.ItemRole.LabelRole)
+                if item is not None and item.widget() is not None:
+                    labels.append(item.widget())
+        width = max((lab.sizeHint().width() for lab in labels), default=0)
+        for lab in labels:
+            lab.setMinimumWidth(width)
 
     def _group(self, title: str) -> tuple[QGroupBox, QFormLayout]:
         g = QGroupBox(title)
@@ -549,13 +565,13 @@ class BuilderPanel(QWidget):
         self.input_label.setText(f"Input: {c} × {h} × {w} = {cfg.input_dim:,} values (from the data set)")
         if cfg.latent < cfg.input_dim:
             ratio = cfg.input_dim / max(cfg.latent, 1)
-            self.badge.setText(f"undercomplete · {ratio:.0f}× compression" if ratio >= 10 else
-                               f"undercomplete · {ratio:.1f}× compression")
+            self.badge.setText(f"undercomplete · {ratio:.0f}×" if ratio >= 10 else f"undercomplete · {ratio:.1f}×")
             self.badge.setStyleSheet(style.badge_css(style.OK))
         else:
             self.badge.setText("overcomplete")
             self.badge.setStyleSheet(style.badge_css(style.WARN))
-        self.badge.setToolTip(TIPS["completeness"] + f"\n\nCode {cfg.latent} vs input {cfg.input_dim}.")
+        self.badge.setToolTip(TIPS["completeness"] + f"\n\nCode {cfg.latent} vs input {cfg.input_dim}: "
+                              f"{cfg.input_dim / max(cfg.latent, 1):.1f}× compression.")
         # problems
         problems = self.problems()
         if problems:
@@ -571,7 +587,7 @@ class BuilderPanel(QWidget):
         if self.problems():
             self._apply_summary((gen, None, ""))
             return
-        self.params_label.setText("Parameters: …")
+        self.params_label.setText("… parameters")
         self._tasks = [t for t in self._tasks if not t.finished_event.is_set()]
         task = Task(_summarize_safe, gen, cfg)
         task.signals.done.connect(self._apply_summary)
@@ -586,12 +602,14 @@ class BuilderPanel(QWidget):
         self.summary = summary
         self.param_count = None if summary is None else summary.params
         if summary is None:
-            self.params_label.setText("Parameters: –" if not error else "Parameters: ?")
+            self.params_label.setText("– parameters" if not error else "? parameters")
             self.params_label.setToolTip(f"Could not build this model: {error}" if error else
                                          "Fix the problems below to see the parameter count.")
             self.table.setRowCount(0)
+            self.table_group.hide()
         else:
-            self.params_label.setText(f"Parameters: <b>{summary.params:,}</b>")
+            self.table_group.show()
+            self.params_label.setText(f"<b>{summary.params:,}</b> parameters")
             self.params_label.setToolTip("Trainable weights and biases of encoder and decoder together "
                                          "(tied decoder weights are counted once).")
             self.table.setRowCount(len(summary.rows))

@@ -136,13 +136,11 @@ class DataPanel(QWidget):
         lay.addWidget(self.progress)
 
         self.info = QLabel("No data loaded.")
-        self.info.setWordWrap(True)
         self.info.setAccessibleName("Dataset summary")
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.info)
 
         self.error = QLabel()
-        self.error.setWordWrap(True)
         self.error.setStyleSheet(style.problems_css())
         self.error.setAccessibleName("Dataset error")
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -163,6 +161,9 @@ class DataPanel(QWidget):
         self.skipped_list.setAccessibleName("Skipped files list")
         self.skipped_list.setToolTip("Files that were not loaded, with the reason.")
         self.skipped_list.setMaximumHeight(110)
+        self.skipped_list.setWordWrap(True)
+        self.skipped_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.skipped_list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.skipped_list.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.skipped_list.hide()
         lay.addWidget(self.skipped_list)
@@ -206,6 +207,9 @@ class DataPanel(QWidget):
         return data
 
     def cancel(self) -> None:
+        """Forget a load in flight (its result is ignored); nothing happens when idle."""
+        if not self.loading:
+            return
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -262,7 +266,11 @@ class DataPanel(QWidget):
         self._task = None
         self._set_loading(False)
         self.last_error = message
-        self.error.setText(message)
+        name = self._label(self._pending_spec or "") if not is_folder_spec(self._pending_spec or "") else \
+            Path(self._pending_spec or "").name
+        short = name if len(name) <= 28 else name[:27] + "…"
+        self.error.setText(f"Could not load {short} (details above).")
+        self.error.setToolTip(message)
         self.error.show()
         self._select(self.state.data_spec)  # the combo goes back to what is loaded
         self.state.errorMessage.emit(f"Could not load the data: {message}")
@@ -283,8 +291,8 @@ class DataPanel(QWidget):
         self._select(spec)
         c, h, w = data.shape
         kind = "gray" if c == 1 else "RGB"
-        classes = (f"{len(data.class_names)} classes" if data.labels is not None else "no classes (unlabelled)")
-        self.info.setText(f"<b>{data.n:,}</b> images · {h}×{w} {kind} ({c} channel{'s' if c > 1 else ''}) · {classes}")
+        classes = (f"{len(data.class_names)} classes" if data.labels is not None else "unlabelled")
+        self.info.setText(f"<b>{data.n:,}</b> images · {h}×{w} · {kind} ({c} ch) · {classes}")
         tip = data.summary()
         if data.class_names:
             tip += "\nClasses: " + ", ".join(data.class_names[:30]) + (" …" if len(data.class_names) > 30 else "")

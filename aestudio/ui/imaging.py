@@ -143,8 +143,9 @@ def is_dark(palette: QPalette) -> bool:
     return palette.color(QPalette.ColorRole.Window).lightnessF() < 0.5
 
 
-def style_plot(plot: pg.PlotWidget, palette: QPalette) -> None:
-    """Take a plot's background, axis and text colours from a Qt palette."""
+def style_plot(plot: pg.PlotWidget, palette: QPalette, legend_frame: bool = True) -> None:
+    """Take a plot's background, axis and text colours from a Qt palette (and its legend's, if any:
+    filled and framed when `legend_frame`, else transparent)."""
     bg = palette.color(QPalette.ColorRole.Base)
     fg = palette.color(QPalette.ColorRole.Text)
     plot.setBackground(bg)
@@ -161,8 +162,8 @@ def style_plot(plot: pg.PlotWidget, palette: QPalette) -> None:
         fill.setAlphaF(0.85)
         border = QColor(fg)
         border.setAlphaF(0.25)
-        legend.setBrush(pg.mkBrush(fill))
-        legend.setPen(pg.mkPen(border))
+        legend.setBrush(pg.mkBrush(fill) if legend_frame else pg.mkBrush(None))
+        legend.setPen(pg.mkPen(border) if legend_frame else pg.mkPen(None))
         legend.setLabelTextColor(fg)
 
 

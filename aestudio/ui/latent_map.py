@@ -15,7 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QSizePolicy,
+from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
                                QToolButton, QVBoxLayout, QWidget)
 from scipy.spatial import cKDTree
 
@@ -37,6 +37,11 @@ PLOT_HELP = ("Each point is one validation image's code. Hover a point to see it
              "between points too, to decode that spot into a new image. Drag to pan, scroll to zoom.")
 HOVER_PX = 18  # hover shows a point only this close to the cursor (screen pixels)
 SEED = 0
+
+
+# Tasks still running, kept alive here so a runnable never outlives its Python object (a panel may be
+# closed while its projection runs); finished ones are dropped whenever a new one starts.
+_IN_FLIGHT: set[Task] = set()
 
 
 def _fit_projection(codes: np.ndarray, method: str, seed: int) -> Projection:
@@ -174,9 +179,11 @@ class LatentMapPanel(QWidget):
         self.busy.setTextVisible(False)
         self.busy.setAccessibleName("Projection in progress")
         self.busy.hide()
+        self.busy_label = QLabel(self)
+        self.busy_label.hide()
         self.info = QLabel("Train a model to see where it puts each image in its latent space.", self)
         self.info.setAccessibleName("Latent map status")
-        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.info.setWordWrap(True)
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -184,7 +191,8 @@ class LatentMapPanel(QWidget):
         top.addWidget(self.method_label)
         top.addWidget(self.method_combo)
         top.addWidget(self.busy)
-        top.addWidget(self.info, 1)
+        top.addWidget(self.busy_label)
+        top.addStretch(1)
 
         # -- plot --
         self.plot = pg.PlotWidget(self)
@@ -193,6 +201,8 @@ class LatentMapPanel(QWidget):
         pi = self.plot.getPlotItem()
         pi.showGrid(x=True, y=True, alpha=0.12)
         pi.hideButtons()
+        for axis in ("left", "bottom"):
+            pi.getAxis(axis).enableAutoSIPrefix(False)
         self.vb = pi.getViewBox()
         self.ring = pg.ScatterPlotItem(size=15, symbol="o", brush=None, pxMode=True)
         self.ring.setZValue(20)
@@ -211,6 +221,7 @@ class LatentMapPanel(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.chips)
         lay.addWidget(self.plot, 1)
+        lay.addWidget(self.info)
         self._apply_palette()
         self._set_controls()
 
@@ -308,8 +319,11 @@ class LatentMapPanel(QWidget):
         self._pending = False
         self.busy.show()
         n = len(codes)
-        self.info.setText(f"Computing {METHOD_NAMES.get(method, method)} of {n:,} codes…" +
-                          (" (t-SNE takes up to a minute)" if method == "tsne" and n > 2000 else ""))
+        self.busy_label.setText(f"Computing {METHOD_NAMES.get(method, method)} of {n:,} codes…" +
+                                (" (up to a minute)" if method == "tsne" and n > 2000 else ""))
+        self.busy_label.show()
+        _IN_FLIGHT.difference_update({t for t in _IN_FLIGHT if t.finished_event.is_set()})
+        _IN_FLIGHT.add(task)
         start(task)
 
     @Slot(object)
@@ -317,6 +331,7 @@ class LatentMapPanel(QWidget):
         snapshot, method = self._task_request
         self._task = self._task_request = None
         self.busy.hide()
+        self.busy_label.hide()
         if method == self.method or self.mode == "none":
             rows = np.asarray(projection.indices if projection.indices is not None else
                               np.arange(len(projection.points)))
@@ -328,6 +343,7 @@ class LatentMapPanel(QWidget):
         _snapshot, method = self._task_request
         self._task = self._task_request = None
         self.busy.hide()
+        self.busy_label.hide()
         self.info.setText(f"{METHOD_NAMES.get(method, method)} failed: {message}")
         self.state.errorMessage.emit(f"Latent map: {METHOD_NAMES.get(method, method)} failed: {message}")
         self._run_pending()
@@ -414,29 +430,36 @@ class LatentMapPanel(QWidget):
 
     def _label_axes(self) -> None:
         pi = self.plot.getPlotItem()
-        left = pi.getAxis("left")
+        left, bottom = pi.getAxis("left"), pi.getAxis("bottom")
         left.setTicks(None)
         if self.mode == "direct":
-            pi.setLabel("bottom", "z₁ (code dimension 1)")
-            pi.setLabel("left", "z₂ (code dimension 2)")
+            x, y = "z₁ (code dimension 1)", "z₂ (code dimension 2)"
+            tip = ("The code has two numbers, so each point sits exactly at its code: nothing is projected "
+                   "and clicking decodes exactly the code under the cursor.")
         elif self.mode == "strip":
-            pi.setLabel("bottom", "z (the one code dimension)")
+            x = "z (the one code dimension)"
             snap = self.snapshot
             if snap.labels is not None:
-                pi.setLabel("left", "class (spread out so points do not overlap)")
+                y = "class (spread out so points do not overlap)"
                 left.setTicks([[(k, name) for k, name in enumerate(snap.class_names)]])
             else:
-                pi.setLabel("left", "random spread (no meaning)")
-        elif self.mode == "projection":
-            name = METHOD_NAMES.get(self.projection.method, self.projection.method)
-            if self.projection.method == "pca":
+                y = "random spread (no meaning)"
+            tip = ("The code is a single number (the horizontal position); the vertical position only separates "
+                   "the classes. Clicking decodes the number under the cursor.")
+        else:
+            method = self.projection.method
+            name = METHOD_NAMES.get(method, method)
+            x, y = f"{name} 1", f"{name} 2"
+            if method == "pca":
                 ratios = getattr(getattr(self.projection, "_pca", None), "explained_variance_ratio_", None)
                 if ratios is not None and len(ratios) >= 2:
-                    pi.setLabel("bottom", f"PC 1 ({100 * ratios[0]:.0f}% of the code variance)")
-                    pi.setLabel("left", f"PC 2 ({100 * ratios[1]:.0f}%)")
-                    return
-            pi.setLabel("bottom", f"{name} 1")
-            pi.setLabel("left", f"{name} 2")
+                    x = f"PC 1 ({100 * ratios[0]:.0f}% of the code variance)"
+                    y = f"PC 2 ({100 * ratios[1]:.0f}%)"
+            tip = METHOD_HELP.get(method, "")
+        pi.setLabel("bottom", x)
+        pi.setLabel("left", y)
+        for axis in (left, bottom):
+            axis.setToolTip(tip)
 
     def _update_info(self) -> None:
         snap = self.snapshot
@@ -449,7 +472,8 @@ class LatentMapPanel(QWidget):
             how = "2-D codes, drawn as they are"
         else:
             how = "1-D codes"
-        self.info.setText(f"Epoch {snap.epoch}: {shown}; {how}. Click to decode.")
+        self.info.setText(f"Epoch {snap.epoch}: {shown}; {how}. Hover a point to see its image; "
+                          "click anywhere to decode that spot.")
 
     def _set_controls(self, latent: int | None = None) -> None:
         projected = latent is not None and latent > 2

@@ -62,15 +62,16 @@ class LatentSlidersPanel(QWidget):
         # -- sliders --
         self.sliders: list[QLabeledDoubleSlider] = []
         self.dim_labels: list[QLabel] = []
-        grid = QGridLayout()
+        self.slider_box = QWidget(self)
+        grid = QGridLayout(self.slider_box)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(2)
         for i in range(PAGE):
-            lab = QLabel(f"z{i + 1}", self)
+            lab = QLabel(f"z{i + 1}", self.slider_box)
             lab.setMinimumWidth(30)
             lab.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            s = QLabeledDoubleSlider(Qt.Orientation.Horizontal, self)
+            s = QLabeledDoubleSlider(Qt.Orientation.Horizontal, self.slider_box)
             s.setDecimals(2)
             s.setRange(-3.0, 3.0)
             s.setValue(0.0)
@@ -85,6 +86,8 @@ class LatentSlidersPanel(QWidget):
         # -- buttons --
         self.random_button = QPushButton("Random sample", self)
         self.random_button.setAccessibleName("Random sample")
+        self.random_button.setToolTip("Decode a random code: for a VAE drawn from its prior N(0, I); for other "
+                                      "autoencoders from a Gaussian fitted to the validation codes.")
         self.random_button.clicked.connect(self.random_sample)
         self.image_button = QPushButton("Start from image", self)
         self.image_button.setAccessibleName("Start from image")
@@ -123,7 +126,7 @@ class LatentSlidersPanel(QWidget):
         inner.addLayout(buttons)
         inner.addLayout(src)
         inner.addLayout(page_row)
-        inner.addLayout(grid)
+        inner.addWidget(self.slider_box)
         inner.addStretch(1)
 
         lay = QVBoxLayout(self)
@@ -331,6 +334,10 @@ class LatentSlidersPanel(QWidget):
     def _set_enabled(self, on: bool) -> None:
         self.notice.setVisible(not on)
         self.controls.setEnabled(on)
+        self.slider_box.setVisible(on)
+        if not on:
+            self.page_combo.setVisible(False)
+            self.page_label.setVisible(False)
         for w in (self.random_button, self.image_button, self.reset_button, *self.sliders):
             w.setEnabled(on)
         if not on:

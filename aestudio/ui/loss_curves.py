@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, Slot
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Slot
+from PySide6.QtGui import QColor, QPainter, QPalette
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.losses import TERM_HELP
 from . import imaging
@@ -72,32 +72,133 @@ class _Series:
         self.n = 0
 
 
-class _TermCurves:
-    """The three curves of one loss term, all in the term's colour."""
+class _LossAxis(pg.AxisItem):
+    """In log mode, label ticks with plain numbers (20, 50, 100) instead of 2·10¹."""
 
-    def __init__(self, term: str, color: QColor):
+    def logTickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph)
+        out = []
+        for v in 10 ** np.asarray(values, dtype=float) * scale:
+            out.append(f"{v:.3g}" if 1e-3 <= abs(v) < 1e5 else f"{v:.0e}")
+        return out
+
+
+class _TermSample(pg.ItemSample):
+    """Legend sample for one loss term: a solid (training) and a dashed (validation) stroke.
+    Clicking it hides or shows all of the term's curves."""
+
+    W, H = 44, 16
+
+    def __init__(self, item, curves: "_TermCurves | None" = None):
+        super().__init__(item)
+        self.curves = curves
+        self.setFixedWidth(self.W)
+        self.setFixedHeight(self.H)
+
+    def boundingRect(self):
+        return QRectF(0, 0, self.W, self.H)
+
+    def paint(self, p, *args):
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        color = QColor(self.item.opts["pen"].color())
+        if not self.item.isVisible():
+            color.setAlphaF(0.25)
+        y = self.H / 2
+        p.setPen(pg.mkPen(color, width=2))
+        p.drawLine(QPointF(2, y), QPointF(16, y))
+        p.setPen(pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
+        p.drawLine(QPointF(22, y), QPointF(42, y))
+        p.setPen(pg.mkPen(color, width=1.5))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawEllipse(QPointF(32, y), 3, 3)
+
+    def mouseClickEvent(self, event):
+        if event.button() == Qt.MouseButton.LeftButton:
+            if self.curves is not None:
+                self.curves.set_visible(not self.curves.visible)
+            else:
+                self.item.setVisible(not self.item.isVisible())
+        event.accept()
+        self.update()
+        self.sigClicked.emit(self.item)
+
+
+class _TermCurves:
+    """The curves of one loss term, all in the term's colour: the training line (one segment per
+    training stage, so two stages' different losses are never joined), the epoch means of training
+    (dots) and the validation curve (dashed)."""
+
+    def __init__(self, term: str, color: QColor, plot_item: pg.PlotItem):
         self.term = term
+        self.plot_item = plot_item
+        self.visible = True
         line_color = QColor(color)
         line_color.setAlphaF(0.75)
-        self.batch = _Series(1024)
+        self._line_pen = pg.mkPen(line_color, width=1.2)
+        self.segments: list[tuple[_Series, pg.PlotDataItem]] = []
         self.train = _Series()
         self.val = _Series()
-        self.batch_item = pg.PlotDataItem(pen=pg.mkPen(line_color, width=1.2), connect="finite")
         self.train_item = pg.PlotDataItem(pen=None, symbol="o", symbolSize=5, symbolPen=None,
                                           symbolBrush=pg.mkBrush(color))
         self.val_item = pg.PlotDataItem(pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine), symbol="o",
-                                        symbolSize=6, symbolPen=pg.mkPen(color, width=1.5), symbolBrush=None,
-                                        connect="finite")
-        self.items = (self.batch_item, self.train_item, self.val_item)
+                                        symbolSize=6, symbolPen=pg.mkPen(color, width=1.5), symbolBrush=None)
+        plot_item.addItem(self.train_item)
+        plot_item.addItem(self.val_item)
+        self._new_segment()
+
+    # the training line: batch values (live) or epoch means (a loaded run, which has no batch values)
+    @property
+    def batch(self) -> _Series:
+        return self.segments[-1][0]
+
+    @property
+    def batch_item(self) -> pg.PlotDataItem:
+        return self.segments[-1][1]
+
+    @property
+    def items(self) -> list[pg.PlotDataItem]:
+        return [it for _, it in self.segments] + [self.train_item, self.val_item]
+
+    def _new_segment(self) -> None:
+        item = pg.PlotDataItem(pen=self._line_pen)
+        item.setVisible(self.visible)
+        self.plot_item.addItem(item)
+        self.segments.append((_Series(1024), item))
+
+    def break_line(self) -> None:
+        """Start a new line segment: the next stage's loss measures something else."""
+        if self.batch.n:
+            self.segments[-1][1].setData(*self.batch.view())
+            self._new_segment()
 
     def refresh(self) -> None:
-        # a run loaded from disk has no batch points: its training curve joins the epoch means
-        if self.batch.n:
-            self.batch_item.setData(*self.batch.view())
-        else:
-            self.batch_item.setData(*self.train.view())
+        """Redraw the growing parts (only the current line segment changes)."""
+        self.batch_item.setData(*self.batch.view())
         self.train_item.setData(*self.train.view())
         self.val_item.setData(*self.val.view())
+
+    def line_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """The whole training line, segments separated by NaN."""
+        xs, ys = [], []
+        for series, _ in self.segments:
+            if series.n:
+                if xs:
+                    xs.append(np.array([series.x[0]]))
+                    ys.append(np.array([np.nan]))
+                x, y = series.view()
+                xs.append(x)
+                ys.append(y)
+        if not xs:
+            return np.empty(0), np.empty(0)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def set_visible(self, on: bool) -> None:
+        self.visible = on
+        for it in self.items:
+            it.setVisible(on)
+
+    def remove(self) -> None:
+        for it in self.items:
+            self.plot_item.removeItem(it)
 
 
 class LossCurvesPanel(QWidget):
@@ -111,7 +212,7 @@ class LossCurvesPanel(QWidget):
         self._offset = 0.0  # x where the current run's step 0 sits
         self._stage_count = 1
 
-        self.plot = pg.PlotWidget(self)
+        self.plot = pg.PlotWidget(self, axisItems={"left": _LossAxis("left")})
         self.plot.setAccessibleName("Loss curves plot")
         self.plot.setToolTip(PLOT_HELP)
         item = self.plot.getPlotItem()
@@ -122,7 +223,17 @@ class LossCurvesPanel(QWidget):
         item.setDownsampling(auto=True, mode="peak")
         item.setClipToView(True)
         item.setMenuEnabled(True)
-        self.legend = item.addLegend(offset=(-10, 10), labelTextSize="9pt", verSpacing=-4)
+        # the legend sits above the plot (in the title row), so it never hides a curve
+        self.legend = pg.LegendItem(sampleType=_TermSample, labelTextSize="9pt", horSpacing=6, verSpacing=-6,
+                                    colCount=6, pen=None, brush=None)
+        item.layout.removeItem(item.titleLabel)
+        item.titleLabel.hide()
+        item.layout.addItem(self.legend, 0, 1)
+        item.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Maximum)
+        item.legend = self.legend
+        for axis in ("left", "bottom"):
+            item.getAxis(axis).enableAutoSIPrefix(False)
         item.getViewBox().setLimits(xMin=-0.5)
 
         self.log_box = QCheckBox("Log scale", self)
@@ -136,7 +247,11 @@ class LossCurvesPanel(QWidget):
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
+        self.key = QLabel("solid: training · dashed: validation", self)
+        self.key.setToolTip(PLOT_HELP)
         top.addWidget(self.info, 1)
+        top.addWidget(self.key)
+        top.addSpacing(8)
         top.addWidget(self.log_box)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
@@ -156,10 +271,8 @@ class LossCurvesPanel(QWidget):
     def clear(self) -> None:
         item = self.plot.getPlotItem()
         for curves in self.terms.values():
-            self.legend.removeItem(curves.batch_item)
             self.legend.removeItem(curves.val_item)
-            for it in curves.items:
-                item.removeItem(it)
+            curves.remove()
         self.terms.clear()
         for line in self.stage_lines:
             item.removeItem(line)
@@ -174,7 +287,9 @@ class LossCurvesPanel(QWidget):
         c = self.terms.get(term)
         if c is None:
             return np.empty(0), np.empty(0)
-        x, y = {"batch": c.batch, "train": c.train, "val": c.val}[split].view()
+        if split == "batch":
+            return c.line_data()
+        x, y = {"train": c.train, "val": c.val}[split].view()
         return x.copy(), y.copy()
 
     # ---- signal handlers ---------------------------------------------------------------------------
@@ -188,7 +303,10 @@ class LossCurvesPanel(QWidget):
     def _on_stage(self, e) -> None:
         self._stage_count = e.count
         if e.count > 1:
-            self._add_stage_line(float(self._epochs_done), e.name)
+            x = float(self._epochs_done)
+            self._add_stage_line(x, e.name)
+            for curves in self.terms.values():
+                curves.break_line()
 
     @Slot(object)
     def _on_progress(self, e) -> None:
@@ -229,12 +347,16 @@ class LossCurvesPanel(QWidget):
             stage = r.get("stage", "train")
             if multi and stage != previous:
                 self._add_stage_line(float(i - 1), stage)
+                for curves in self.terms.values():
+                    curves.break_line()
             previous = stage
             for key, value in r.items():
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     continue
-                if key.startswith("train_"):
-                    self._curves(key[6:]).train.append(i - 0.5, float(value))
+                if key.startswith("train_"):  # a loaded run has no batch values: the line joins the epoch means
+                    curves = self._curves(key[6:])
+                    curves.train.append(i - 0.5, float(value))
+                    curves.batch.append(i - 0.5, float(value))
                 elif key.startswith("val_"):
                     self._curves(key[4:]).val.append(float(i), float(value))
         for curves in self.terms.values():
@@ -261,37 +383,29 @@ class LossCurvesPanel(QWidget):
         else:
             extra = [t for t in self.terms if t not in TERM_COLORS]
             color = QColor(EXTRA_COLORS[len(extra) % len(EXTRA_COLORS)])
-        c = _TermCurves(term, color)
+        c = _TermCurves(term, color, self.plot.getPlotItem())
         self.terms[term] = c
-        item = self.plot.getPlotItem()
-        for it in c.items:
-            item.addItem(it)
         # keep the legend in the canonical term order
         order = {t: i for i, t in enumerate(TERM_ORDER)}
         for other in self.terms.values():
-            self.legend.removeItem(other.batch_item)
             self.legend.removeItem(other.val_item)
         for t in sorted(self.terms, key=lambda t: (order.get(t, 99), t)):
             other = self.terms[t]
-            label = TERM_LABELS.get(t, t)
-            self.legend.addItem(other.batch_item, f"{label} · train")
-            self.legend.addItem(other.val_item, f"{label} · validation")
+            sample = _TermSample(other.val_item, other)
+            self.legend.addItem(sample, TERM_LABELS.get(t, t))
         self._update_tooltip()
         return c
 
-    def _term_tip(self, term: str, split: str) -> str:
+    def _term_tip(self, term: str) -> str:
         label = TERM_LABELS.get(term, term)
-        where = ("training batches (line) and epoch means (dots, at mid-epoch)" if split == "train"
-                 else "the validation images, once per epoch")
         help_text = TERM_HELP.get(term, "A loss term reported by the model.")
         hint = READING_HINTS.get(term, "")
-        return f"<b>{label}</b> on {where}.<br>{help_text}" + (f"<br><i>{hint}</i>" if hint else "")
+        return (f"<b>{label}</b>: solid line = training batches (dots: epoch means), dashed = validation."
+                f"<br>{help_text}" + (f"<br><i>{hint}</i>" if hint else "") +
+                "<br>Click the sample to hide or show these curves.")
 
     def _update_tooltip(self) -> None:
-        by_item = {}
-        for term, curves in self.terms.items():
-            by_item[id(curves.batch_item)] = self._term_tip(term, "train")
-            by_item[id(curves.val_item)] = self._term_tip(term, "val")
+        by_item = {id(curves.val_item): self._term_tip(term) for term, curves in self.terms.items()}
         for sample, label in self.legend.items:
             tip = by_item.get(id(getattr(sample, "item", None)), "")
             sample.setToolTip(tip)
@@ -309,8 +423,8 @@ class LossCurvesPanel(QWidget):
         muted.setAlphaF(0.45)
         line = pg.InfiniteLine(pos=x, angle=90, movable=False,
                                pen=pg.mkPen(muted, width=1, style=Qt.PenStyle.DotLine),
-                               label=name, labelOpts={"position": 0.96, "color": fg, "anchors": [(0, 0), (0, 0)],
-                                                      "fill": None})
+                               label=name, labelOpts={"position": 0.97, "color": fg, "rotateAxis": (1, 0),
+                                                      "anchors": [(1, 0), (1, 0)]})
         line.setToolTip(f"Stage \"{name}\" starts here. Stacked autoencoders first pretrain one layer pair "
                         "at a time (their reconstruction loss measures features, not pixels), then fine-tune "
                         "the whole network end to end.")
@@ -329,7 +443,8 @@ class LossCurvesPanel(QWidget):
         self.info.setText(" · ".join(parts))
 
     def _apply_palette(self) -> None:
-        imaging.style_plot(self.plot, self.palette())
+        imaging.style_plot(self.plot, self.palette(), legend_frame=False)
+        self.key.setStyleSheet(f"color: {self.palette().color(QPalette.ColorRole.PlaceholderText).name()};")
         fg = self.palette().color(QPalette.ColorRole.Text)
         for line in self.stage_lines:
             line.label.setColor(fg)

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QCoreApplication, QEventLoop, QSettings, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QTextBrowser,
-    QToolBar, QToolButton, QVBoxLayout, QWidget,
+    QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+    QScrollArea, QSizePolicy, QTextBrowser, QToolBar, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ..core.checkpoint import CONFIG_NAME, Run, RunError, load_run, save_run
@@ -98,6 +99,40 @@ def load_run_bundle(path: str, current_spec: str | None = None, current_data: Im
 
 
 # ---- small widgets -----------------------------------------------------------------------------
+class PanelHost(QWidget):
+    """Hosts a panel in a dock. It asks for the panel's own minimum size, but never more than a
+    share of the screen: a panel whose minimum is very wide (a long status line) is then squeezed,
+    its widest parts first, instead of forcing the whole window wider than the screen. When there
+    is room it looks exactly like the panel itself."""
+
+    MIN_CAP = QSize(380, 400)
+
+    def __init__(self, panel: QWidget, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.panel = panel
+        self.setObjectName(f"{type(panel).__name__}Host")
+        panel.setMinimumSize(1, 1)  # explicit: layouts may squeeze it below its hint if they must
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(panel)
+
+    def _cap(self) -> QSize:
+        screen = self.screen()
+        if screen is None:
+            return self.MIN_CAP
+        avail = screen.availableGeometry()
+        return QSize(max(self.MIN_CAP.width(), int(avail.width() * 0.27)),
+                     max(self.MIN_CAP.height(), int(avail.height() * 0.45)))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt)
+        inner = self.panel.minimumSizeHint()
+        cap = self._cap()
+        return QSize(max(120, min(inner.width(), cap.width())), max(80, min(inner.height(), cap.height())))
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
+        return self.panel.sizeHint()
+
+
 class MessageBar(QWidget):
     """A dismissable banner under the menu bar for errors and notices (never modal)."""
 
@@ -127,6 +162,24 @@ class MessageBar(QWidget):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.dismiss)
         self.close_btn.clicked.connect(self.dismiss)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def _fit_height(self) -> None:
+        """Word-wrapped text in a tool bar (which ignores height-for-width): size it ourselves."""
+        m = self.layout().contentsMargins()
+        spacing = self.layout().spacing()
+        avail = (self.width() - m.left() - m.right() - 2 * spacing - self.icon.sizeHint().width()
+                 - self.close_btn.sizeHint().width())
+        self.text.setMinimumHeight(0)  # a fixed height would bias heightForWidth
+        self.text.setMaximumHeight(16777215)
+        h = self.text.heightForWidth(max(200, avail)) if self.text.text() else self.text.sizeHint().height()
+        h = max(h, self.close_btn.sizeHint().height())
+        self.text.setFixedHeight(h)
+        self.setFixedHeight(h + m.top() + m.bottom())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt)
+        super().resizeEvent(event)
+        self._fit_height()
 
     def show_message(self, text: str, level: str = "error", timeout_ms: int = 0) -> None:
         color = {"error": style.ERROR, "warning": style.WARN, "info": style.INFO}.get(level, style.INFO)
@@ -135,6 +188,7 @@ class MessageBar(QWidget):
         self.icon.setPixmap(style.icon(name, self, color).pixmap(18, 18))
         self.text.setText(text)
         self.setStyleSheet(style.banner_css(color))
+        self._fit_height()
         host = self.parentWidget()
         (host if isinstance(host, QToolBar) else self).setVisible(True)
         self.setVisible(True)
@@ -264,7 +318,7 @@ class MainWindow(QMainWindow):
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{key}")
-            dock.setWidget(panel)
+            dock.setWidget(panel if key in ("data", "builder", "training") else PanelHost(panel))
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
                              QDockWidget.DockWidgetFeature.DockWidgetFloatable |
                              QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -306,20 +360,21 @@ class MainWindow(QMainWindow):
         self.addDockWidget(L, d["data"])
         self.splitDockWidget(d["data"], d["builder"], V)
         self.splitDockWidget(d["builder"], d["training"], V)
-        self.addDockWidget(R, d["curves"])
-        self.splitDockWidget(d["curves"], d["latent"], V)
-        self.splitDockWidget(d["curves"], d["grid"], H)
+        # right: [image grid | latent sliders] over [loss curves | latent map | decoded sample]
+        self.addDockWidget(R, d["grid"])
+        self.splitDockWidget(d["grid"], d["curves"], V)
+        self.splitDockWidget(d["grid"], d["sliders"], H)
+        self.splitDockWidget(d["curves"], d["latent"], H)
         self.splitDockWidget(d["latent"], d["decoded"], H)
-        self.splitDockWidget(d["decoded"], d["sliders"], H)
         w, h = self.width(), self.height()
-        left = 380
-        right = max(600, w - left)
-        self.resizeDocks([d["data"], d["builder"], d["training"]], [150, 430, 270], V)
-        self.resizeDocks([d["data"], d["curves"]], [left, right], H)
-        self.resizeDocks([d["curves"], d["grid"]], [int(right * 0.47), int(right * 0.53)], H)
-        self.resizeDocks([d["latent"], d["decoded"], d["sliders"]],
-                         [int(right * 0.42), int(right * 0.24), int(right * 0.34)], H)
-        self.resizeDocks([d["curves"], d["latent"]], [int(h * 0.44), int(h * 0.56)], V)
+        left = 345
+        right = max(700, w - left)
+        self.resizeDocks([d["data"], d["builder"], d["training"]], [130, 450, 280], V)
+        self.resizeDocks([d["data"], d["grid"]], [left, right], H)
+        self.resizeDocks([d["grid"], d["sliders"]], [int(right * 0.66), int(right * 0.34)], H)
+        self.resizeDocks([d["curves"], d["latent"], d["decoded"]],
+                         [int(right * 0.37), int(right * 0.43), int(right * 0.20)], H)
+        self.resizeDocks([d["grid"], d["curves"]], [int(h * 0.42), int(h * 0.58)], V)
 
     @Slot()
     def reset_layout(self) -> None:
@@ -404,10 +459,7 @@ class MainWindow(QMainWindow):
     def _on_training_finished(self, e) -> None:
         if e.reason == "nan":
             self.show_message(e.message, "warning")
-        else:
-            if self.message_bar.level in ("error", "warning"):
-                pass  # leave earlier problems visible until dismissed
-            self.statusBar().showMessage(e.message)
+        self.statusBar().showMessage(e.message)
 
     @Slot(bool)
     def _on_running(self, running: bool) -> None:
@@ -423,8 +475,10 @@ class MainWindow(QMainWindow):
     # ---- runs -----------------------------------------------------------------------------------
     @Slot()
     def open_run_dialog(self) -> None:
-        start_dir = self.settings.value("runs/last_dir", str(Path.home()))
-        path = QFileDialog.getExistingDirectory(self, "Open run folder", str(start_dir))
+        start_dir = str(self.settings.value("runs/last_dir", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open run: choose the config.json of a run folder", start_dir,
+            "aestudio run (config.json weights.safetensors);;All files (*)")
         if path:
             self.open_run(path)
 
@@ -455,6 +509,7 @@ class MainWindow(QMainWindow):
         self._run_task = None
         self.opening_run = False
         run, spec, data, snapshot, note = result
+        self.data_panel.cancel()  # a data set still loading would replace the run's
         if self.state.training.running:
             self.show_message("Training started while the run was loading; the run was not opened.", "warning")
             self.runOpenFailed.emit("training is running")
@@ -631,6 +686,22 @@ class MainWindow(QMainWindow):
         s.sync()
 
     # ---- closing --------------------------------------------------------------------------------------
+    def _stop_training(self, timeout_s: float) -> bool:
+        """Stop a running training and wait for its thread, at most `timeout_s` seconds.
+
+        The worker's last signals (and its request to quit the thread) travel through this thread's
+        event queue, so events are processed while waiting; `shutdown` then joins the thread.
+        """
+        ctl = self.state.training
+        if not ctl.running:
+            return True
+        ctl.stop()
+        deadline = time.monotonic() + timeout_s
+        while ctl.running and time.monotonic() < deadline:
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            time.sleep(0.002)
+        return ctl.shutdown(int(max(0.0, deadline - time.monotonic()) * 1000))
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt)
         if not self._closed:
             self._closed = True
@@ -638,7 +709,7 @@ class MainWindow(QMainWindow):
                 self.save_settings()
             except Exception:  # noqa: BLE001 - never block closing on settings
                 pass
-            self.state.training.shutdown(2000)
+            self._stop_training(2.0)
             self.data_panel.cancel()
             if self._run_task is not None:
                 self._run_task.cancel()

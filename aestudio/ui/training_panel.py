@@ -262,6 +262,9 @@ class TrainingPanel(QWidget):
     def _on_state_config(self, cfg: TrainConfig) -> None:
         if cfg != self.config():
             self._show(cfg)
+            if self.config() != cfg:  # normalised (e.g. a device this machine lacks became auto)
+                self.state.set_train_config(self.config())
+                return
         self._update_buttons()
 
     # ---- buttons ---------------------------------------------------------------------------

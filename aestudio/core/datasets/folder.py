@@ -253,7 +253,7 @@ def _load_one(path: str, size: int, channels: int | None) -> np.ndarray | _Skip:
     except FileNotFoundError:
         return _Skip("file disappeared while loading")
     except Exception as exc:  # Pillow raises many types on damaged data; none may abort loading
-        detail = str(exc) or type(exc).__name__
+        detail = " ".join(str(exc).split()) or type(exc).__name__
         return _Skip(_empty_or(path, f"corrupt or truncated image ({detail})"))
 
 

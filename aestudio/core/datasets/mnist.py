@@ -16,6 +16,7 @@ The returned set is the 60,000 training images followed by the 10,000 official t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -243,6 +244,8 @@ def _download(name: str, cache: Path, progress: Progress | None) -> None:
             except (OSError, ValueError, HTTPException) as exc:  # network errors, bad checksum
                 errors.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
         else:
+            with contextlib.suppress(OSError):
+                cache.rmdir()  # only succeeds when nothing was downloaded into it
             raise DatasetError(
                 f"Could not download {_TITLES[name]} ({'; '.join(errors)}); "
                 f"if this computer is offline, {_install_hint(name, cache)}"

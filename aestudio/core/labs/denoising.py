@@ -136,27 +136,24 @@ def lab_train_config(base: TrainConfig | None = None, epochs: int = 3, noise: st
 
 def quick_train(model_config: ModelConfig, train_config: TrainConfig, data: ImageSet,
                 val_data: ImageSet | None = None, progress: Progress | None = None,
-                control: Control | None = None, offset: int = 0, total: int | None = None) -> Autoencoder:
+                control: Control | None = None, part: tuple[int, int] = (0, 1)) -> Autoencoder:
     """Train a fresh model on all of `data` (validating on `val_data`, or on up to 500 of the training
     images) and return it on the CPU in eval mode.
 
-    `progress(done, total)` counts batches; `offset` and `total` let several trainings share one
-    progress bar. A stopped `control` ends training early (the partly trained model is returned).
+    `progress(done, total)` counts batches. `part=(i, n)` says this is training i of n equally long
+    ones sharing one progress bar. A stopped `control` ends training early (the partly trained
+    model is returned).
     """
     if val_data is None:
         val_data = data.subset(slice(0, min(data.n, 500)))
+    index, count = part
     trainer = Trainer(model_config, train_config, data, control=control or Control(), val_data=val_data)
     for event in trainer.run():
         if isinstance(event, BatchEnd) and progress is not None:
-            progress(offset + event.step, total if total is not None else event.total_steps)
+            progress(index * event.total_steps + event.step, count * event.total_steps)
         elif isinstance(event, Finished) and event.reason == "nan":
             raise ConfigError(event.message)
     return copy.deepcopy(trainer.model).to("cpu").eval()
-
-
-def steps_per_training(train_config: TrainConfig, n_train: int) -> int:
-    """Batches one `quick_train` run takes (for a shared progress bar)."""
-    return int(np.ceil(n_train / train_config.batch_size)) * train_config.epochs
 
 
 def train_comparison_pair(model_config: ModelConfig, train_set: ImageSet, noise: str, epochs: int = 3,
@@ -166,16 +163,15 @@ def train_comparison_pair(model_config: ModelConfig, train_set: ImageSet, noise:
     """Two models of the same architecture and initial weights, trained the same number of epochs on
     `train_set`: a plain autoencoder (clean inputs) and a denoising one (inputs corrupted by `noise`)."""
     if not parse_noise(noise).active:
-        raise ValueError("choose a noise level above zero: the denoising model needs noise to learn from")
+        raise ConfigError("Choose a noise strength above zero: the denoising model needs noise to learn from.")
     plain_cfg = lab_train_config(train_config, epochs, "none", seed)
     noisy_cfg = lab_train_config(train_config, epochs, noise, seed)
-    per = steps_per_training(plain_cfg, train_set.n)
-    plain = quick_train(model_config, plain_cfg, train_set, val_set, progress, control, 0, 2 * per)
-    denoiser = quick_train(model_config, noisy_cfg, train_set, val_set, progress, control, per, 2 * per)
+    plain = quick_train(model_config, plain_cfg, train_set, val_set, progress, control, (0, 2))
+    denoiser = quick_train(model_config, noisy_cfg, train_set, val_set, progress, control, (1, 2))
     return plain, denoiser
 
 
 __all__ = [
     "DenoiseReport", "MAX_EVAL_IMAGES", "NOISE_LEVEL_NAMES", "NOISE_TITLES", "SHOW", "corrupt", "denoise_report",
-    "lab_train_config", "noise_spec", "quick_train", "steps_per_training", "train_comparison_pair",
+    "lab_train_config", "noise_spec", "quick_train", "train_comparison_pair",
 ]

@@ -1,0 +1,38 @@
+"""Shared test setup: headless Qt, isolated settings, and finding widgets by accessible name."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty studio settings (window layout, recent runs, last configs)."""
+    monkeypatch.setenv("AESTUDIO_SETTINGS_DIR", str(tmp_path_factory.mktemp("settings")))
+
+
+def find_all_by_name(root, name: str, cls=None) -> list:
+    """Widgets under `root` (and `root` itself) whose accessible name is `name`."""
+    from PySide6.QtWidgets import QWidget
+
+    cls = cls or QWidget
+    found = [root] if isinstance(root, cls) and root.accessibleName() == name else []
+    found += [w for w in root.findChildren(cls) if w.accessibleName() == name]
+    return found
+
+
+def find_by_name(root, name: str, cls=None):
+    """The widget under `root` with accessible name `name` (a visible one if there are several)."""
+    found = find_all_by_name(root, name, cls)
+    if not found:
+        raise LookupError(f"no widget with accessible name {name!r}")
+    visible = [w for w in found if w.isVisible()]
+    return (visible or found)[0]
+
+
+@pytest.fixture
+def by_name():
+    return find_by_name

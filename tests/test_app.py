@@ -1,0 +1,212 @@
+"""End to end through the main window: load, build, train, explore, stop, save, reopen, fail gracefully."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import shiboken6
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from aestudio.app import create_window
+from aestudio.core.config import ModelConfig, TrainConfig
+from conftest import find_by_name
+
+TINY = ModelConfig(arch="dense", latent=2, hidden=[32])
+REQUIRED_NAMES = ["Dataset", "Open image folder", "Model builder", "Train", "Pause", "Stop", "Progress"]
+
+
+def make_window(qtbot, spec: str = "digits", model: ModelConfig = TINY, **train):
+    w = create_window(spec)
+    qtbot.addWidget(w)
+    w.show()
+    w.builder.set_config(ModelConfig.from_dict(model.to_dict()))
+    w.training_panel.set_config(TrainConfig(**{"epochs": 2, "batch_size": 32, "device": "cpu", **train}))
+    return w
+
+
+def train(qtbot, w, timeout: int = 30000):
+    with qtbot.waitSignal(w.state.training.finished, timeout=timeout) as blocker:
+        qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=5000)
+    return blocker.args[0]
+
+
+def test_required_widgets_are_findable(qtbot):
+    w = make_window(qtbot)
+    for name in REQUIRED_NAMES:
+        widget = find_by_name(w, name)
+        assert widget.toolTip(), name
+    assert w.state.dataset is not None and w.state.data_spec == "digits"
+    assert find_by_name(w, "Train").isEnabled()
+    assert not find_by_name(w, "Pause").isEnabled() and not find_by_name(w, "Stop").isEnabled()
+
+
+def test_train_then_explore_latent_space(qtbot):
+    w = make_window(qtbot)
+    finished = train(qtbot, w)
+    assert finished.reason == "completed"
+    assert len(w.loss_curves.curve_data("total", "train")[0]) == 2
+    assert len(w.loss_curves.curve_data("total", "batch")[0]) > 0
+    assert w.image_grid.outputs is not None and w.image_grid.outputs.shape[1:] == (1, 8, 8)
+    assert "Done" in find_by_name(w, "Progress").format()
+    assert w.save_run_action.isEnabled()
+
+    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=5000)
+    lo, hi = w.latent_map.points.min(0), w.latent_map.points.max(0)
+    with qtbot.waitSignal(w.state.decoded, timeout=2000):
+        w.latent_map.click_at(float(lo[0]), float(lo[1]))
+    first = w.decoded_view.current_image.copy()
+    w.latent_map.click_at(float(hi[0]), float(hi[1]))
+    second = w.decoded_view.current_image.copy()
+    assert not np.allclose(first, second)
+
+    slider = w.latent_sliders.sliders[0]
+    with qtbot.waitSignal(w.state.decoded, timeout=2000):
+        slider.setValue(slider.maximum())
+    assert w.decoded_view.current_origin == "sliders"
+    assert not np.allclose(w.decoded_view.current_image, second)
+
+
+def test_pause_resume_and_stop_within_two_seconds(qtbot):
+    w = make_window(qtbot, epochs=500, batch_size=16)
+    pause, stop = find_by_name(w, "Pause"), find_by_name(w, "Stop")
+    with qtbot.waitSignal(w.state.training.progress, timeout=10000):
+        qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
+    assert not find_by_name(w, "Train").isEnabled() and pause.isEnabled() and stop.isEnabled()
+    qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
+    assert pause.text() == "Resume" and pause.accessibleName() == "Pause"
+    qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
+    assert pause.text() == "Pause"
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(w.state.training.finished, timeout=2000) as blocker:
+        qtbot.mouseClick(stop, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=2000)
+    assert time.perf_counter() - t0 < 2.0
+    assert blocker.args[0].reason == "stopped"
+    assert find_by_name(w, "Train").isEnabled()
+    assert "stopped" in find_by_name(w, "Training status").text().lower()
+
+
+def test_save_run_then_open_in_new_window(qtbot, tmp_path):
+    w = make_window(qtbot)
+    train(qtbot, w)
+    saved_cfg = w.state.snapshot.model_config
+    out = w.save_run(tmp_path / "run1")
+    assert out is not None and (out / "config.json").is_file() and (out / "weights.safetensors").is_file()
+    assert str(out.resolve()) in w.recent_runs()
+
+    w2 = make_window(qtbot, "fashion-10k", model=ModelConfig())  # a different data set and model
+    with qtbot.waitSignal(w2.runOpened, timeout=30000):
+        w2.open_run(out)
+    assert w2.state.data_spec == "digits" and w2.state.dataset.shape == (1, 8, 8)
+    assert w2.builder.config() == saved_cfg
+    assert len(w2.loss_curves.curve_data("total", "train")[0]) == 2
+    qtbot.waitUntil(lambda: len(w2.latent_map.points) > 0, timeout=5000)
+    assert w2.image_grid.outputs is not None
+    assert find_by_name(w2, "Train").isEnabled()
+
+
+def test_open_refuses_pickles_with_a_clear_message(qtbot, tmp_path):
+    w = make_window(qtbot)
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"\x80\x04not really a pickle")
+    with qtbot.waitSignal(w.runOpenFailed, timeout=10000) as blocker:
+        w.open_run(bad)
+    assert "pickle" in blocker.args[0].lower()
+    bar = find_by_name(w, "Message bar")
+    assert bar.isVisible() and "pickle" in bar.message.lower()
+
+
+def test_closing_during_training_returns_quickly(qtbot):
+    w = make_window(qtbot, epochs=500, batch_size=16)
+    with qtbot.waitSignal(w.state.training.progress, timeout=10000):
+        qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
+    controller = w.state.training
+    thread = controller._thread
+    t0 = time.perf_counter()
+    w.close()
+    assert time.perf_counter() - t0 < 2.0
+    assert not controller.running
+    assert thread is not None
+    assert not shiboken6.isValid(thread) or thread.isFinished()  # deleted, or at least finished
+
+
+def test_folder_with_corrupt_files_lists_skipped(qtbot, tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(folder / f"img{i}.png")
+    (folder / "broken.png").write_bytes(b"this is not a png")
+    (folder / "notes.txt").write_text("hello")
+    w = make_window(qtbot)
+    panel = w.data_panel
+    with qtbot.waitSignal(panel.loaded, timeout=20000):
+        panel.load(str(folder), image_size=16, channels=1)
+    assert w.state.dataset.n == 6 and w.state.dataset.shape == (1, 16, 16)
+    skipped = find_by_name(w, "Skipped files")
+    assert skipped.isVisible() and skipped.text() == "2 files skipped"
+    qtbot.mouseClick(skipped, Qt.MouseButton.LeftButton)
+    listing = find_by_name(w, "Skipped files list")
+    assert listing.isVisible() and listing.count() == 2
+    names = " ".join(listing.item(i).text() for i in range(listing.count()))
+    assert "broken.png" in names and "notes.txt" in names
+    assert "6" in find_by_name(w, "Dataset summary").text()
+    assert w.builder.config().input_shape == (1, 16, 16)
+
+
+def test_missing_dataset_shows_error_and_keeps_working(qtbot, tmp_path):
+    w = make_window(qtbot)
+    with qtbot.waitSignal(w.data_panel.loadFailed, timeout=10000):
+        w.data_panel.load(str(tmp_path / "nope"))
+    assert find_by_name(w, "Message bar").isVisible()
+    assert w.state.data_spec == "digits" and find_by_name(w, "Train").isEnabled()
+
+
+def test_impossible_config_disables_train_with_reason(qtbot):
+    w = make_window(qtbot)
+    w.builder.set_config(ModelConfig(arch="conv", tied=True))
+    train_btn = find_by_name(w, "Train")
+    assert not train_btn.isEnabled()
+    problems = find_by_name(w, "Model problems")
+    assert problems.isVisible() and "tied" in problems.text().lower()
+    assert "tied" in find_by_name(w, "Training status").text().lower()
+    w.builder.set_config(TINY)
+    assert train_btn.isEnabled()
+
+
+def test_worker_exception_is_shown_and_app_stays_usable(qtbot, monkeypatch):
+    import aestudio.workers.training as worker_mod
+
+    real = worker_mod.Trainer
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated failure in the trainer")
+
+    monkeypatch.setattr(worker_mod, "Trainer", broken)
+    w = make_window(qtbot)
+    with qtbot.waitSignal(w.state.training.errored, timeout=10000):
+        qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: find_by_name(w, "Train").isEnabled(), timeout=5000)
+    bar = find_by_name(w, "Message bar")
+    assert bar.isVisible() and "simulated failure" in bar.message
+    assert "simulated failure" in find_by_name(w, "Training status").text()
+    monkeypatch.setattr(worker_mod, "Trainer", real)
+    w.training_panel.set_config(TrainConfig(epochs=1, batch_size=64, device="cpu"))
+    assert train(qtbot, w).reason == "completed"
+
+
+def test_layout_and_choices_are_remembered(qtbot):
+    w = make_window(qtbot, model=ModelConfig(arch="dense", latent=7, hidden=[48]), epochs=3)
+    w.docks["sliders"].hide()
+    w.close()
+    w2 = create_window()  # no spec: the remembered one
+    qtbot.addWidget(w2)
+    w2.show()
+    assert w2.state.data_spec == "digits"
+    assert w2.builder.config().latent == 7 and w2.builder.config().hidden == [48]
+    assert w2.training_panel.config().epochs == 3
+    assert w2.docks["sliders"].isHidden()
+    w2.reset_layout()
+    assert not w2.docks["sliders"].isHidden()

@@ -1,0 +1,418 @@
+"""The training and latent-space views: loss curves, image grid, latent map, latent sliders, decoded sample.
+
+A tiny dense autoencoder is trained once on the bundled digits (no GUI), and every panel is
+driven through the `StudioState` signals the real studio uses.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
+
+from aestudio.core.config import ModelConfig, TrainConfig
+from aestudio.core.datasets import load_dataset
+from aestudio.core.models import Autoencoder
+from aestudio.core.training import BatchEnd, EpochEnd, StageStarted, fit
+from aestudio.ui.decoded_view import DecodedSampleView
+from aestudio.ui.image_grid import ImageGridPanel
+from aestudio.ui.imaging import heatmap, to_qimage, to_uint8
+from aestudio.ui.latent_map import LatentMapPanel
+from aestudio.ui.latent_sliders import PAGE, LatentSlidersPanel
+from aestudio.ui.loss_curves import LossCurvesPanel
+from aestudio.ui.state import StudioState
+from aestudio.workers.training import ModelSnapshot, Preview, make_snapshot
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    """(snapshot, events) of a dense AE with an 8-D code, 2 epochs on digits."""
+    torch.manual_seed(0)
+    mc = ModelConfig(arch="dense", kind="ae", input_shape=digits.shape, latent=8, hidden=[32])
+    events = []
+    trainer, last = fit(mc, TrainConfig(epochs=2, batch_size=128, lr=3e-3, device="cpu"), digits, events.append)
+    assert last.reason == "completed"
+    return make_snapshot(trainer, 2), events
+
+
+@pytest.fixture
+def state(qtbot, digits):
+    s = StudioState()
+    s.set_dataset(digits, "digits")
+    yield s
+    s.training.shutdown()
+
+
+def fake_snapshot(n: int, latent: int, classes: int = 10, seed: int = 0, kind: str = "ae") -> ModelSnapshot:
+    """A snapshot with random codes (no training): an untrained model that decodes 8x8 images."""
+    rng = np.random.default_rng(seed)
+    mc = ModelConfig(arch="dense", kind=kind, input_shape=(1, 8, 8), latent=latent, hidden=[16])
+    model = Autoencoder(mc).eval()
+    codes = rng.normal(size=(n, latent)).astype(np.float32)
+    labels = rng.integers(0, classes, n)
+    images = np.zeros((n, 1, 8, 8), np.float32)
+    return ModelSnapshot(model, mc, codes, labels, images, [str(k) for k in range(classes)], 1, [])
+
+
+def shown(qtbot, widget, w=560, h=440):
+    qtbot.addWidget(widget)
+    widget.resize(w, h)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+# ---- imaging helpers ------------------------------------------------------------------------------
+def test_imaging_helpers_convert_and_colour():
+    gray = np.linspace(0, 1, 64, dtype=np.float32).reshape(1, 8, 8)
+    assert to_uint8(gray).shape == (8, 8) and to_uint8(gray).dtype == np.uint8
+    assert to_uint8(gray)[0, 0] == 0 and to_uint8(gray)[-1, -1] == 255
+    rgb = np.random.default_rng(0).random((3, 5, 7), dtype=np.float32)
+    assert to_uint8(rgb).shape == (5, 7, 3)
+    img = to_qimage(gray, 64)
+    assert (img.width(), img.height()) == (64, 64)
+    assert img.pixelColor(63, 63).red() == 255  # nearest-neighbour: the last source pixel fills the corner
+    hm = heatmap(gray[0], 0.0, 1.0)
+    assert hm.shape == (8, 8, 3) and hm.dtype == np.uint8
+    assert not np.array_equal(hm[0, 0], hm[-1, -1])
+
+
+# ---- loss curves ------------------------------------------------------------------------------------
+def test_loss_curves_receive_batch_and_epoch_points(qtbot, state):
+    panel = shown(qtbot, LossCurvesPanel(state), 640, 360)
+    assert panel.accessibleName() == "Loss curves"
+    t = state.training
+    t.started.emit()
+    t.stageStarted.emit(StageStarted("train", 0, 1, 2))
+    for step in range(1, 11):
+        t.progress.emit(BatchEnd("train", 1 + (step - 1) // 5, 2, (step - 1) % 5 + 1, 5, step, 10,
+                                 {"recon": 10.0 / step, "kl": 1.0, "total": 10.0 / step + 1.0}, 1000.0, 1.0))
+        if step % 5 == 0:
+            t.epochEnded.emit(EpochEnd("train", step // 5, 2, {"recon": 5.0, "kl": 1.0, "total": 6.0},
+                                       {"recon": 6.0, "kl": 1.1, "total": 7.1}, 1000.0, 1.0, 0.5, step, 10))
+    x, y = panel.curve_data("total", "batch")
+    assert len(x) == 10
+    np.testing.assert_allclose(x, np.arange(1, 11) / 5.0)  # fractional epochs: step / batches
+    assert set(panel.terms) == {"recon", "kl", "total"}
+    vx, vy = panel.curve_data("kl", "val")
+    np.testing.assert_allclose(vx, [1.0, 2.0])
+    np.testing.assert_allclose(vy, [1.1, 1.1])
+    tx, _ = panel.curve_data("recon", "train")
+    np.testing.assert_allclose(tx, [0.5, 1.5])  # epoch means sit mid-epoch
+    # the drawn item holds the same points (setData on a kept item)
+    item = panel.terms["total"].batch_item
+    assert len(item.getOriginalDataset()[0]) == 10
+    # one legend entry per term, each with a tooltip from TERM_HELP
+    assert len(panel.legend.items) == 3
+    assert all("KL divergence" in s.toolTip() for s, lab in panel.legend.items if lab.text == "KL")
+
+    panel.log_box.setChecked(True)
+    assert panel.plot.getPlotItem().ctrl.logYCheck.isChecked()
+    panel.log_box.setChecked(False)
+
+    # many points: buffers grow by doubling, nothing breaks
+    for step in range(11, 1100):
+        t.progress.emit(BatchEnd("train", 2, 2, 5, 5, step, 1100, {"total": 1.0}, 1.0, 1.0))
+    assert len(panel.curve_data("total", "batch")[0]) == 1099
+
+
+def test_loss_curves_draw_history_with_stage_markers(qtbot, state):
+    panel = shown(qtbot, LossCurvesPanel(state), 640, 360)
+    history = [
+        {"stage": "pretrain layer 1/2", "epoch": 1, "train_recon": 9.0, "train_total": 9.0},
+        {"stage": "pretrain layer 2/2", "epoch": 1, "train_recon": 4.0, "train_total": 4.0},
+        {"stage": "fine-tune", "epoch": 1, "train_recon": 3.0, "train_total": 3.0, "val_recon": 3.5, "val_total": 3.5},
+        {"stage": "fine-tune", "epoch": 2, "train_recon": 2.0, "train_total": 2.0, "val_recon": 2.5, "val_total": 2.5},
+    ]
+    state.historyReset.emit(history)
+    assert len(panel.stage_lines) == 3
+    assert [line.value() for line in panel.stage_lines] == [0.0, 1.0, 2.0]
+    x, y = panel.curve_data("total", "train")
+    np.testing.assert_allclose(y, [9.0, 4.0, 3.0, 2.0])
+    vx, vy = panel.curve_data("recon", "val")
+    np.testing.assert_allclose(vx, [3.0, 4.0])
+    # a loaded run has no batch points: the training line joins the epoch means, broken between stages
+    lx, ly = panel.curve_data("total", "batch")
+    np.testing.assert_allclose(ly[np.isfinite(ly)], [9.0, 4.0, 3.0, 2.0])
+    assert np.isnan(ly).sum() == 2
+    state.historyReset.emit([])
+    assert panel.terms == {} and panel.stage_lines == []
+
+    # live: a stacked run's stages get markers too
+    t = state.training
+    t.started.emit()
+    t.stageStarted.emit(StageStarted("pretrain layer 1/2", 0, 2, 1))
+    t.epochEnded.emit(EpochEnd("pretrain layer 1/2", 1, 1, {"recon": 1.0, "total": 1.0}, {}, 1.0, 1.0, 1.0, 5, 10))
+    t.progress.emit(BatchEnd("pretrain layer 1/2", 1, 1, 5, 5, 5, 10, {"recon": 1.0, "total": 1.0}, 1.0, 1.0))
+    t.stageStarted.emit(StageStarted("fine-tune", 1, 2, 1))
+    t.progress.emit(BatchEnd("fine-tune", 1, 1, 1, 5, 6, 10, {"recon": 3.0, "total": 3.0}, 1.0, 1.0))
+    assert [line.value() for line in panel.stage_lines] == [0.0, 1.0]
+    lx, ly = panel.curve_data("recon", "batch")
+    np.testing.assert_allclose(ly[np.isfinite(ly)], [1.0, 3.0])
+    assert np.isnan(ly[1])  # the line does not join two stages' different losses: one segment each
+    assert len(panel.terms["recon"].segments) == 2
+
+
+# ---- image grid ---------------------------------------------------------------------------------------
+def test_image_grid_rows_click_and_error_map(qtbot, state, trained):
+    snap, _ = trained
+    panel = shown(qtbot, ImageGridPanel(state), 700, 300)
+    assert panel.accessibleName() == "Image grid"
+    assert panel.visible_rows() == []
+    x = snap.images[:8]
+    out = np.clip(x * 0.5 + 0.1, 0, 1).astype(np.float32)
+    state.training.preview.emit(Preview(x, None, out, 1, "train"))
+    assert panel.visible_rows() == ["Original", "Reconstruction"]
+
+    noisy = np.clip(x + 0.2, 0, 1).astype(np.float32)
+    state.training.preview.emit(Preview(x, noisy, out, 2, "train"))
+    assert panel.visible_rows() == ["Original", "Noisy input", "Denoised"]
+    state.training.preview.emit(Preview(x, None, out, 3, "train"))
+    assert panel.visible_rows() == ["Original", "Reconstruction"]
+
+    tile = panel.tiles["Output"][3]
+    with qtbot.waitSignal(state.imageSelected, timeout=1000) as sig:
+        qtbot.mouseClick(tile, Qt.MouseButton.LeftButton)
+    assert sig.args == [3]
+    d = panel.detail
+    assert d is not None and d.isVisible() and d.index == 3
+    np.testing.assert_allclose(d.error_map, np.abs(x[3] - out[3]).mean(0), atol=1e-6)
+    assert d.mse == pytest.approx(float(np.mean((x[3] - out[3]) ** 2)), rel=1e-5)
+    assert d.views["error"].image() is not None
+    assert "mean squared error" in d.summary.text()
+    d.close()
+
+
+def test_image_grid_reconstructs_a_loaded_snapshot(qtbot, state, trained):
+    snap, _ = trained
+    panel = shown(qtbot, ImageGridPanel(state), 700, 300)
+    state.set_snapshot(snap)  # not training: the panel computes the outputs itself
+    assert panel.visible_rows() == ["Original", "Reconstruction"]
+    with torch.no_grad():
+        expected = snap.model(torch.from_numpy(snap.images[:8])).clamp(0, 1).numpy()
+    np.testing.assert_allclose(panel.outputs, expected, atol=1e-5)
+
+    state.train_config = TrainConfig(noise="gaussian:0.3")  # a denoising run shows its noisy inputs
+    state.set_snapshot(snap)
+    assert panel.visible_rows() == ["Original", "Noisy input", "Denoised"]
+    state.set_snapshot(None)
+    assert panel.visible_rows() == []
+
+
+# ---- latent map -------------------------------------------------------------------------------------------
+def wait_projection(qtbot, panel, method="pca", timeout=20000):
+    qtbot.waitUntil(lambda: not panel.busy_computing and panel.mode == "projection"
+                    and panel.projection.method == method, timeout=timeout)
+
+
+def test_latent_map_click_decodes_two_different_images(qtbot, state, trained):
+    snap, _ = trained
+    panel = shown(qtbot, LatentMapPanel(state))
+    view = shown(qtbot, DecodedSampleView(state), 300, 300)
+    assert panel.accessibleName() == "Latent map" and view.accessibleName() == "Decoded sample"
+    state.set_snapshot(snap)
+    assert panel.busy_computing  # the projection runs off the GUI thread
+    wait_projection(qtbot, panel)
+    assert panel.points.shape == (len(snap.codes), 2)
+
+    (x0, y0), (x1, y1) = panel.points.min(0), panel.points.max(0)
+    images = []
+    for x, y in ((x0, y0), (x1, y1)):
+        with qtbot.waitSignal(state.decoded, timeout=1000):
+            code = panel.click_at(float(x), float(y))
+        expected_code = panel.projection.inverse(np.array([[x, y]], np.float32))[0]
+        np.testing.assert_allclose(code, expected_code, atol=1e-5)
+        np.testing.assert_allclose(view.current_image, snap.decode(expected_code)[0], atol=1e-6)
+        assert view.current_origin.startswith("latent map (")
+        images.append(view.current_image.copy())
+    assert not np.allclose(images[0], images[1])
+    assert panel.cross.data["x"][0] == pytest.approx(x1)
+
+
+def test_latent_map_real_mouse_click_and_hover(qtbot, state, trained):
+    snap, _ = trained
+    panel = shown(qtbot, LatentMapPanel(state))
+    view = DecodedSampleView(state)
+    qtbot.addWidget(view)
+    state.set_snapshot(snap)
+    wait_projection(qtbot, panel)
+    qtbot.wait(50)  # let the view range settle
+
+    plot, vb = panel.plot, panel.plot.plotItem.vb
+    target = panel.points[7]
+    widget_pos = plot.mapFromScene(vb.mapViewToScene(QPointF(float(target[0]), float(target[1]))))
+    with qtbot.waitSignal(state.decoded, timeout=1000) as sig:
+        qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=widget_pos)
+    assert sig.args[1].startswith("latent map")
+    # the click landed within a pixel of the point: the decoded code is (almost) that spot's inverse
+    spot = vb.mapSceneToView(plot.mapToScene(widget_pos))
+    expected = panel.projection.inverse(np.array([[spot.x(), spot.y()]], np.float32))[0]
+    np.testing.assert_allclose(panel.last_code, expected, atol=1e-4)
+    np.testing.assert_allclose(view.current_image, snap.decode(panel.last_code)[0], atol=1e-6)
+
+    # hover: the nearest point wins, highlighted with a ring and a thumbnail
+    for i in (0, 7, len(panel.points) - 1):
+        px, py = panel.points[i]
+        assert panel.hover_at(float(px), float(py)) == i or np.allclose(panel.points[panel.hover_index], (px, py))
+    i = panel.hover_at(float(panel.points[5, 0]) + 1e-4, float(panel.points[5, 1]))
+    assert np.allclose(panel.points[i], panel.points[5]) and panel.thumb.isVisible()
+    assert panel.ring.data["x"][0] == pytest.approx(panel.points[i, 0])
+    # a real mouse move over a point shows it too
+    target = panel.points[11]
+    widget_pos = plot.mapFromScene(vb.mapViewToScene(QPointF(float(target[0]), float(target[1]))))
+    QTest.mouseMove(plot.viewport(), widget_pos)
+    qtbot.waitUntil(lambda: panel.hover_index >= 0, timeout=1000)
+    assert np.linalg.norm(panel.points[panel.hover_index] - target) < 0.05 * np.ptp(panel.points, axis=0).max()
+
+
+def test_latent_map_tsne_runs_off_thread_and_decodes(qtbot, state, trained):
+    snap, _ = trained
+    small = dataclasses.replace(snap, codes=snap.codes[:150], labels=snap.labels[:150], images=snap.images[:150])
+    panel = shown(qtbot, LatentMapPanel(state))
+    state.set_snapshot(small)
+    wait_projection(qtbot, panel, "pca")
+    panel.set_method("tsne")
+    assert panel.busy_computing and panel.busy.isVisibleTo(panel)
+    wait_projection(qtbot, panel, "tsne", timeout=30000)
+    assert not panel.busy.isVisibleTo(panel)
+    assert panel.points.shape == (150, 2)
+    x, y = panel.points[3]
+    code = panel.click_at(float(x), float(y))
+    np.testing.assert_allclose(code, small.codes[panel.point_rows[3]], atol=1e-5)  # on a point: its own code
+
+
+def test_latent_map_two_and_one_dimensional_codes(qtbot, state):
+    panel = shown(qtbot, LatentMapPanel(state))
+    view = DecodedSampleView(state)
+    qtbot.addWidget(view)
+    snap2 = fake_snapshot(300, 2)
+    state.set_snapshot(snap2)
+    assert panel.mode == "direct" and not panel.method_combo.isEnabled()
+    np.testing.assert_allclose(panel.points, snap2.codes)
+    panel.click_at(0.5, -1.0)
+    np.testing.assert_allclose(view.current_image, snap2.decode(np.array([0.5, -1.0]))[0], atol=1e-6)
+
+    snap1 = fake_snapshot(300, 1)
+    state.set_snapshot(snap1)
+    assert panel.mode == "strip"
+    np.testing.assert_allclose(panel.points[:, 0], snap1.codes[:, 0])
+    assert np.all(np.abs(panel.points[:, 1] - snap1.labels) <= 0.3 + 1e-6)  # one strip per class
+    code = panel.click_at(0.7, 4.0)
+    np.testing.assert_allclose(code, [0.7])
+    np.testing.assert_allclose(view.current_image, snap1.decode(np.array([0.7]))[0], atol=1e-6)
+    state.set_snapshot(None)
+    assert panel.mode == "none" and panel.click_at(0.0, 0.0) is None
+
+
+def test_latent_map_handles_60k_points(qtbot, state):
+    panel = shown(qtbot, LatentMapPanel(state))
+    snap = fake_snapshot(60_000, 2)
+    state.set_snapshot(snap)
+    assert panel.points.shape == (60_000, 2)
+    assert sum(len(item.data) for item in panel._class_items) == 60_000
+    assert len(panel._class_items) == 10  # one item per class, not a brush per point
+    i = panel.hover_at(*map(float, snap.codes[1234]))
+    assert np.allclose(panel.points[i], snap.codes[1234])
+    assert panel.click_at(0.0, 0.0) is not None
+    panel.grab()  # it renders
+
+
+# ---- latent sliders ------------------------------------------------------------------------------------------
+def test_latent_sliders_decode_live(qtbot, state, trained):
+    snap, _ = trained
+    panel = shown(qtbot, LatentSlidersPanel(state), 380, 480)
+    view = DecodedSampleView(state)
+    qtbot.addWidget(view)
+    assert panel.accessibleName() == "Latent sliders"
+    assert panel.notice.isVisible() and not panel.random_button.isEnabled()
+    state.set_snapshot(snap)
+    assert not panel.notice.isVisible() and panel.random_button.isEnabled()
+    visible = [s for s in panel.sliders if s.isVisible()]
+    assert len(visible) == 8
+    # slider ranges: mean +- 3 std of the codes
+    mean, std = snap.codes.mean(0), snap.codes.std(0)
+    assert visible[0].minimum() == pytest.approx(mean[0] - 3 * std[0], abs=0.02)
+    assert visible[0].maximum() == pytest.approx(mean[0] + 3 * std[0], abs=0.02)
+
+    with qtbot.waitSignal(state.decoded, timeout=1000):
+        panel.reset()
+    base = view.current_image.copy()
+    np.testing.assert_allclose(panel.code, mean, atol=1e-5)
+
+    # drag a slider with the mouse: the decoded image follows
+    inner = visible[2]._slider
+    start = inner.rect().center()
+    QTest.mousePress(inner, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    for dx in range(5, inner.width() // 2 - 4, 10):
+        QTest.mouseMove(inner, start + type(start)(dx, 0))
+    QTest.mouseRelease(inner, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       start + type(start)(inner.width() // 2 - 5, 0))
+    qtbot.waitUntil(lambda: not np.allclose(view.current_image, base), timeout=1000)
+    assert panel.code[2] > mean[2]
+    qtbot.wait(40)  # the coalescing timer lands the last value
+    np.testing.assert_allclose(view.current_image, snap.decode(panel.code)[0], atol=1e-6)
+
+    # programmatic slider change
+    with qtbot.waitSignal(state.decoded, timeout=1000):
+        visible[0].setValue(visible[0].minimum())
+    qtbot.wait(40)
+    np.testing.assert_allclose(view.current_image, snap.decode(panel.code)[0], atol=1e-6)
+
+    before = view.current_image.copy()
+    with qtbot.waitSignal(state.decoded, timeout=1000):
+        qtbot.mouseClick(panel.random_button, Qt.MouseButton.LeftButton)
+    assert not np.allclose(view.current_image, before)
+    assert view.current_origin == "sliders"
+
+    state.imageSelected.emit(5)
+    panel.start_from_image()
+    np.testing.assert_allclose(panel.code, snap.codes[5])
+    assert "#6" in panel.source.text()
+    z = np.linspace(-1, 1, 8).astype(np.float32)
+    panel.set_code(z)
+    np.testing.assert_allclose(view.current_image, snap.decode(z)[0], atol=1e-6)
+    assert visible[7].value() == pytest.approx(1.0, abs=0.01)
+
+
+def test_latent_sliders_page_through_a_large_code(qtbot, state):
+    panel = shown(qtbot, LatentSlidersPanel(state), 380, 520)
+    snap = fake_snapshot(200, 30, kind="vae")
+    state.set_snapshot(snap)
+    assert panel.page_combo.isVisible() and panel.page_combo.count() == 3
+    assert sum(s.isVisible() for s in panel.sliders) == PAGE
+    # VAE ranges cover the prior's -3..3
+    assert panel.sliders[0].minimum() <= -3.0 and panel.sliders[0].maximum() >= 3.0
+    z = np.arange(30, dtype=np.float32) / 10
+    panel.set_code(z)
+    panel.page_combo.setCurrentIndex(2)
+    assert panel.first_dim == 24
+    assert sum(s.isVisible() for s in panel.sliders) == 6
+    assert panel.sliders[0].value() == pytest.approx(2.4, abs=0.01)
+    panel.sliders[1].setValue(-1.0)
+    assert panel.code[25] == pytest.approx(-1.0, abs=0.01)
+    assert panel.code[0] == pytest.approx(0.0)  # other pages keep their values
+    with qtbot.waitSignal(state.decoded, timeout=1000):
+        panel.random_sample()
+    assert "prior" in panel.source.text()
+    state.set_snapshot(None)
+    assert panel.notice.isVisible()
+
+
+def test_decoded_view_shows_latest_image(qtbot, state):
+    view = shown(qtbot, DecodedSampleView(state), 300, 300)
+    img = np.random.default_rng(0).random((1, 8, 8), dtype=np.float32)
+    state.show_decoded(img, "test")
+    np.testing.assert_array_equal(view.current_image, img)
+    assert "test" in view.caption.text()
+    r = view.image.target_rect()
+    assert r.width() == r.height() and r.width() >= 8 * 20  # scaled up, square pixels
+    state.set_snapshot(None)
+    assert view.current_image is None
