@@ -110,7 +110,7 @@ def display_problem() -> str | None:
         return None  # Qt uses its Wayland plugin; the X11 libraries are not needed
     missing = missing_xcb_libraries()
     if not missing:
-        return None
+        return _probe_x11()
     packages = sorted({XCB_LIBRARIES.get(m, m) for m in missing})
     return ("aestudio: error: Qt cannot open a window because system libraries for X11 are missing: "
             + ", ".join(missing) + ".\n"
@@ -118,6 +118,25 @@ def display_problem() -> str | None:
             f"    sudo apt install {' '.join(packages)}\n"
             "  (the usual full set: " + APT_HINT + ")\n"
             "  On Fedora: sudo dnf install xcb-util-cursor xcb-util-wm xcb-util-keysyms libxkbcommon-x11")
+
+
+def _probe_x11() -> str | None:
+    """Try to start Qt on $DISPLAY in a child process: a display that is set but unreachable makes Qt
+    abort, which must not happen to the studio itself. Skipped when AESTUDIO_SKIP_PROBE is set."""
+    if os.environ.get("AESTUDIO_SKIP_PROBE"):
+        return None
+    code = "import sys\nfrom PySide6.QtGui import QGuiApplication\nQGuiApplication(sys.argv[:1])\nprint('ok')\n"
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None  # cannot tell; let Qt try
+    if out.returncode == 0 and out.stdout.strip().endswith("ok"):
+        return None
+    lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
+    detail = lines[0] if lines else f"exit status {out.returncode}"
+    return (f"aestudio: error: Qt cannot open a window on display {os.environ.get('DISPLAY')!r}: {detail}\n"
+            "  Check that an X server is running there (over ssh use `ssh -X`), or use the command line:\n"
+            "    aestudio train --data fashion-10k --out runs/first   /   aestudio evaluate runs/first")
 
 
 # ---- the application ------------------------------------------------------------------------
@@ -222,7 +241,11 @@ def run_studio(data: str | None = None) -> int:
     tick = QTimer()  # lets Python see Ctrl-C while Qt's loop runs
     tick.start(250)
     tick.timeout.connect(lambda: None)
-    return int(app.exec())
+    status = int(app.exec())
+    from PySide6.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone(3000)  # let background tasks finish before teardown
+    return status
 
 
 __all__ = ["create_window", "display_problem", "ensure_app", "missing_xcb_libraries", "run_studio"]

@@ -210,3 +210,27 @@ def test_layout_and_choices_are_remembered(qtbot):
     assert w2.docks["sliders"].isHidden()
     w2.reset_layout()
     assert not w2.docks["sliders"].isHidden()
+
+
+def test_no_display_exits_with_a_clear_message(monkeypatch, capsys):
+    import aestudio.app as app_mod
+
+    monkeypatch.setattr(app_mod.sys, "platform", "linux")
+    for var in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    assert app_mod.run_studio("digits") == 1
+    assert "no display" in capsys.readouterr().err
+
+
+def test_missing_xcb_libraries_name_the_packages(monkeypatch):
+    import aestudio.app as app_mod
+
+    monkeypatch.setattr(app_mod.sys, "platform", "linux")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(app_mod, "missing_xcb_libraries", lambda: ["libxcb-cursor.so.0", "libxcb-icccm.so.4"])
+    message = app_mod.display_problem()
+    assert "sudo apt install libxcb-cursor0 libxcb-icccm4" in message
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")  # an explicit platform is left to Qt
+    assert app_mod.display_problem() is None

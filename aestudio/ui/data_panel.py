@@ -73,10 +73,10 @@ class DataPanel(QWidget):
         self.last_error = ""
         self._task: Task | None = None
         self._tasks: list[Task] = []
-        self._gen = 0
         self._pending_spec: str | None = None
         self._build()
         state.datasetChanged.connect(self._on_dataset)
+        state.training.runningChanged.connect(self._on_training_running)
         if state.dataset is not None:
             self._on_dataset(state.dataset)
 
@@ -184,11 +184,15 @@ class DataPanel(QWidget):
     def load(self, spec: str, image_size: int | None = None, channels: int | None = None) -> None:
         """Load `spec` (a named set or a folder) in the background; `loaded` or `loadFailed` follows."""
         spec = str(spec)
+        if self.state.training.running:
+            msg = "Stop training before changing the data set."
+            self.state.errorMessage.emit(msg)
+            self.loadFailed.emit(msg)
+            return
         if is_folder_spec(spec) and image_size is None:
             image_size, channels = self.folder_options()
         if self._task is not None:
             self._task.cancel()
-        self._gen += 1
         self._pending_spec = spec
         self._tasks = [t for t in self._tasks if not t.finished_event.is_set()]
         task = Task(_load, spec, image_size, channels, progress=True, cancellable=True)
@@ -213,12 +217,12 @@ class DataPanel(QWidget):
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        self._gen += 1
         self._set_loading(False)
 
     @Slot()
     def open_folder_dialog(self) -> None:
-        start_dir = self._pending_spec if self._pending_spec and os.path.isdir(self._pending_spec) else str(Path.home())
+        last = self.state.data_spec or self._pending_spec or ""
+        start_dir = str(Path(last).parent) if last and os.path.isdir(last) else str(Path.home())
         path = QFileDialog.getExistingDirectory(self, "Open image folder", start_dir)
         if path:
             self.load(path)
@@ -332,6 +336,13 @@ class DataPanel(QWidget):
             i = self.combo.count() - 1
             self.combo.setItemData(i, spec, Qt.ItemDataRole.ToolTipRole)
         self.combo.setCurrentIndex(i)
+
+    @Slot(bool)
+    def _on_training_running(self, running: bool) -> None:
+        for w in (self.combo, self.open_btn, self.size_spin, self.channels_combo):
+            w.setEnabled(not running)
+        why = "\n\nStop training to change the data set." if running else ""
+        self.combo.setToolTip(DATASET_TIP + why)
 
     @Slot(int)
     def _on_combo(self, index: int) -> None:

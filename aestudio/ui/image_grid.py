@@ -209,6 +209,7 @@ class ImageGridPanel(QWidget):
         lay.addWidget(self.grid_host)
         lay.addStretch(1)
         self._set_rows_visible(False)
+        self._style_placeholder()
 
         state.training.preview.connect(self._on_preview)
         state.snapshotChanged.connect(self._on_snapshot)
@@ -344,8 +345,10 @@ class ImageGridPanel(QWidget):
             for t in self.tiles["Noisy input"]:
                 t.setVisible(has_noise and t.pixmap() is not None and not t.pixmap().isNull())
 
+    def _style_placeholder(self) -> None:
+        self.placeholder.setStyleSheet(f"color: {self.palette().color(QPalette.ColorRole.PlaceholderText).name()};")
+
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt)
         if event.type() == QEvent.Type.PaletteChange:
-            self.placeholder.setStyleSheet(
-                f"color: {self.palette().color(QPalette.ColorRole.PlaceholderText).name()};")
+            self._style_placeholder()
         super().changeEvent(event)

@@ -139,10 +139,6 @@ def class_colors(n: int) -> list[QColor]:
     return [QColor.fromHsvF((i * 0.618034) % 1.0, 0.65, 0.9) for i in range(n)]
 
 
-def is_dark(palette: QPalette) -> bool:
-    return palette.color(QPalette.ColorRole.Window).lightnessF() < 0.5
-
-
 def style_plot(plot: pg.PlotWidget, palette: QPalette, legend_frame: bool = True) -> None:
     """Take a plot's background, axis and text colours from a Qt palette (and its legend's, if any:
     filled and framed when `legend_frame`, else transparent)."""
@@ -217,7 +213,8 @@ class ScaledImage(QWidget):
         if self._image is None or self._image.isNull():
             if self._placeholder:
                 p.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
-                p.drawText(self.contentsRect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
+                flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+                p.drawText(self.contentsRect().adjusted(8, 8, -8, -8), flags, self._placeholder)
             return
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         r = self.target_rect()

@@ -114,6 +114,7 @@ class LatentSlidersPanel(QWidget):
         self.source = QLabel(self)
         self.source.setWordWrap(True)
         self.source.setAccessibleName("Code source")
+        self.source.setMinimumHeight(36)
         src = QHBoxLayout()
         src.setContentsMargins(0, 0, 0, 0)
         src.addWidget(self.source_thumb)
@@ -169,7 +170,7 @@ class LatentSlidersPanel(QWidget):
         else:
             self.set_code(z, "A random code from a Gaussian fitted to the validation codes "
                              "(this kind of autoencoder has no prior).")
-        self.source_thumb.clear()
+        self._set_thumb(None)
 
     @Slot()
     def start_from_image(self) -> None:
@@ -185,7 +186,7 @@ class LatentSlidersPanel(QWidget):
             label = f" ({snap.class_names[k] if k < len(snap.class_names) else k})"
         how = "selected in the image grid" if picked else "picked at random; click one in the image grid to choose"
         self.set_code(snap.codes[index], f"The code of validation image #{index + 1}{label}, {how}.")
-        self.source_thumb.setPixmap(imaging.to_pixmap(snap.images[index], 32))
+        self._set_thumb(imaging.to_pixmap(snap.images[index], 32))
         self.start_index = index
 
     @Slot()
@@ -193,7 +194,7 @@ class LatentSlidersPanel(QWidget):
         if self.snapshot is None or self.stats is None:
             return
         self.set_code(self.stats.mean, "The mean of the validation codes.")
-        self.source_thumb.clear()
+        self._set_thumb(None)
 
     # ---- handlers ------------------------------------------------------------------------------------
     @Slot(object)
@@ -215,7 +216,7 @@ class LatentSlidersPanel(QWidget):
         if not keep:
             self.code = self.stats.mean.astype(np.float32).copy()
             self._set_source("The mean of the validation codes.")
-            self.source_thumb.clear()
+            self._set_thumb(None)
         pages = max(1, -(-latent // PAGE))
         self.page_combo.blockSignals(True)
         if self.page_combo.count() != pages or not keep:
@@ -328,6 +329,13 @@ class LatentSlidersPanel(QWidget):
             "dimension). A plain autoencoder has no prior, so random codes may land where no training image "
             "did and decode to something odd: that is worth seeing.")
 
+    def _set_thumb(self, pixmap) -> None:
+        if pixmap is None:
+            self.source_thumb.clear()
+        else:
+            self.source_thumb.setPixmap(pixmap)
+        self.source_thumb.setVisible(pixmap is not None)
+
     def _set_source(self, text: str) -> None:
         self.source.setText(text)
 
@@ -342,4 +350,4 @@ class LatentSlidersPanel(QWidget):
             w.setEnabled(on)
         if not on:
             self.source.setText("")
-            self.source_thumb.clear()
+            self._set_thumb(None)

@@ -367,7 +367,7 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["curves"], d["latent"], H)
         self.splitDockWidget(d["latent"], d["decoded"], H)
         w, h = self.width(), self.height()
-        left = 345
+        left = 355
         right = max(700, w - left)
         self.resizeDocks([d["data"], d["builder"], d["training"]], [130, 450, 280], V)
         self.resizeDocks([d["data"], d["grid"]], [left, right], H)
@@ -465,6 +465,7 @@ class MainWindow(QMainWindow):
     def _on_running(self, running: bool) -> None:
         self.save_run_action.setEnabled(self.state.snapshot is not None)
         self.open_run_action.setEnabled(not running)
+        self.open_folder_action.setEnabled(not running)
         if running and self.message_bar.level == "error":
             self.message_bar.dismiss()
 

@@ -144,7 +144,6 @@ QGroupBox::title {
     padding: 0 4px;
 }
 QToolBar#MessageBarHost { border: none; spacing: 0; padding: 2px 6px; }
-QProgressBar { text-align: center; min-height: 20px; }
 """
 
 

@@ -60,6 +60,8 @@ class TrainingPanel(QWidget):
         self.setToolTip("How to train the model, and the controls to start, pause and stop.")
         self._loading = False
         self._last_finish = ""
+        self._progress_line = ""
+        self._rate_line = ""
         self._build()
         self._show(state.train_config)
         ctl = state.training
@@ -165,6 +167,10 @@ class TrainingPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setFormat("Ready")
+        font = self.progress.font()
+        font.setPointSizeF(font.pointSizeF() * 0.92)
+        self.progress.setFont(font)
+        self.progress.setMinimumHeight(2 * self.progress.fontMetrics().height() + 8)  # two lines of text
         lay.addWidget(self.progress)
 
         self.status = QLabel(" ")
@@ -340,6 +346,7 @@ class TrainingPanel(QWidget):
     # ---- controller signals ----------------------------------------------------------------
     @Slot()
     def _on_started(self) -> None:
+        self._progress_line, self._rate_line = "", "Starting…"
         self.progress.setValue(0)
         self.progress.setFormat("Starting…")
         self._set_status("Training…", None)
@@ -356,26 +363,32 @@ class TrainingPanel(QWidget):
         self.pause_btn.setIcon(style.icon("fa5s.play" if paused else "fa5s.pause", self))
         self.pause_btn.setAccessibleDescription("Resume training" if paused else "Pause training")
         self.pause_btn.setToolTip("Continue training where it paused." if paused else TIPS["pause"])
+        if self.state.training.running and self._progress_line:
+            self._show_progress_text()
         if paused:
-            self.progress.setFormat("Paused · " + self.progress.format())
             self._set_status("Paused.", None)
-        else:
-            self.progress.setFormat(self.progress.format().removeprefix("Paused · "))
-            if self.state.training.running:
-                self._set_status("Training…", None)
+        elif self.state.training.running:
+            self._set_status("Training…", None)
 
     @Slot(object)
     def _on_stage(self, e) -> None:
-        self.progress.setFormat(f"{e.name} · starting")
+        self._progress_line = f"{e.name} · starting"
+        self._show_progress_text()
 
     @Slot(object)
     def _on_progress(self, e) -> None:
         self.progress.setValue(int(round(1000 * e.progress)))
-        text = (f"{e.stage} · epoch {e.epoch}/{e.epochs} · batch {e.batch}/{e.batches} · "
-                f"{e.images_per_sec:,.0f} img/s · ETA {style.fmt_duration(e.eta_s)}")
-        if self.state.training.paused:
-            text = "Paused · " + text
-        self.progress.setFormat(text)
+        eta = style.fmt_duration(e.eta_s)
+        self._progress_line = f"{e.stage} · epoch {e.epoch}/{e.epochs} · batch {e.batch}/{e.batches}"
+        self._rate_line = f"{e.images_per_sec:,.0f} images/s · ETA {eta}"
+        self._show_progress_text()
+        self.progress.setToolTip(
+            f"{TIPS['progress']}\n\nStage: {e.stage}\nEpoch {e.epoch} of {e.epochs}, batch {e.batch} of {e.batches}"
+            f"\n{e.images_per_sec:,.0f} images per second\nAbout {eta} left (mm:ss)")
+
+    def _show_progress_text(self) -> None:
+        second = "Paused" if self.state.training.paused else self._rate_line
+        self.progress.setFormat(f"{self._progress_line}\n{second}" if self._progress_line else second)
 
     @Slot(object)
     def _on_finished(self, e) -> None:

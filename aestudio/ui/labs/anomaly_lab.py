@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -27,7 +26,7 @@ from ...core.labs import anomaly as core
 from ...core.training import Control
 from .. import imaging
 from .base import LabData, LabPanel, lab_data
-from .denoising_lab import ImageRow, ImageRows, export_lab_figure, stop_all
+from .denoising_lab import ImageRow, ImageRows, stop_all
 
 DEFAULT_EPOCHS = 3
 TABLE_ROWS = 100  # most unusual validation images listed in the numbers table
@@ -197,7 +196,7 @@ class AnomalyLab(LabPanel):
         plots.addWidget(self.hist, 3)
         plots.addWidget(self.roc_plot, 2)
 
-        self.gallery = ImageRows(tile=40)
+        self.gallery = ImageRows(tile=40, caption_width=46)
         self.gallery.setAccessibleName("Most unusual validation images")
         gallery_page = QWidget()
         gl = QVBoxLayout(gallery_page)
@@ -238,8 +237,6 @@ class AnomalyLab(LabPanel):
         self._update_train_text()
         self.on_model_changed(lab_data(state))
 
-    def export_figure(self, path: str | Path) -> Path:
-        return export_lab_figure(self, path)
 
     # ---- settings ----
     def _update_train_text(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt, Slot
+from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Slot
 from PySide6.QtGui import QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (
@@ -232,7 +232,7 @@ class LabPanel(QWidget):
             gen.setViewBox(QRectF(0, 0, size.width(), size.height()))
             gen.setTitle(self.title)
             painter = QPainter(gen)
-            self.figure.render(painter)
+            self.figure.render(painter, QPoint())
             painter.end()
         else:
             if path.suffix.lower() != ".png":

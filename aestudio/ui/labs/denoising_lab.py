@@ -14,13 +14,10 @@ inputs, so the benefit of training with noise is visible side by side.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from PySide6.QtCore import QPoint, QRectF, QSize, Qt, QTimer, Slot
-from PySide6.QtGui import QPainter
-from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
 
@@ -61,9 +58,10 @@ class ImageRows(QWidget):
     Widgets are kept and reused between updates, so redrawing on every slider move does not flicker.
     """
 
-    def __init__(self, tile: int = 56, parent: QWidget | None = None):
+    def __init__(self, tile: int = 56, parent: QWidget | None = None, caption_width: int | None = None):
         super().__init__(parent)
         self.tile = tile
+        self.caption_width = caption_width  # elide longer captions (full text in the tooltip); None: never
         self.grid = QGridLayout(self)
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setHorizontalSpacing(4)
@@ -135,8 +133,11 @@ class ImageRows(QWidget):
                 image.setPixmap(pix)
                 image.setToolTip(row.tooltip)
                 text = row.captions[c] if c < len(row.captions) else ""
-                width = max(pix.width() + 4, 56)  # long captions (class names) are elided, not widening the column
-                caption.setText(caption.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, width))
+                if self.caption_width:  # long captions (class names) are elided instead of widening the column
+                    width = max(pix.width() + 4, self.caption_width)
+                    caption.setText(caption.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, width))
+                else:
+                    caption.setText(text)
                 caption.setToolTip(text if caption.text() != text else "")
                 caption.setVisible(bool(text))
                 image.show()
@@ -149,26 +150,6 @@ class ImageRows(QWidget):
                 caption.hide()
         self.grid.setColumnStretch(self.grid.columnCount(), 1)
         self.updateGeometry()
-
-
-def export_lab_figure(lab: LabPanel, path: str | Path) -> Path:
-    """`LabPanel.export_figure`, with SVG rendered through `QWidget.render(painter, QPoint())`: PySide6
-    6.11 rejects the one-argument `render(painter)` that base.py uses. (Drop once base.py passes the offset.)"""
-    path = Path(path)
-    if path.suffix.lower() != ".svg":
-        return LabPanel.export_figure(lab, path)
-    size = lab.figure.size()
-    gen = QSvgGenerator()
-    gen.setFileName(str(path))
-    gen.setSize(QSize(size.width(), size.height()))
-    gen.setViewBox(QRectF(0, 0, size.width(), size.height()))
-    gen.setTitle(lab.title)
-    painter = QPainter(gen)
-    try:
-        lab.figure.render(painter, QPoint())
-    finally:
-        painter.end()
-    return path
 
 
 def stop_all(controls: list[Control], *_args: Any) -> None:
@@ -294,8 +275,6 @@ class DenoisingLab(LabPanel):
         self._update_pair_text()
         self._update_actions()
 
-    def export_figure(self, path: str | Path) -> Path:
-        return export_lab_figure(self, path)
 
     # ---- settings ----
     @property
@@ -335,8 +314,7 @@ class DenoisingLab(LabPanel):
         self.pair_button.setText(f"Train comparison pair ({n} epoch{'s' if n != 1 else ''} each)")
 
     def _update_actions(self) -> None:
-        ready = self.run_button.isEnabled() or (self.busy and self.needs_model)
-        self.pair_button.setEnabled(ready and not self.busy)
+        self.pair_button.setEnabled(self.run_button.isEnabled() and not self.busy)
 
     # ---- running ----
     @Slot()

@@ -8,8 +8,8 @@ from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from ...core.labs.few_labels import FEATURE_LABELS, FewLabelsResult, count_label, few_labels_experiment, summary_lines
@@ -20,6 +20,15 @@ from .base import LabData, LabPanel
 COUNT_CHOICES: tuple[int | None, ...] = (1, 5, 10, 50, None)
 CURVE_COLORS = {"codes": "#4e79a7", "pca": "#f28e2b", "raw": "#9c755f", "finetune": "#59a14f"}
 CURVE_SYMBOLS = {"codes": "o", "pca": "s", "raw": "t", "finetune": "d"}
+
+
+class _Figure(QWidget):
+    """The figure container; `render(painter)` works without a target offset (SVG export)."""
+
+    def render(self, target, *args, **kwargs):  # noqa: D102 (Qt)
+        if isinstance(target, QPainter) and not args and "targetOffset" not in kwargs:
+            args = (QPoint(0, 0),)
+        return super().render(target, *args, **kwargs)
 
 
 class FewLabelsLab(LabPanel):
@@ -102,7 +111,7 @@ class FewLabelsLab(LabPanel):
         self.controls.addRow("Fine-tuning:", fine_row)
 
         # -- figure --
-        fig = QWidget()
+        fig = _Figure()
         fig.setAccessibleName("Few labels figure")
         fv = QVBoxLayout(fig)
         fv.setContentsMargins(0, 0, 0, 0)

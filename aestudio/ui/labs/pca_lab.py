@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -23,7 +22,7 @@ from ...core.labs import pca_compare as core
 from ...core.training import Control
 from .. import imaging
 from .base import LabData, LabPanel
-from .denoising_lab import ImageRow, ImageRows, export_lab_figure, stop_all
+from .denoising_lab import ImageRow, ImageRows, stop_all
 
 DEFAULT_EPOCHS = 3
 PCA_COLOR = "#4e79a7"
@@ -178,8 +177,6 @@ class PcaVsAutoencoderLab(LabPanel):
         self._update_sweep_text()
         self._update_actions()
 
-    def export_figure(self, path: str | Path) -> Path:
-        return export_lab_figure(self, path)
 
     def _set_titles(self, pca_title: str, ae_title: str) -> None:
         color = self.palette().color(self.palette().ColorRole.Text).name()
