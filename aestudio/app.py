@@ -83,7 +83,7 @@ def missing_xcb_libraries() -> list[str]:
     if ldd and files:
         for f in files:
             try:
-                out = subprocess.run([ldd, str(f)], capture_output=True, text=True, timeout=10).stdout
+                out = subprocess.run([ldd, str(f)], capture_output=True, text=True, timeout=10, check=False).stdout
             except (OSError, subprocess.SubprocessError):
                 break
             for line in out.splitlines():
@@ -127,7 +127,7 @@ def _probe_x11() -> str | None:
         return None
     code = "import sys\nfrom PySide6.QtGui import QGuiApplication\nQGuiApplication(sys.argv[:1])\nprint('ok')\n"
     try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.SubprocessError):
         return None  # cannot tell; let Qt try
     if out.returncode == 0 and out.stdout.strip().endswith("ok"):

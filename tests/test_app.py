@@ -5,12 +5,12 @@ import time
 
 import numpy as np
 import shiboken6
+from conftest import find_by_name
 from PIL import Image
 from PySide6.QtCore import Qt
 
 from aestudio.app import create_window
 from aestudio.core.config import ModelConfig, TrainConfig
-from conftest import find_by_name
 
 TINY = ModelConfig(arch="dense", latent=2, hidden=[32])
 REQUIRED_NAMES = ["Dataset", "Open image folder", "Model builder", "Train", "Pause", "Stop", "Progress"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import find_by_name
 
 from aestudio.core.config import ModelConfig, TrainConfig
 from aestudio.core.datasets import ImageSet
@@ -10,7 +11,6 @@ from aestudio.core.models import summarize
 from aestudio.ui.builder_panel import BuilderPanel
 from aestudio.ui.state import StudioState
 from aestudio.ui.training_panel import TrainingPanel
-from conftest import find_by_name
 
 ROUND_TRIP = [
     ModelConfig(),
@@ -145,7 +145,12 @@ def test_hidden_sizes_text_and_completeness_badge(builder, qtbot):
 
 
 def test_every_control_has_a_tooltip_and_name(qtbot):
-    from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractSpinBox,
+        QComboBox,
+        QLineEdit,
+    )
 
     state = _state_with_data()
     for panel in (BuilderPanel(state), TrainingPanel(state)):

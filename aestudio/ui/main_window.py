@@ -9,16 +9,35 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtCore import QByteArray, QCoreApplication, QEventLoop, QSettings, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import (
+    QByteArray,
+    QSettings,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-    QScrollArea, QSizePolicy, QTextBrowser, QToolBar, QToolButton, QVBoxLayout, QWidget,
+    QDialog,
+    QDialogButtonBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSizePolicy,
+    QTextBrowser,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from ..core.checkpoint import CONFIG_NAME, Run, RunError, load_run, save_run
@@ -124,12 +143,12 @@ class PanelHost(QWidget):
         return QSize(max(self.MIN_CAP.width(), int(avail.width() * 0.27)),
                      max(self.MIN_CAP.height(), int(avail.height() * 0.45)))
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt)
+    def minimumSizeHint(self) -> QSize:
         inner = self.panel.minimumSizeHint()
         cap = self._cap()
         return QSize(max(120, min(inner.width(), cap.width())), max(80, min(inner.height(), cap.height())))
 
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
+    def sizeHint(self) -> QSize:
         return self.panel.sizeHint()
 
 
@@ -177,7 +196,7 @@ class MessageBar(QWidget):
         self.text.setFixedHeight(h)
         self.setFixedHeight(h + m.top() + m.bottom())
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt)
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._fit_height()
 
@@ -371,7 +390,7 @@ class MainWindow(QMainWindow):
         right = max(700, w - left)
         self.resizeDocks([d["data"], d["builder"], d["training"]], [130, 450, 280], V)
         self.resizeDocks([d["data"], d["grid"]], [left, right], H)
-        self.resizeDocks([d["grid"], d["sliders"]], [int(right * 0.66), int(right * 0.34)], H)
+        self.resizeDocks([d["grid"], d["sliders"]], [int(right * 0.675), int(right * 0.325)], H)
         self.resizeDocks([d["curves"], d["latent"], d["decoded"]],
                          [int(right * 0.37), int(right * 0.43), int(right * 0.20)], H)
         self.resizeDocks([d["grid"], d["curves"]], [int(h * 0.42), int(h * 0.58)], V)
@@ -659,9 +678,8 @@ class MainWindow(QMainWindow):
         if isinstance(geo, QByteArray) and not geo.isEmpty():
             self.restoreGeometry(geo)
         st = self.settings.value("window/state")
-        if isinstance(st, QByteArray) and not st.isEmpty():
-            if not self.restoreState(st, LAYOUT_VERSION):
-                self.restoreState(self._default_state, LAYOUT_VERSION)
+        if isinstance(st, QByteArray) and not st.isEmpty() and not self.restoreState(st, LAYOUT_VERSION):
+            self.restoreState(self._default_state, LAYOUT_VERSION)
 
     def remembered_spec(self) -> str | None:
         spec = self.settings.value("data/spec")
@@ -688,22 +706,10 @@ class MainWindow(QMainWindow):
 
     # ---- closing --------------------------------------------------------------------------------------
     def _stop_training(self, timeout_s: float) -> bool:
-        """Stop a running training and wait for its thread, at most `timeout_s` seconds.
+        """Stop a running training and join its thread, at most `timeout_s` seconds."""
+        return self.state.training.shutdown(int(timeout_s * 1000))
 
-        The worker's last signals (and its request to quit the thread) travel through this thread's
-        event queue, so events are processed while waiting; `shutdown` then joins the thread.
-        """
-        ctl = self.state.training
-        if not ctl.running:
-            return True
-        ctl.stop()
-        deadline = time.monotonic() + timeout_s
-        while ctl.running and time.monotonic() < deadline:
-            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-            time.sleep(0.002)
-        return ctl.shutdown(int(max(0.0, deadline - time.monotonic()) * 1000))
-
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt)
+    def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closed:
             self._closed = True
             try:

@@ -155,17 +155,19 @@ def apply_app_style(app: QApplication) -> None:
 
 def fmt_duration(seconds: float) -> str:
     """mm:ss (or h:mm:ss for long runs)."""
-    if seconds != seconds or seconds < 0 or seconds == float("inf"):
+    import math
+
+    if not math.isfinite(seconds) or seconds < 0:
         return "--:--"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 # ---- a float spin box that keeps exact values ---------------------------------------------
-from PySide6.QtGui import QValidator  # noqa: E402
-from PySide6.QtWidgets import QDoubleSpinBox  # noqa: E402
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import QDoubleSpinBox
 
 _LADDER = (1.0, 2.0, 5.0)
 
@@ -199,16 +201,16 @@ class FloatSpin(QDoubleSpinBox):
         self.setValue(float(v))
         self._exact = float(v)
 
-    def textFromValue(self, v: float) -> str:  # noqa: N802 (Qt API)
+    def textFromValue(self, v: float) -> str:
         return f"{v:.10g}"
 
-    def valueFromText(self, text: str) -> float:  # noqa: N802
+    def valueFromText(self, text: str) -> float:
         try:
             return float(text.strip().replace(",", "."))
         except ValueError:
             return self.value()
 
-    def validate(self, text: str, pos: int):  # noqa: D102
+    def validate(self, text: str, pos: int):
         t = text.strip().replace(",", ".")
         if t in ("", "-", "+", ".", "-.", "+."):
             return QValidator.State.Intermediate, text, pos
@@ -222,10 +224,10 @@ class FloatSpin(QDoubleSpinBox):
             return QValidator.State.Intermediate, text, pos
         return QValidator.State.Acceptable, text, pos
 
-    def fixup(self, text: str) -> str:  # noqa: D102
+    def fixup(self, text: str) -> str:
         return self.textFromValue(self.value())
 
-    def stepBy(self, steps: int) -> None:  # noqa: N802
+    def stepBy(self, steps: int) -> None:
         if not self._log:
             super().stepBy(steps)
             return

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -244,9 +252,8 @@ class TrainingPanel(QWidget):
             self.val_fraction.set_exact(cfg.val_fraction)
             self.seed.setValue(int(cfg.seed))
             i = self.device.findData(cfg.device)
-            if i < 0:  # a device this machine lacks (e.g. from another computer's run): use auto
-                i = 0
-            self.device.setCurrentIndex(i)
+            # a device this machine lacks (e.g. from another computer's run) shows as auto
+            self.device.setCurrentIndex(max(i, 0))
             self.pretrain_epochs.setValue(int(cfg.pretrain_epochs))
             self.grad_clip.set_exact(cfg.grad_clip)
         finally:
@@ -377,7 +384,7 @@ class TrainingPanel(QWidget):
 
     @Slot(object)
     def _on_progress(self, e) -> None:
-        self.progress.setValue(int(round(1000 * e.progress)))
+        self.progress.setValue(round(1000 * e.progress))
         eta = style.fmt_duration(e.eta_s)
         self._progress_line = f"{e.stage} · epoch {e.epoch}/{e.epochs} · batch {e.batch}/{e.batches}"
         self._rate_line = f"{e.images_per_sec:,.0f} images/s · ETA {eta}"

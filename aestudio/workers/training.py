@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..core.config import ModelConfig, TrainConfig
 from ..core.datasets import ImageSet
@@ -212,7 +212,7 @@ class TrainingController(QObject):
         worker.snapshot.connect(self._on_snapshot)
         worker.finished.connect(self._on_finished)
         worker.errored.connect(self._on_errored)
-        worker.done.connect(thread.quit)
+        worker.done.connect(thread.quit, Qt.DirectConnection)  # QThread.quit is thread-safe
         thread.finished.connect(self._on_thread_finished)
         self._thread, self._worker = thread, worker
         thread.start()
@@ -238,6 +238,7 @@ class TrainingController(QObject):
         if self._thread is None:
             return True
         self.stop()
+        self._thread.quit()  # leaves the thread's event loop as soon as the worker returns
         ok = self._thread.wait(timeout_ms)
         if ok:
             self._on_thread_finished()

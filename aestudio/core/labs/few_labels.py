@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -215,7 +215,19 @@ def finetune_accuracy(model: Autoencoder, train_x: np.ndarray, train_y: np.ndarr
     gen = torch.Generator().manual_seed(seed)
     xt, yt = torch.from_numpy(np.ascontiguousarray(x_l)).to(dev), torch.from_numpy(y_l).to(dev)
     n = len(y_l)
-    steps, losses = 0, []
+    losses: list[float] = []
+    # the model stays in eval mode, and cuDNN refuses the backward pass of an RNN in eval mode
+    no_cudnn = dev.type == "cuda" and model.config.arch == "recurrent"
+    with torch.backends.cudnn.flags(enabled=not no_cudnn):
+        steps = _train_head(net, opt, xt, yt, n, epochs, batch_size, max_steps, gen, dev, losses)
+    acc = _accuracy(net, x_te, y_te, dev)
+    if return_details:
+        return FinetuneResult(acc, probe_acc, steps, losses)
+    return acc
+
+
+def _train_head(net, opt, xt, yt, n, epochs, batch_size, max_steps, gen, dev, losses) -> int:
+    steps = 0
     for _ in range(max(0, int(epochs))):
         order = torch.randperm(n, generator=gen).to(dev)
         for i in range(0, n, batch_size):
@@ -232,10 +244,7 @@ def finetune_accuracy(model: Autoencoder, train_x: np.ndarray, train_y: np.ndarr
             losses.append(float(loss.detach()))
         if steps >= max_steps:
             break
-    acc = _accuracy(net, x_te, y_te, dev)
-    if return_details:
-        return FinetuneResult(acc, probe_acc, steps, losses)
-    return acc
+    return steps
 
 
 def _accuracy(net: nn.Module, x: np.ndarray, y: np.ndarray, dev: torch.device, batch: int = 512) -> float:
@@ -378,7 +387,7 @@ def few_labels_experiment(model: Autoencoder, train_x: np.ndarray, train_y: np.n
     say(total, total)
     per_class = np.array([effective_per_class(c, y_tr) for c in counts])
     return FewLabelsResult(counts, per_class, curves, chance_accuracy(y_te), len(y_tr), len(y_te),
-                           int(len(np.unique(y_tr))), latent, repeats, notes)
+                           len(np.unique(y_tr)), latent, repeats, notes)
 
 
 def summary_lines(result: FewLabelsResult) -> list[str]:
@@ -412,13 +421,15 @@ def summary_lines(result: FewLabelsResult) -> list[str]:
                          "the classes apart (or the model needs more training / a larger code).")
     if "finetune" in result.curves and "codes" in result.curves:
         gain = result.curves["finetune"][0] - result.curves["codes"][0]
-        lines.append(f"Fine-tuning the encoder changes accuracy by {100 * gain.min():+.0f} to {100 * gain.max():+.0f} "
-                     "points over the frozen codes.")
+        lo, hi = (round(100 * v) + 0 for v in (gain.min(), gain.max()))
+        span = f"{lo:+d} points" if lo == hi else f"{lo:+d} to {hi:+d} points"
+        lines.append(f"Fine-tuning the encoder changes accuracy by {span} over the frozen codes.")
     lines.append(f"Chance (always the most common class): {100 * result.chance:.0f}%.")
     return lines
 
 
 __all__ = [
-    "DEFAULT_COUNTS", "FEATURE_LABELS", "FewLabelsResult", "FinetuneResult", "few_labels_experiment", "summary_lines", "chance_accuracy", "count_label", "effective_per_class", "few_label_curve",
-    "finetune_accuracy", "finetune_curve", "probe_score",
+    "COLUMN_LABELS", "DEFAULT_COUNTS", "FEATURE_LABELS", "FewLabelsResult", "FinetuneResult", "chance_accuracy",
+    "count_label", "effective_per_class", "few_label_curve", "few_labels_experiment", "finetune_accuracy",
+    "finetune_curve", "probe_score", "summary_lines",
 ]

@@ -21,7 +21,7 @@ Qt-free.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class HealthReport:
         return self.kind == "vae"
 
     def status(self, dim: int) -> str:
-        if dim in set(int(i) for i in self.inactive):
+        if dim in {int(i) for i in self.inactive}:
             return "inactive" if self.is_vae else "dead"
         return "active"
 
@@ -150,7 +150,7 @@ def health_report(model, train_x: np.ndarray, train_y: np.ndarray | None, val_x:
     n_train = min(len(train_x), max_images) if train_x is not None else 0
     if labelled:
         vy = np.asarray(vy)
-        n_classes = int(len(np.unique(vy)))
+        n_classes = len(np.unique(vy))
         sil = silhouette(codes, vy, seed=seed)
         say(3, total)
         tx, ty = _limit(np.asarray(train_x), train_y, max_images, seed + 1)
@@ -252,4 +252,4 @@ def _findings(r: HealthReport, cfg) -> None:
                    "neighbours share a class more often than chance, but far from always."), good)
 
 
-__all__ = ["DEAD_FRACTION", "HealthReport", "KL_THRESHOLD", "dead_units", "health_report"]
+__all__ = ["DEAD_FRACTION", "KL_THRESHOLD", "HealthReport", "dead_units", "health_report"]

@@ -27,7 +27,7 @@ Qt-free.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -183,11 +183,20 @@ def _entropy(labels: np.ndarray) -> float:
 
 
 def _mutual_info(a: np.ndarray, b: np.ndarray) -> float:
+    """Plug-in mutual information (nats) of two binned variables, minus the Miller-Madow bias
+    (|A|-1)(|B|-1)/(2N) the plug-in estimate has even for independent variables; at least 0."""
     na, nb = int(a.max()) + 1, int(b.max()) + 1
     joint = np.bincount(a * nb + b, minlength=na * nb).reshape(na, nb) / len(a)
     pa, pb = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
     nz = joint > 0
-    return float((joint[nz] * np.log(joint[nz] / (pa @ pb)[nz])).sum())
+    mi = float((joint[nz] * np.log(joint[nz] / (pa @ pb)[nz])).sum())
+    bias = (np.count_nonzero(pa) - 1) * (np.count_nonzero(pb) - 1) / (2.0 * len(a))
+    return max(mi - bias, 0.0)
+
+
+def default_bins(n: int) -> int:
+    """Bins for mutual information on n samples: about ten samples per cell of a bins x bins table, 4 to 20."""
+    return int(np.clip(np.sqrt(max(n, 1) / 10.0), 4, 20))
 
 
 @dataclass
@@ -206,18 +215,20 @@ class FactorSummary:
     extra: dict = field(default_factory=dict)
 
 
+CAPTURED = 0.1  # a factor whose best score is below this is "not captured" by any dimension
 METHOD_LABELS = {"spearman": "|Spearman correlation|", "mi": "normalised mutual information"}
 
 
 def factor_correlations(codes: np.ndarray, factors: np.ndarray, factor_names: Sequence[str],
-                        method: str = "spearman", bins: int = 20) -> tuple[np.ndarray, FactorSummary]:
+                        method: str = "spearman", bins: int | None = None) -> tuple[np.ndarray, FactorSummary]:
     """How strongly each code dimension tracks each known factor: (matrix (latent, F), summary).
 
     method "spearman": |Spearman rank correlation| (monotonic relations; blind to a categorical
     factor's arbitrary order and to cyclic ones such as rotation). method "mi": mutual information
-    between the dimension (discretised into `bins` equal-count bins) and the factor (its own values
-    when it has at most `bins` distinct ones, else binned), divided by the factor's entropy, so 1
-    means the dimension determines the factor. Scores are in [0, 1].
+    between the dimension (discretised into `bins` equal-count bins; None: `default_bins(N)`, fewer
+    for fewer codes) and the factor (its own values when it has at most `bins` distinct ones, else
+    binned), bias-corrected (Miller-Madow) and divided by the factor's entropy, so 0 means the
+    dimension says nothing about the factor and 1 that it determines it. Scores are in [0, 1].
     """
     z = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
     f = np.asarray(factors, dtype=np.float64).reshape(len(factors), -1)
@@ -229,6 +240,7 @@ def factor_correlations(codes: np.ndarray, factors: np.ndarray, factor_names: Se
     if method == "spearman":
         matrix = _abs_corr(_ranks(z), _ranks(f))
     elif method == "mi":
+        bins = default_bins(len(z)) if bins is None else max(2, int(bins))
         zb = [_discretise(z[:, j], bins) for j in range(z.shape[1])]
         matrix = np.zeros((z.shape[1], f.shape[1]))
         for k in range(f.shape[1]):
@@ -253,7 +265,8 @@ def summarize_factors(matrix: np.ndarray, factor_names: Sequence[str], method: s
     second = srt[1] if latent > 1 else np.zeros(nf)
     gap = best - second
     gap_score = float(gap.mean()) if nf else float("nan")
-    parts = [f"{n} → z{d} ({s:.2f})" for n, d, s in zip(factor_names, best_dim, best)]
+    parts = [f"{n} → z{d} ({s:.2f})" if s >= CAPTURED else f"{n} → none ({s:.2f})"
+             for n, d, s in zip(factor_names, best_dim, best)]
     label = "MIG" if method == "mi" else "MIG-like gap"
     line = "; ".join(parts) + f"  ·  {label} {gap_score:.2f}"
     if gap_score >= 0.3:
@@ -376,7 +389,7 @@ def traversal_experiment(model: Autoencoder, images: np.ndarray, factors: np.nda
 
 
 __all__ = [
-    "DEFAULT_VALUES", "FactorSummary", "METHOD_LABELS", "TraversalResult", "traversal_experiment", "dim_order", "factor_correlations", "interpolation_strip",
-    "mosaic", "prior_samples", "summarize_factors", "tile_centres", "traversal_codes", "traversal_grid",
-    "traversal_sigma",
+    "CAPTURED", "DEFAULT_VALUES", "METHOD_LABELS", "FactorSummary", "TraversalResult", "default_bins", "dim_order",
+    "factor_correlations", "interpolation_strip", "mosaic", "prior_samples", "summarize_factors", "tile_centres",
+    "traversal_codes", "traversal_experiment", "traversal_grid", "traversal_sigma",
 ]

@@ -4,31 +4,22 @@ encoder). The computation lives in `aestudio.core.labs.few_labels`; this is its 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QPainter
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from ...core.labs.few_labels import FEATURE_LABELS, FewLabelsResult, count_label, few_labels_experiment, summary_lines
 from .. import imaging
 from ..state import StudioState
-from .base import LabData, LabPanel
+from .base import LabData, LabPanel, lab_data
 
 COUNT_CHOICES: tuple[int | None, ...] = (1, 5, 10, 50, None)
 CURVE_COLORS = {"codes": "#4e79a7", "pca": "#f28e2b", "raw": "#9c755f", "finetune": "#59a14f"}
 CURVE_SYMBOLS = {"codes": "o", "pca": "s", "raw": "t", "finetune": "d"}
-
-
-class _Figure(QWidget):
-    """The figure container; `render(painter)` works without a target offset (SVG export)."""
-
-    def render(self, target, *args, **kwargs):  # noqa: D102 (Qt)
-        if isinstance(target, QPainter) and not args and "targetOffset" not in kwargs:
-            args = (QPoint(0, 0),)
-        return super().render(target, *args, **kwargs)
 
 
 class FewLabelsLab(LabPanel):
@@ -111,7 +102,7 @@ class FewLabelsLab(LabPanel):
         self.controls.addRow("Fine-tuning:", fine_row)
 
         # -- figure --
-        fig = _Figure()
+        fig = QWidget()
         fig.setAccessibleName("Few labels figure")
         fv = QVBoxLayout(fig)
         fv.setContentsMargins(0, 0, 0, 0)
@@ -127,7 +118,7 @@ class FewLabelsLab(LabPanel):
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setLabel("bottom", "labelled images per class (log scale)")
         item.setLabel("left", "accuracy (%)")
-        item.setTitle("Classification accuracy with few labels")
+        item.setTitle("Classification accuracy with few labels", size="9pt")
         self.legend = item.addLegend(offset=(-10, -10))
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.bars: dict[str, pg.ErrorBarItem] = {}
@@ -153,7 +144,7 @@ class FewLabelsLab(LabPanel):
         fv.addWidget(self.caption)
         self.set_figure(fig)
         self._ready = True
-        self.on_model_changed(None)
+        self.on_model_changed(lab_data(state))
 
     # ---- helpers ----
     def _clear_legend(self) -> None:
@@ -172,12 +163,12 @@ class FewLabelsLab(LabPanel):
         if not counts:
             self.notice.setText("Tick at least one number of labels per class.")
             return
-        self._params = dict(counts=counts, repeats=self.repeats.value(), seed=self.seed.value(),
-                            finetune=self.finetune.isChecked(), epochs=self.finetune_epochs.value())
+        self._params = {"counts": counts, "repeats": self.repeats.value(), "seed": self.seed.value(),
+                            "finetune": self.finetune.isChecked(), "epochs": self.finetune_epochs.value()}
         super().run()
 
     def compute(self, data: LabData, progress: Callable[[int, int], None]) -> FewLabelsResult:
-        p = self._params or dict(counts=list(COUNT_CHOICES), repeats=3, seed=0, finetune=False, epochs=15)
+        p = self._params or {"counts": list(COUNT_CHOICES), "repeats": 3, "seed": 0, "finetune": False, "epochs": 15}
         return few_labels_experiment(data.model, data.train.images, data.train.labels, data.val.images, data.val.labels,
                                      p["counts"], p["repeats"], p["seed"], p["finetune"], p["epochs"], progress=progress)
 
@@ -192,7 +183,7 @@ class FewLabelsLab(LabPanel):
             self.curves[name].setData(x, y)
             self.bars[name].setData(x=x, y=y, height=2 * e)
             self.legend.addItem(self.curves[name], FEATURE_LABELS.get(name, name))
-        ticks = [(float(np.log10(max(pc, 1e-3))), "all" if c is None else str(c))
+        ticks = [(float(np.log10(max(pc, 1e-3))), f"all ({pc:.0f})" if c is None else str(c))
                  for c, pc in zip(result.counts, result.per_class)]
         item.getAxis("bottom").setTicks([ticks, []])
         item.getAxis("left").setTicks(None)
@@ -203,7 +194,8 @@ class FewLabelsLab(LabPanel):
         lows = [100 * (m - s).min() for m, s in result.curves.values()] + [100 * result.chance]
         item.setYRange(max(0.0, min(lows) - 5), 100, padding=0)
         item.setTitle(f"Accuracy with few labels ({result.latent}-d codes, {result.n_train:,} training and "
-                      f"{result.n_test:,} validation images, {result.repeats} draw{'s' if result.repeats != 1 else ''})")
+                      f"{result.n_test:,} validation images, {result.repeats} draw{'s' if result.repeats != 1 else ''})",
+                      size="9pt", color=self.palette().color(self.palette().ColorRole.Text).name())
         lines = summary_lines(result) + result.notes
         self.caption.setText("<br>".join(lines))
         self.set_numbers(*result.rows())
@@ -215,7 +207,7 @@ class FewLabelsLab(LabPanel):
             self.run_button.setEnabled(False)
             self.notice.setText("This data set has no class labels: the few-labels lab needs labelled images.")
 
-    def changeEvent(self, event) -> None:  # noqa: N802 (Qt)
+    def changeEvent(self, event) -> None:
         super().changeEvent(event)
         if getattr(self, "_ready", False) and event.type() == event.Type.PaletteChange:
             imaging.style_plot(self.plot, self.palette())

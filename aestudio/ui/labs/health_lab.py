@@ -5,12 +5,12 @@ list of findings in plain language. The computation lives in `aestudio.core.labs
 from __future__ import annotations
 
 import html
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QPainter
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QWidget
 
 from ...core.labs.health import KL_THRESHOLD, HealthReport, health_report
@@ -20,15 +20,6 @@ from .base import LabData, LabPanel
 ACTIVE = "#4e79a7"
 INACTIVE = "#e15759"
 SEVERITY_MARKS = {"ok": ("✓", "#2e9d57"), "warn": ("⚠", "#d98c00"), "info": ("•", None)}
-
-
-class _Figure(QWidget):
-    """The figure container; `render(painter)` works without a target offset (SVG export)."""
-
-    def render(self, target, *args, **kwargs):  # noqa: D102 (Qt)
-        if isinstance(target, QPainter) and not args and "targetOffset" not in kwargs:
-            args = (QPoint(0, 0),)
-        return super().render(target, *args, **kwargs)
 
 
 class LatentHealthLab(LabPanel):
@@ -73,7 +64,7 @@ class LatentHealthLab(LabPanel):
         self.controls.addRow("Inactive below:", row)
 
         # -- figure --
-        fig = _Figure()
+        fig = QWidget()
         fig.setAccessibleName("Latent health figure")
         fl = QHBoxLayout(fig)
         fl.setContentsMargins(0, 0, 0, 0)
@@ -103,11 +94,12 @@ class LatentHealthLab(LabPanel):
         for it in (self.bars_active, self.bars_inactive, self.inactive_marks, self.threshold_line):
             self.bar_plot.addItem(it)
         self.errors = pg.ErrorBarItem(pen=pg.mkPen(ACTIVE, width=2), beam=0.25)
+        self.errors_bad = pg.ErrorBarItem(pen=pg.mkPen(INACTIVE, width=2), beam=0.25)
         self.means = pg.ScatterPlotItem(size=7, pen=pg.mkPen(None))
         self.prior_lines = [pg.InfiniteLine(pos=v, angle=0, movable=False,
                                             pen=pg.mkPen("#888888", width=1, style=Qt.DashLine)) for v in (-1.0, 1.0)]
         self.zero_line = pg.InfiniteLine(pos=0.0, angle=0, movable=False, pen=pg.mkPen("#888888", width=1))
-        for it in (self.zero_line, *self.prior_lines, self.errors, self.means):
+        for it in (self.zero_line, *self.prior_lines, self.errors, self.errors_bad, self.means):
             self.stats_plot.addItem(it)
         fl.addWidget(self.view, 3)
 
@@ -139,18 +131,18 @@ class LatentHealthLab(LabPanel):
         for p in (self.bar_plot, self.stats_plot):
             for name in ("left", "bottom"):
                 axis = p.getAxis(name)
-                axis.setTextPen(pg.mkPen(fg))
                 axis.setPen(pg.mkPen(pal.color(pal.ColorRole.Mid)))
+                axis.setTextPen(pg.mkPen(fg))  # after setPen: both set the label colour
             p.titleLabel.setAttr("color", fg.name())
 
-    def changeEvent(self, event) -> None:  # noqa: N802 (Qt)
+    def changeEvent(self, event) -> None:
         super().changeEvent(event)
         if getattr(self, "_ready", False) and event.type() == event.Type.PaletteChange:
             self._style()
 
     # ---- LabPanel API ----
     def run(self) -> None:
-        self._params = dict(kl_threshold=self.threshold.value(), knn_k=self.knn_k.value())
+        self._params = {"kl_threshold": self.threshold.value(), "knn_k": self.knn_k.value()}
         super().run()
 
     def compute(self, data: LabData, progress: Callable[[int, int], None]) -> HealthReport:
@@ -184,7 +176,9 @@ class LatentHealthLab(LabPanel):
         self.bar_plot.setXRange(-0.7, r.latent - 0.3, padding=0)
 
         colors = [pg.mkBrush(INACTIVE if b else ACTIVE) for b in bad]
-        self.errors.setData(x=dims.astype(float), y=r.mean, height=2 * r.std)
+        x = dims.astype(float)
+        self.errors.setData(x=x[~bad], y=r.mean[~bad], height=2 * r.std[~bad])
+        self.errors_bad.setData(x=x[bad], y=r.mean[bad], height=2 * r.std[bad])
         self.means.setData(x=dims, y=r.mean, brush=colors)
         for line in self.prior_lines:
             line.setVisible(r.is_vae)

@@ -4,29 +4,21 @@ well each dimension tracks each factor. The computation lives in `aestudio.core.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from ...core.labs.traversal import METHOD_LABELS, TraversalResult, mosaic, tile_centres, traversal_experiment
+from ...core.labs.traversal import CAPTURED, METHOD_LABELS, TraversalResult, mosaic, tile_centres, traversal_experiment
 from .. import imaging
 from ..state import StudioState
 from .base import LabData, LabPanel, lab_data
 
 THUMB = 30
-
-
-class _Figure(QWidget):
-    """The figure container; `render(painter)` works without a target offset (SVG export)."""
-
-    def render(self, target, *args, **kwargs):  # noqa: D102 (Qt)
-        if isinstance(target, QPainter) and not args and "targetOffset" not in kwargs:
-            args = (QPoint(0, 0),)
-        return super().render(target, *args, **kwargs)
 
 
 def _image_plot(title: str, tooltip: str) -> tuple[pg.PlotItem, pg.ImageItem]:
@@ -139,7 +131,7 @@ class TraversalLab(LabPanel):
                                                        self.thumb_b, self.interp_steps, self.method_label, self.method))
 
         # -- figure --
-        fig = _Figure()
+        fig = QWidget()
         fig.setAccessibleName("Traversal figure")
         fv = QVBoxLayout(fig)
         fv.setContentsMargins(0, 0, 0, 0)
@@ -218,11 +210,11 @@ class TraversalLab(LabPanel):
         for item in (self.trav_plot, self.interp_plot, self.samples_plot, self.factor_plot):
             for name in ("left", "bottom"):
                 axis = item.getAxis(name)
-                axis.setTextPen(pg.mkPen(fg))
                 axis.setPen(pg.mkPen(pal.color(pal.ColorRole.Mid)))
+                axis.setTextPen(pg.mkPen(fg))  # after setPen: both set the label colour
             item.titleLabel.setAttr("color", fg.name())
 
-    def changeEvent(self, event) -> None:  # noqa: N802 (Qt)
+    def changeEvent(self, event) -> None:
         super().changeEvent(event)
         if getattr(self, "_ready", False) and event.type() == event.Type.PaletteChange:
             self._style()
@@ -256,12 +248,12 @@ class TraversalLab(LabPanel):
         return 1
 
     def run(self) -> None:
-        self._params = dict(
-            base_index=self.base_index.value() if self.base_mode.currentIndex() == 1 else None,
-            max_rows=self.rows_spin.value(), steps=self.steps_spin.value(),
-            pair=(self.index_a.value(), self.index_b.value()), interp_steps=self.interp_steps.value(),
-            n_samples=self.n_samples.value(), seed=self.seed.value(), method=self.method.currentData(),
-        )
+        self._params = {
+            "base_index": self.base_index.value() if self.base_mode.currentIndex() == 1 else None,
+            "max_rows": self.rows_spin.value(), "steps": self.steps_spin.value(),
+            "pair": (self.index_a.value(), self.index_b.value()), "interp_steps": self.interp_steps.value(),
+            "n_samples": self.n_samples.value(), "seed": self.seed.value(), "method": self.method.currentData(),
+        }
         super().run()
 
     def compute(self, data: LabData, progress: Callable[[int, int], None]) -> TraversalResult:
@@ -308,8 +300,8 @@ class TraversalLab(LabPanel):
         for mark in self._factor_marks:
             self.factor_plot.removeItem(mark)
         self._factor_marks = []
-        lines = [f"Rows: the {len(r.dims)} most used of {len(r.scores)} dimensions, by "
-                 f"{'KL to the prior (nats)' if r.score_name == 'KL' else 'code variance'}. {r.sample_note}"]
+        lines = [(f"Rows: the {len(r.dims)} most used of {len(r.scores)} dimensions, by "
+                 f"{'KL to the prior (nats)' if r.score_name == 'KL' else 'code variance'}. {r.sample_note}")]
         if r.factor_matrix is not None and r.factor_summary is not None:
             s = r.factor_summary
             m = r.factor_matrix[r.dims].T  # (factors, shown dims)
@@ -318,7 +310,7 @@ class TraversalLab(LabPanel):
             self.factor_plot.getAxis("left").setTicks([[(k + 0.5, n) for k, n in enumerate(s.factor_names)], []])
             self.factor_plot.getAxis("bottom").setTicks([[(i + 0.5, f"z{d}") for i, d in enumerate(r.dims)], []])
             for k, d in enumerate(s.best_dim):
-                if int(d) in r.dims:
+                if int(d) in r.dims and s.best_score[k] >= CAPTURED:
                     col = r.dims.index(int(d))
                     mark = QGraphicsRectItem(col + 0.04, k + 0.04, 0.92, 0.92)
                     pen = pg.mkPen(QColor("#ffffff"), width=2)
@@ -326,7 +318,8 @@ class TraversalLab(LabPanel):
                     mark.setPen(pen)
                     self.factor_plot.addItem(mark)
                     self._factor_marks.append(mark)
-            self.factor_plot.setTitle(f"Factor scores ({METHOD_LABELS[s.method]}; framed: best per factor)", size="9pt")
+            self.factor_plot.setTitle(f"Factor scores ({METHOD_LABELS[s.method]}; framed: best per factor, if ≥ {CAPTURED:g})",
+                                     size="9pt")
             self._show_factor_plot(True)
             label = "MIG" if s.method == "mi" else "MIG-like gap score"
             lines.append(f"<b>Disentanglement</b> (best dimension per factor): {s.line.split('  ·  ')[0]}. "
@@ -348,12 +341,12 @@ class TraversalLab(LabPanel):
         self._factor_shown = show
 
     def _bold_best(self, r: TraversalResult) -> None:
-        """Bold each factor's best dimension in the numbers table."""
+        """Bold each factor's best dimension in the numbers table (where it tracks the factor at all)."""
         s = r.factor_summary
         order = [row[0] for row in self.number_rows]
         for k, d in enumerate(s.best_dim):
             name = f"z{int(d)}"
-            if name in order:
+            if name in order and s.best_score[k] >= CAPTURED:
                 item = self.table.item(order.index(name), 2 + k)
                 if item is not None:
                     font = item.font()
