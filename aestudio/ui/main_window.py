@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,9 @@ from .data_panel import DataPanel
 from .decoded_view import DecodedSampleView
 from .image_grid import ImageGridPanel
 from .latent_map import LatentMapPanel
+from .labs import LABS
+from .labs.base import LabPanel
+from .labs_window import LabsWindow
 from .latent_sliders import LatentSlidersPanel
 from .loss_curves import LossCurvesPanel
 from .state import StudioState
@@ -309,6 +313,7 @@ class MainWindow(QMainWindow):
         self._tasks: list[Task] = []
         self.opening_run = False
         self._closed = False
+        self.labs_window: LabsWindow | None = None
         if restore:
             self._restore_configs()
 
@@ -445,10 +450,21 @@ class MainWindow(QMainWindow):
         v.addAction(self._action("&Reset layout", self.reset_layout, None,
                                  "Put every panel back where it started."))
 
+        labs = mb.addMenu("&Labs")
+        labs.setToolTipsVisible(True)
+        for cls, description in LABS:
+            labs.addAction(self._action(cls.title, partial(self.show_lab, cls.title), None, description))
+
         h = mb.addMenu("&Help")
         h.addAction(self._action("Autoencoder &concepts", self.show_concepts, QKeySequence.StandardKey.HelpContents,
                                  "A short guide to the ideas behind the options.", "fa5s.graduation-cap"))
         h.addAction(self._action("&About aestudio", self.show_about, None, "Version and credits."))
+
+    def show_lab(self, title: str, *_args) -> LabPanel:
+        """Open the Labs window (created on first use) at the lab with this title."""
+        if self.labs_window is None:
+            self.labs_window = LabsWindow(self.state, self)
+        return self.labs_window.show_lab(title)
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -717,6 +733,9 @@ class MainWindow(QMainWindow):
             except Exception:  # noqa: BLE001 - never block closing on settings
                 pass
             self._stop_training(2.0)
+            if self.labs_window is not None:
+                self.labs_window.shutdown(2.0)
+                self.labs_window.close()
             self.data_panel.cancel()
             if self._run_task is not None:
                 self._run_task.cancel()
