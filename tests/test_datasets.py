@@ -516,3 +516,15 @@ def test_core_datasets_does_not_import_qt() -> None:
         "import sys, aestudio.core.datasets; sys.exit(any(m.startswith(('PySide6', 'shiboken')) for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_folder_images_remember_their_files(tmp_path):
+    from PIL import Image as _Image
+
+    for name in ("b.png", "a.png"):
+        _Image.new("L", (10, 10), 200 if name == "a.png" else 50).save(tmp_path / name)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    data = load_dataset(str(tmp_path), image_size=8)
+    assert [Path(f).name for f in data.files] == ["a.png", "b.png"]
+    assert data.images[0].mean() > data.images[1].mean()  # a.png is the bright one
+    assert [Path(f).name for f in data.subset([1]).files] == ["b.png"]

@@ -38,7 +38,8 @@ class ImageSet:
     index into ``class_names``; it is ``None`` for unlabelled sets (then ``class_names`` is
     empty).  ``factors`` (float32, ``(N, F)``) holds known generative factors named by
     ``factor_names`` (only the procedural ``shapes`` set has them).  ``skipped`` lists
-    ``(file path, reason)`` for every file of a folder that was not loaded.
+    ``(file path, reason)`` for every file of a folder that was not loaded; ``files`` names the
+    file each image came from (folders only, else ``None``).
     """
 
     name: str
@@ -49,6 +50,7 @@ class ImageSet:
     factor_names: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     source: str = ""
+    files: list[str] | None = None
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -121,6 +123,7 @@ class ImageSet:
             factors=None if self.factors is None else self.factors[idx],
             factor_names=list(self.factor_names),
             skipped=list(self.skipped),
+            files=None if self.files is None else list(np.asarray(self.files, dtype=object)[idx]),
         )
 
     def filter_classes(self, classes: Iterable[int | str] | int | str) -> ImageSet:

@@ -101,6 +101,7 @@ def load_folder(
         class_names=class_names or [],
         skipped=sorted(skipped, key=lambda item: _natural_key(item[0])),
         source=str(root),
+        files=[files[i] for i in kept],
     )
 
 

@@ -228,18 +228,10 @@ class FolderScores:
 
 
 def _file_names(data: ImageSet, root: Path) -> list[str]:
-    """The file each loaded image came from, relative to `root` ("image N" when unknown)."""
-    try:
-        from ..datasets.folder import _scan  # the loader's own file order
-
-        files = _scan(root)[0]
-        skipped = {p for p, _ in data.skipped}
-        kept = [f for f in files if f not in skipped]
-        if len(kept) == data.n:
-            return [str(Path(f).relative_to(root)) if Path(f).is_relative_to(root) else f for f in kept]
-    except Exception:  # noqa: BLE001 - names are a nicety, scores are what matter
-        pass
-    return [f"image {i + 1}" for i in range(data.n)]
+    """The file each loaded image came from, relative to `root`."""
+    if data.files is None or len(data.files) != data.n:
+        return [f"image {i + 1}" for i in range(data.n)]
+    return [str(Path(f).relative_to(root)) if Path(f).is_relative_to(root) else f for f in data.files]
 
 
 def score_folder(model: Autoencoder, path: str | Path, progress: Progress | None = None,

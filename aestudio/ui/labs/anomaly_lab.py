@@ -406,14 +406,7 @@ class AnomalyLab(LabPanel):
         rep = core.anomaly_report(model, val.images, val.labels, val.class_names) if req["need_report"] else None
         return AnomalyResult("folder", rep, req["model"], req["desc"], folder=folder)
 
-    @Slot(object)
-    def _on_done(self, result: Any) -> None:
-        super()._on_done(result)
-        self._update_actions()
-
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
-        super()._on_failed(message)
+    def on_idle(self) -> None:
         self._update_actions()
 
     # ---- drawing ----

@@ -144,6 +144,9 @@ class LabPanel(QWidget):
     def on_model_changed(self, data: LabData | None) -> None:
         """Called when the model or data changes (GUI thread); reset views if needed."""
 
+    def on_idle(self) -> None:
+        """Called after each computation ends, done or failed (GUI thread): re-enable actions, run queued work."""
+
     def set_numbers(self, header: list[str], rows: list[list[Any]]) -> None:
         self.number_header, self.number_rows = list(header), [list(r) for r in rows]
         self.table.clear()
@@ -196,6 +199,7 @@ class LabPanel(QWidget):
         self.last_result = result
         self.show_result(result)
         self.export_figure_button.setEnabled(True)
+        self.on_idle()
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
@@ -204,6 +208,7 @@ class LabPanel(QWidget):
         self.progress.setValue(0)
         self.run_button.setEnabled(True)
         self.notice.setText(f"<span style='color:#c0392b'>{message}</span>")
+        self.on_idle()
 
     @Slot(object)
     def _on_snapshot(self, _obj: Any = None) -> None:

@@ -371,14 +371,7 @@ class DenoisingLab(LabPanel):
         shown = list(range(len(reports["current"].clean)))
         return DenoiseResult(parse_noise(noise).spec(), shown, reports, pair if req["job"] == "pair" else None, info)
 
-    @Slot(object)
-    def _on_done(self, result: Any) -> None:
-        super()._on_done(result)
-        self._after_task()
-
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
-        super()._on_failed(message)
+    def on_idle(self) -> None:
         self._after_task()
 
     def _after_task(self) -> None:

@@ -252,14 +252,7 @@ class PcaVsAutoencoderLab(LabPanel):
         cmp = core.compare_at_size(data.model, data.train.images, val.images, val.labels, seed=tc.seed)
         return PcaLabResult(curve, cmp, sweep, list(val.class_names))
 
-    @Slot(object)
-    def _on_done(self, result: Any) -> None:
-        super()._on_done(result)
-        self._update_actions()
-
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
-        super()._on_failed(message)
+    def on_idle(self) -> None:
         self._update_actions()
 
     # ---- drawing ----
