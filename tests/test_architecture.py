@@ -30,3 +30,13 @@ def test_no_core_file_mentions_a_gui_toolkit():
         text = path.read_text()
         for name in ("PySide6", "pyqtgraph", "superqt", "qtawesome"):
             assert name not in text, f"{path.relative_to(CORE)} mentions {name}"
+
+
+def test_importing_aestudio_makes_openmp_waiters_sleep_unless_the_user_chose():
+    code = "import os, aestudio, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.strip() == "PASSIVE", out.stderr[-1000:]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.strip() == "ACTIVE"
