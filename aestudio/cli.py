@@ -24,6 +24,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 PROG = "aestudio"
+
+# Training defaults of the command line. They differ from TrainConfig's (10 epochs, batch 128, lr 1e-3,
+# tuned for quick interactive runs in the studio): measured on fashion-10k with 2 CPU threads, a conv
+# autoencoder with a 16-number code reaches 0.59x the PCA-16 reconstruction error in about 2 minutes with
+# these, against 0.90x with TrainConfig's defaults.
+CLI_EPOCHS = 40
+CLI_BATCH_SIZE = 32
+CLI_LR = 2e-3
 STUDIO_MISSING = "The studio window is not available in this build; use `aestudio train` / `aestudio evaluate`."
 
 
@@ -107,9 +115,10 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--weight-decay", type=float, metavar="X", help="L2 penalty on the weights (default 0)")
 
     g = t.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=None, metavar="N", help="training epochs (default 10)")
-    g.add_argument("--batch-size", type=int, metavar="N", help="images per batch (default 128)")
-    g.add_argument("--lr", type=float, metavar="X", help="Adam learning rate (default 1e-3)")
+    g.add_argument("--epochs", type=int, default=CLI_EPOCHS, metavar="N", help=f"training epochs (default {CLI_EPOCHS})")
+    g.add_argument("--batch-size", type=int, default=CLI_BATCH_SIZE, metavar="N",
+                   help=f"images per batch (default {CLI_BATCH_SIZE})")
+    g.add_argument("--lr", type=float, default=CLI_LR, metavar="X", help=f"Adam learning rate (default {CLI_LR:g})")
     g.add_argument("--noise", metavar="SPEC", help="denoising: none, gaussian:SIGMA, saltpepper:P or mask:P (default none)")
     g.add_argument("--pretrain-epochs", type=int, metavar="N", help="stacked: epochs per layer (default 2)")
     g.add_argument("--grad-clip", type=float, metavar="X", help="clip the gradient norm (default 0: off)")
@@ -167,6 +176,7 @@ def _data_progress(label: str):
         if not tty or now - last[0] < 0.2:
             return
         last[0] = now
+        cb.dirty = True
         if len(args) >= 2 and isinstance(args[0], (int, float)) and isinstance(args[1], (int, float)) and args[1]:
             text = f"{label}: {100.0 * args[0] / args[1]:.0f}%"
         else:
@@ -174,6 +184,7 @@ def _data_progress(label: str):
         sys.stderr.write("\r" + text[:_term_width()].ljust(_term_width()))
         sys.stderr.flush()
 
+    cb.dirty = False
     return cb
 
 
@@ -205,8 +216,10 @@ def _select_classes(data, classes: list[str] | None):
 def _load(spec: str, image_size: int | None, channels: int | None, classes: list[str] | None):
     from aestudio.core.datasets import load_dataset
 
-    data = load_dataset(spec, image_size=image_size, channels=channels, progress=_data_progress(f"loading {spec}"))
-    _clear_line()
+    progress = _data_progress(f"loading {spec}")
+    data = load_dataset(spec, image_size=image_size, channels=channels, progress=progress)
+    if progress.dirty:
+        _clear_line()
     return _select_classes(data, classes)
 
 
