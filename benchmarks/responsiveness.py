@@ -173,7 +173,7 @@ def main() -> None:
     while latent_map.busy_computing:
         pump(0.01)
     QApplication.processEvents()
-    plot.repaint()
+    plot.viewport().repaint()
     build_s = time.perf_counter() - t
     frames = 0
     t = time.perf_counter()
@@ -183,7 +183,7 @@ def main() -> None:
             vb.translateBy(x=0.05, y=0.03)
         else:
             vb.scaleBy((0.97, 0.97) if k < 30 else (1 / 0.97, 1 / 0.97))
-        plot.repaint()
+        plot.viewport().repaint()  # a synchronous paint of the scene: every point drawn
         frames += 1
     fps = frames / (time.perf_counter() - t)
     hover_ms = []

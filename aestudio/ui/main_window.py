@@ -600,8 +600,9 @@ class MainWindow(QMainWindow):
         if target.is_file() and target.name == CONFIG_NAME:
             target = target.parent
         try:
+            c, h, _w = (int(v) for v in snap.model_config.input_shape)
             out = save_run(target, snap.model_config, train_cfg, snap.model, history=list(history),
-                           data=self.state.data_spec)
+                           data=self.state.data_spec, image_size=h, channels=c)
         except (OSError, RunError, ValueError) as e:
             self.show_message(f"Could not save the run to {target}: {e}", "error")
             return None

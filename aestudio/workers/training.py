@@ -27,7 +27,7 @@ from ..core.errors import user_message
 from ..core.models import Autoencoder
 from ..core.training import BatchEnd, Control, EpochEnd, Finished, StageStarted, Trainer
 
-PROGRESS_INTERVAL_S = 0.1
+PROGRESS_INTERVAL_S = 0.25  # 4 updates a second: live enough, and the GUI thread stays mostly idle
 PREVIEW_INTERVAL_S = 2.0
 MAX_MAP_POINTS = 10_000
 
