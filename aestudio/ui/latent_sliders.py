@@ -17,7 +17,7 @@ from . import imaging
 from .state import StudioState
 
 PAGE = 12  # sliders on show at once
-DECODE_INTERVAL_MS = 10  # plus the decode itself: about one decode per 60 Hz frame
+DECODE_INTERVAL_MS = 8  # plus the decode itself: about one decode per 60 Hz frame
 DISABLED_TEXT = ("Train a model (or open a saved run) first: these sliders set the numbers of a latent code "
                  "one by one and show what the decoder makes of it.")
 
