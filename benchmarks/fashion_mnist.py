@@ -14,7 +14,7 @@ import argparse
 import json
 import time
 
-import aestudio  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
+import aestudio  # noqa: F401  (first: sets OpenMP's spin-wait before torch loads)
 import numpy as np
 import torch
 

@@ -21,7 +21,7 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import aestudio  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
+import aestudio  # noqa: F401  (first: sets OpenMP's spin-wait before torch loads)
 import numpy as np
 import torch
 from PySide6.QtCore import QElapsedTimer, QPoint, Qt, QTimer

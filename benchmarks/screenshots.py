@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import aestudio  # noqa: F401  (first: OpenMP wait policy)
+import aestudio  # noqa: F401  (first: OpenMP spin-wait)
 from PySide6.QtWidgets import QApplication
 
 from aestudio.app import create_window

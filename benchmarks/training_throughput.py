@@ -12,7 +12,7 @@ import argparse
 import statistics
 import time
 
-import aestudio  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
+import aestudio  # noqa: F401  (first: sets OpenMP's spin-wait before torch loads)
 import numpy as np
 import torch
 

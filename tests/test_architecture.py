@@ -32,11 +32,15 @@ def test_no_core_file_mentions_a_gui_toolkit():
             assert name not in text, f"{path.relative_to(CORE)} mentions {name}"
 
 
-def test_importing_aestudio_makes_openmp_waiters_sleep_unless_the_user_chose():
-    code = "import os, aestudio, torch; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
+def test_importing_aestudio_shortens_openmp_spinning_unless_the_user_chose():
+    code = "import os, aestudio, torch; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert out.stdout.strip() == "PASSIVE", out.stderr[-1000:]
+    assert out.stdout.strip() == "20000", out.stderr[-1000:]
+    env["GOMP_SPINCOUNT"] = "7"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.strip() == "7"
+    del env["GOMP_SPINCOUNT"]
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert out.stdout.strip() == "ACTIVE"
+    assert out.stdout.strip() == "None"
