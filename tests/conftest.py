@@ -14,6 +14,17 @@ def _isolated_settings(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("AESTUDIO_SETTINGS_DIR", str(tmp_path_factory.mktemp("settings")))
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny models train fastest on one thread (and do not fight the GUI or other threads for cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def find_all_by_name(root, name: str, cls=None) -> list:
     """Widgets under `root` (and `root` itself) whose accessible name is `name`."""
     from PySide6.QtWidgets import QWidget
