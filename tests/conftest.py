@@ -14,6 +14,14 @@ def _isolated_settings(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("AESTUDIO_SETTINGS_DIR", str(tmp_path_factory.mktemp("settings")))
 
 
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's 8x8 digits as an ImageSet (read-only use: tests take subsets, never edit it)."""
+    from aestudio.core.datasets import load_dataset
+
+    return load_dataset("digits")
+
+
 @pytest.fixture(scope="module")
 def torch_one_thread():
     """Tiny models train fastest on one thread (and do not fight the GUI or other threads for cores)."""

@@ -17,11 +17,6 @@ from aestudio.core.training import fit
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def trained_vae(digits):
     """A small dense VAE trained 6 epochs on digits, with the ELBO before and after."""
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from aestudio.core import evaluation as ev
 from aestudio.core.config import ConfigError, ModelConfig, TrainConfig
-from aestudio.core.datasets import DatasetError, load_dataset, split_indices
+from aestudio.core.datasets import DatasetError, split_indices
 from aestudio.core.labs import anomaly as an
 from aestudio.core.labs import denoising as dn
 from aestudio.core.labs import pca_compare as pc
@@ -19,11 +19,6 @@ from aestudio.core.training import Control, fit
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

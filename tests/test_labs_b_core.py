@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aestudio.core.config import ModelConfig, TrainConfig
-from aestudio.core.datasets import load_dataset, make_shapes
+from aestudio.core.datasets import make_shapes
 from aestudio.core.evaluation import encode_images, fit_pca, per_dim_kl
 from aestudio.core.labs.few_labels import (
     chance_accuracy, few_label_curve, few_labels_experiment, finetune_accuracy, summary_lines,
@@ -24,11 +24,6 @@ def _train(data, kind: str, epochs: int, latent: int = 8, **model_kw):
     trainer, last = fit(mc, tc, data)
     assert last.reason == "completed"
     return trainer
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox
 
 from aestudio.core.config import ModelConfig, TrainConfig
-from aestudio.core.datasets import load_dataset, make_shapes
+from aestudio.core.datasets import make_shapes
 from aestudio.core.training import fit
 from aestudio.workers.training import make_snapshot
 
@@ -24,11 +24,6 @@ def _trained(data, kind: str, epochs: int, **kw):
     tc = TrainConfig(epochs=epochs, batch_size=64, device="cpu", seed=0, val_fraction=0.2)
     trainer, _ = fit(mc, tc, data)
     return trainer, tc
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,7 @@ import torch
 
 from aestudio.core.checkpoint import RunError, load_run, save_run
 from aestudio.core.config import ConfigError, ModelConfig, TrainConfig
-from aestudio.core.datasets import ImageSet, load_dataset
 from aestudio.core.training import BatchEnd, Control, DeviceError, EpochEnd, Finished, StageStarted, Trainer, fit, resolve_device
-
-
-@pytest.fixture(scope="module")
-def digits() -> ImageSet:
-    return load_dataset("digits")
 
 
 def small(**kw) -> ModelConfig:

@@ -14,7 +14,6 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
 from aestudio.core.config import ModelConfig, TrainConfig
-from aestudio.core.datasets import load_dataset
 from aestudio.core.models import Autoencoder
 from aestudio.core.training import BatchEnd, EpochEnd, StageStarted, fit
 from aestudio.ui.decoded_view import DecodedSampleView
@@ -25,11 +24,6 @@ from aestudio.ui.latent_sliders import PAGE, LatentSlidersPanel
 from aestudio.ui.loss_curves import LossCurvesPanel
 from aestudio.ui.state import StudioState
 from aestudio.workers.training import ModelSnapshot, Preview, make_snapshot
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")
