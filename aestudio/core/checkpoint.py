@@ -82,6 +82,8 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
         state = load_file(str(w_file))
     except (SafetensorError, OSError, ValueError) as e:
         raise RunError(f"cannot read {w_file}: not a valid safetensors file ({e})") from None
+    if "output_bias" not in state:  # runs saved before the model had a per-pixel output offset
+        state["output_bias"] = torch.zeros_like(model.output_bias)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

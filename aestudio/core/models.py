@@ -5,11 +5,22 @@ Every model has the same shape, so the studio can treat them alike:
     encoder blocks  ->  code layer (z, or mu/logvar for a VAE)  ->  decoder blocks (mirrored)
 
 `encode(x)` returns a `Code`; `decode(z)` maps codes back to images in [0, 1] (or unbounded
-for a linear output). Encoder block i and decoder block i are mirror images, which is what
+for a linear output).
+
+Why models do not collapse (measured on sparse strokes, where the old init did): the decoder's
+last layer adds a per-pixel `output_bias` that training starts at the mean training image
+(`init_output_bias`), and that layer's weights start small. The untrained model therefore
+already predicts the mean image, the best constant, instead of a flat 0.5 grey. Without that,
+the first hundred Adam steps spend their effort dragging every pixel of a mostly-black set
+towards 0 through the hidden ReLUs, which drives them negative (dead) and saturates the
+sigmoid: the output is a constant that no gradient can leave. Transposed convolutions are also
+initialised with their true fan-in (in_channels x kernel area / stride^2), which PyTorch's
+helpers get wrong for them. Encoder block i and decoder block i are mirror images, which is what
 greedy layer-wise pretraining (stacked autoencoders) trains one pair at a time.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -95,6 +106,8 @@ class Autoencoder(nn.Module):
         code_out = 2 * config.latent if config.kind == "vae" else config.latent
         self.to_code = nn.Linear(feat_dim, code_out)
         self.from_code = nn.Sequential(nn.Linear(config.latent, feat_dim), make_activation(config.layer_activations[-1]))
+        # per-pixel offset of the output logits; `init_output_bias` starts it at the mean image
+        self.output_bias = nn.Parameter(torch.zeros(tuple(config.input_shape)))
         self._init_weights()
 
     # ---- construction ----------------------------------------------------------------------
@@ -155,17 +168,48 @@ class Autoencoder(nn.Module):
         return units, (units,)
 
     def _init_weights(self) -> None:
+        he = self.config.init == "he"
         for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-                if self.config.init == "he":
+            if isinstance(m, nn.ConvTranspose2d):
+                # weight is (in, out, k, k); each output pixel sums in * k*k / stride^2 inputs
+                fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1] / (m.stride[0] * m.stride[1])
+                fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1] / (m.stride[0] * m.stride[1])
+                std = math.sqrt(2.0 / fan_in) if he else math.sqrt(2.0 / (fan_in + fan_out))
+                nn.init.normal_(m.weight, 0.0, std)
+            elif isinstance(m, (nn.Linear, nn.Conv2d)):
+                if he:
                     nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 else:
                     nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+            else:
+                continue
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        # The layer that produces pixels has no ReLU after it: start it small, so the untrained
+        # output is close to `output_bias` (the mean image once training initialises it).
+        last = self.dec_blocks[0]
+        layer = last.row if isinstance(last, RowDecoder) else last[0]
+        with torch.no_grad():
+            if isinstance(layer, TiedLinear):
+                pass  # shares the encoder's weights; its own bias is already zero
+            else:
+                layer.weight.mul_(0.1)
         # keep the VAE's initial log-variance small so early samples are not pure noise
         if self.config.kind == "vae":
             nn.init.xavier_uniform_(self.to_code.weight, gain=0.1)
+
+    @torch.no_grad()
+    def init_output_bias(self, mean_image: torch.Tensor) -> None:
+        """Start the output at `mean_image` (C, H, W in [0, 1]): the best constant prediction.
+
+        For a sigmoid output the offset is the logit of the mean, clipped to [0.01, 0.99] so that
+        pixels that are always 0 or 1 do not start saturated.
+        """
+        m = mean_image.detach().to(self.output_bias.device, torch.float32).reshape(self.output_bias.shape)
+        if self.config.output == "sigmoid":
+            m = m.clamp(0.01, 0.99)
+            m = torch.log(m / (1.0 - m))
+        self.output_bias.copy_(m)
 
     # ---- the forward path -----------------------------------------------------------------
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -193,7 +237,7 @@ class Autoencoder(nn.Module):
         h = self.from_code(z).reshape(z.shape[0], *self.feat_shape)
         for block in reversed(self.dec_blocks):
             h = block(h)
-        return h
+        return h + self.output_bias
 
     def output_activation(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits) if self.config.output == "sigmoid" else logits

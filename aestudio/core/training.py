@@ -171,7 +171,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.noise = parse_noise(cfg.noise)
         torch.manual_seed(cfg.seed)
-        if self.model is None:
+        fresh = self.model is None
+        if fresh:
             self.model = Autoencoder(self.model_config)
         self.model.to(self.device)
         x = torch.from_numpy(self.data.images)
@@ -187,6 +188,8 @@ class Trainer:
             self.val_set = self.val_data
             self.x_train = x.to(self.device).float().div_(255.0)
             self.x_val = torch.from_numpy(self.val_data.images).to(self.device).float().div_(255.0)
+        if fresh:
+            self.model.init_output_bias(self.x_train.mean(0))  # start at the mean image (see models.py)
         self.history: list[dict[str, float | str | int]] = []
         self._shuffle = torch.Generator().manual_seed(cfg.seed)
         self._noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
@@ -201,7 +204,7 @@ class Trainer:
         stages = []
         for k in range(n):
             pair = [m.to_code, m.from_code] if k == n - 1 else [m.enc_blocks[k], m.dec_blocks[k]]
-            params = [p for mod in pair for p in mod.parameters()]
+            params = [p for mod in pair for p in mod.parameters()] + ([m.output_bias] if k == 0 else [])
             stages.append(_Stage(f"pretrain layer {k + 1}/{n}", cfg.pretrain_epochs, params,
                                  self._layer_step(k), None))
         full.name = "fine-tune"
@@ -217,7 +220,7 @@ class Trainer:
 
         def step(x_in: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
             if k == 0:
-                logits = m.dec_blocks[0](m.enc_blocks[0](x_in))
+                logits = m.dec_blocks[0](m.enc_blocks[0](x_in)) + m.output_bias
                 recon = reconstruction(logits, target, mcfg.loss, mcfg.output)
                 return {"recon": recon, "total": recon}
             with torch.no_grad():
