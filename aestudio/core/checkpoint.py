@@ -5,6 +5,7 @@
                           "data": "fashion-10k", "split_seed": 0, ...}
       weights.safetensors
       history.json       one record per epoch
+      diagnoses.json     the training doctor's findings: [{"code", "epoch", "message", "remedy"}, ...]
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from .models import Autoencoder
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 HISTORY_NAME = "history.json"
+DIAGNOSES_NAME = "diagnoses.json"
 
 
 class RunError(Exception):
@@ -45,7 +47,8 @@ class Run:
 
 
 def save_run(path: str | Path, model_config: ModelConfig, train_config: TrainConfig, model: Autoencoder,
-             history: list[dict[str, Any]] | None = None, **meta: Any) -> Path:
+             history: list[dict[str, Any]] | None = None, diagnoses: list[dict[str, Any]] | None = None,
+             **meta: Any) -> Path:
     """Write a run folder atomically enough: each file goes to a temporary name first."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -54,6 +57,7 @@ def save_run(path: str | Path, model_config: ModelConfig, train_config: TrainCon
     _atomic(path / WEIGHTS_NAME, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "aestudio-run"}))
     _atomic(path / CONFIG_NAME, lambda tmp: tmp.write_text(dumps(model_config, train_config, **meta)))
     _atomic(path / HISTORY_NAME, lambda tmp: tmp.write_text(json.dumps(history or [], indent=1)))
+    _atomic(path / DIAGNOSES_NAME, lambda tmp: tmp.write_text(json.dumps(diagnoses or [], indent=1)))
     return path
 
 
