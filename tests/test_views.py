@@ -15,7 +15,7 @@ from PySide6.QtTest import QTest
 
 from aestudio.core.config import ModelConfig, TrainConfig
 from aestudio.core.models import Autoencoder
-from aestudio.core.training import BatchEnd, EpochEnd, StageStarted, fit
+from aestudio.core.training import BatchEnd, EpochEnd, StageStarted, Trainer, fit
 from aestudio.ui.decoded_view import DecodedSampleView
 from aestudio.ui.image_grid import ImageGridPanel
 from aestudio.ui.imaging import heatmap, to_qimage, to_uint8
@@ -190,8 +190,9 @@ def test_image_grid_reconstructs_a_loaded_snapshot(qtbot, state, trained):
     panel = shown(qtbot, ImageGridPanel(state), 700, 300)
     state.set_snapshot(snap)  # not training: the panel computes the outputs itself
     assert panel.visible_rows() == ["Original", "Reconstruction"]
+    assert len(panel.indices) == 8
     with torch.no_grad():
-        expected = snap.model(torch.from_numpy(snap.images[:8])).clamp(0, 1).numpy()
+        expected = snap.model(torch.from_numpy(snap.images[panel.indices])).clamp(0, 1).numpy()
     np.testing.assert_allclose(panel.outputs, expected, atol=1e-5)
 
     state.train_config = TrainConfig(noise="gaussian:0.3")  # a denoising run shows its noisy inputs
@@ -199,6 +200,57 @@ def test_image_grid_reconstructs_a_loaded_snapshot(qtbot, state, trained):
     assert panel.visible_rows() == ["Original", "Noisy input", "Denoised"]
     state.set_snapshot(None)
     assert panel.visible_rows() == []
+
+
+def _class_sorted(digits, classes: int):
+    """The digits of the first `classes` classes, sorted by class (like a folder of class subfolders)."""
+    keep = np.flatnonzero(digits.labels < classes)
+    return digits.subset(keep[np.argsort(digits.labels[keep], kind="stable")])
+
+
+@pytest.mark.parametrize("classes", [3, 10])
+def test_pick_spread_covers_the_classes_of_a_sorted_set(digits, classes):
+    from aestudio.core.labs.selection import pick_spread
+
+    labels = _class_sorted(digits, classes).labels
+    idx = pick_spread(labels, 8)
+    assert len(idx) == 8 and len(set(idx.tolist())) == 8
+    assert len(set(labels[idx].tolist())) == min(8, classes)
+    np.testing.assert_array_equal(idx, pick_spread(labels, 8))  # deterministic
+    assert not np.array_equal(idx, pick_spread(labels, 8, seed=1))  # seeded
+    assert len(pick_spread(labels[:5], 8)) == 5 and len(pick_spread(labels, 0)) == 0
+    plain = pick_spread(None, 8, total=100)  # unlabelled: evenly spread, first to last
+    assert plain[0] == 0 and plain[-1] == 99 and len(set(plain.tolist())) == 8
+    assert pick_spread(None, 8, total=3).tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("classes", [3, 10])
+def test_image_grid_shows_a_spread_of_classes(qtbot, state, digits, classes):
+    """On a class-sorted validation set the grid's images cover min(8, classes) classes, both the
+    worker's previews while training and a loaded snapshot; a click selects the right image."""
+    from aestudio.workers.training import TrainingWorker
+
+    data = _class_sorted(digits, classes)
+    mc = ModelConfig(arch="dense", kind="ae", input_shape=data.shape, latent=4, hidden=[16])
+    tc = TrainConfig(epochs=1, batch_size=128, device="cpu", val_fraction=0.2)
+    worker = TrainingWorker(mc, tc, data)
+    trainer = worker.trainer = Trainer(mc, tc, data)
+    assert len(set(trainer.val_set.labels[:8].tolist())) == 1  # the first eight: all one class
+    panel = shown(qtbot, ImageGridPanel(state), 700, 300)
+    state.set_dataset(data, "sorted")
+    snap = make_snapshot(trainer, 0)
+    state.set_snapshot(snap)
+    assert len(set(panel.shown_labels())) == min(8, classes) and "" not in panel.shown_labels()
+    np.testing.assert_array_equal(panel.originals, snap.images[panel.indices])
+
+    state.training.preview.emit(worker._preview(trainer, 1, "train"))
+    assert len(set(panel.shown_labels())) == min(8, classes)
+    np.testing.assert_array_equal(panel.originals, snap.images[panel.indices])
+    with qtbot.waitSignal(state.imageSelected, timeout=1000) as sig:
+        qtbot.mouseClick(panel.tiles["Original"][2], Qt.MouseButton.LeftButton)
+    assert sig.args == [int(panel.indices[2])]
+    assert f"#{int(panel.indices[2]) + 1}" in panel.detail.summary.text()
+    panel.detail.close()
 
 
 # ---- latent map -------------------------------------------------------------------------------------------

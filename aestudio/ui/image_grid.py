@@ -2,7 +2,8 @@
 
 Rows: the originals, the corrupted inputs (denoising runs only) and the model's outputs,
 refreshed from `training.preview` while training and computed once from the snapshot for a
-loaded run. Clicking an image opens an enlarged view with a per-pixel error heat map and
+loaded run. The columns are a spread of the validation set (`core.labs.selection.pick_spread`:
+one image per class in turn, or evenly spaced without labels), not its first few images. Clicking an image opens an enlarged view with a per-pixel error heat map and
 selects that validation image for the other panels (`state.imageSelected`).
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from PySide6.QtGui import QCursor, QPalette, QPixmap
 from PySide6.QtWidgets import (QDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout,
                                QWidget)
 
+from ..core.labs.selection import pick_spread
 from ..core.noise import parse_noise
 from . import imaging
 from .imaging import ScaledImage
@@ -135,8 +137,10 @@ class ImageDetailDialog(QDialog):
         return col
 
     def show_image(self, index: int, original: np.ndarray, noisy: np.ndarray | None, output: np.ndarray,
-                   label: str = "") -> None:
+                   label: str = "", val_index: int | None = None) -> None:
+        """`index` is the grid column, `val_index` the image's index in the validation set (default: index)."""
         self.index = index
+        number = index if val_index is None else int(val_index)
         x = np.asarray(original, np.float32)
         y = np.asarray(output, np.float32)
         diff = np.abs(x - y)
@@ -153,7 +157,7 @@ class ImageDetailDialog(QDialog):
         self.views["error"].set_image(imaging.heatmap(self.error_map, 0.0, top))
         self.bar_max.setText(f"{top:.2f}")
         self.bar_min.setText("0")
-        what = f"Validation image #{index + 1}" + (f" ({label})" if label else "")
+        what = f"Validation image #{number + 1}" + (f" ({label})" if label else "")
         psnr = 10 * np.log10(1.0 / self.mse) if self.mse > 0 else float("inf")
         self.summary.setText(f"{what}: mean squared error {self.mse:.4f} per pixel (PSNR {psnr:.1f} dB), "
                              f"largest pixel error {float(diff.max()):.2f}. Brighter areas of the error map "
@@ -169,6 +173,7 @@ class ImageGridPanel(QWidget):
         self.originals: np.ndarray | None = None
         self.noisy: np.ndarray | None = None
         self.outputs: np.ndarray | None = None
+        self.indices: np.ndarray | None = None  # validation-set index of each column
         self.detail: ImageDetailDialog | None = None
 
         self.caption = QLabel(self)
@@ -227,9 +232,11 @@ class ImageGridPanel(QWidget):
         return [lab.text() for lab in self.row_labels.values() if not lab.isHidden()]
 
     def show_rows(self, originals: np.ndarray, noisy: np.ndarray | None, outputs: np.ndarray,
-                  caption: str = "") -> None:
-        """Fill the grid: float (n, C, H, W) arrays in [0, 1]."""
+                  caption: str = "", indices: np.ndarray | None = None) -> None:
+        """Fill the grid: float (n, C, H, W) arrays in [0, 1]; `indices` are the validation-set
+        indices of the images (default 0, 1, 2, ...)."""
         n = min(COLUMNS, len(originals))
+        self.indices = np.arange(n) if indices is None else np.asarray(indices[:n], np.int64)
         self.originals = np.asarray(originals[:n], np.float32)
         self.noisy = None if noisy is None else np.asarray(noisy[:n], np.float32)
         self.outputs = np.asarray(outputs[:n], np.float32)
@@ -250,7 +257,7 @@ class ImageGridPanel(QWidget):
                 label = self._label_text(c)
                 title = out_title if key == "Output" else key
                 tile.setAccessibleName(f"{title} {c + 1}")
-                tile.setToolTip(f"{title} of validation image #{c + 1}{' (' + label + ')' if label else ''}. "
+                tile.setToolTip(f"{title} of validation image #{int(self.indices[c]) + 1}{' (' + label + ')' if label else ''}. "
                                 "Click to enlarge it with a map of where the output differs from the original.")
         self._set_rows_visible(True)
         self.caption.setText(caption)
@@ -258,7 +265,7 @@ class ImageGridPanel(QWidget):
             self._show_detail(self.detail.index)
 
     def clear(self) -> None:
-        self.originals = self.noisy = self.outputs = None
+        self.originals = self.noisy = self.outputs = self.indices = None
         self._set_rows_visible(False)
         self.caption.setText("")
         if self.detail is not None:
@@ -268,7 +275,7 @@ class ImageGridPanel(QWidget):
         """Select validation image `column` and show it enlarged (what a click on a tile does)."""
         if self.originals is None or not 0 <= column < len(self.originals):
             return None
-        self.state.imageSelected.emit(int(column))
+        self.state.imageSelected.emit(int(self.indices[column]))
         self._show_detail(column)
         return self.detail
 
@@ -282,7 +289,8 @@ class ImageGridPanel(QWidget):
         when = "before training" if p.stage == "start" else (
             f"{p.stage}, epoch {p.epoch}" if p.stage not in ("train",) else f"epoch {p.epoch}")
         self.show_rows(p.originals, p.noisy, p.outputs,
-                       f"Validation images and the model's outputs ({when}). Click an image to enlarge it.")
+                       f"Validation images and the model's outputs ({when}). Click an image to enlarge it.",
+                       getattr(p, "indices", None))
 
     @Slot(object)
     def _on_snapshot(self, snapshot) -> None:
@@ -291,13 +299,14 @@ class ImageGridPanel(QWidget):
             return
         if self.state.training.running:
             return  # the worker's previews are on their way (they include the noisy inputs)
-        originals = np.asarray(snapshot.images[:COLUMNS], np.float32)
-        if len(originals) == 0:
+        idx = pick_spread(snapshot.labels, COLUMNS, total=len(snapshot.images))  # as the training worker does
+        if len(idx) == 0:
             return
+        originals = np.asarray(snapshot.images[idx], np.float32)
         noisy, outputs = self._reconstruct(snapshot.model, originals)
         self.show_rows(originals, noisy, outputs,
                        f"Validation images and the model's outputs (epoch {snapshot.epoch}). "
-                       "Click an image to enlarge it.")
+                       "Click an image to enlarge it.", idx)
 
     @Slot(object)
     def _on_dataset(self, _data) -> None:
@@ -321,18 +330,26 @@ class ImageGridPanel(QWidget):
             model.train(was)
         return (x_in.cpu().numpy() if noise.active else None), out
 
+    def shown_labels(self) -> list[str]:
+        """The class name of each image on show ("" where unknown)."""
+        return [] if self.originals is None else [self._label_text(c) for c in range(len(self.originals))]
+
     def _label_text(self, column: int) -> str:
         snap = self.state.snapshot
-        if snap is None or snap.labels is None or column >= len(snap.labels):
+        if self.indices is None or not 0 <= column < len(self.indices):
             return ""
-        k = int(snap.labels[column])
+        i = int(self.indices[column])
+        if snap is None or snap.labels is None or i >= len(snap.labels):
+            return ""
+        k = int(snap.labels[i])
         return snap.class_names[k] if 0 <= k < len(snap.class_names) else str(k)
 
     def _show_detail(self, column: int) -> None:
         if self.detail is None:
             self.detail = ImageDetailDialog(self)
         noisy = None if self.noisy is None else self.noisy[column]
-        self.detail.show_image(column, self.originals[column], noisy, self.outputs[column], self._label_text(column))
+        self.detail.show_image(column, self.originals[column], noisy, self.outputs[column], self._label_text(column),
+                               int(self.indices[column]))
         self.detail.show()
         self.detail.raise_()
 

@@ -24,6 +24,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from ..core.config import ModelConfig, TrainConfig
 from ..core.datasets import ImageSet
 from ..core.errors import user_message
+from ..core.labs.selection import pick_spread
 from ..core.models import Autoencoder
 from ..core.training import BatchEnd, Control, EpochEnd, Finished, StageStarted, Trainer
 
@@ -41,6 +42,7 @@ class Preview:
     outputs: np.ndarray
     epoch: int
     stage: str
+    indices: np.ndarray | None = None  # validation-set index of each column (None: 0, 1, 2, ...)
 
 
 @dataclass
@@ -160,12 +162,16 @@ class TrainingWorker(QObject):
         m = trainer.model
         was = m.training
         m.eval()
-        clean = trainer.x_val[: self.preview_count]
+        labels = trainer.val_set.labels
+        idx = pick_spread(None if labels is None else labels[:MAX_MAP_POINTS], self.preview_count,
+                          total=min(len(trainer.val_idx), MAX_MAP_POINTS))  # a spread of classes, not the first few
+        clean = trainer.x_val[torch.from_numpy(idx).to(trainer.x_val.device)]
         gen = torch.Generator(device=clean.device).manual_seed(12345)
         noisy = trainer.noise.apply(clean, gen) if trainer.noise.active else None
         out = m(noisy if noisy is not None else clean).clamp(0, 1)
         m.train(was)
-        return Preview(clean.cpu().numpy(), None if noisy is None else noisy.cpu().numpy(), out.cpu().numpy(), epoch, stage)
+        return Preview(clean.cpu().numpy(), None if noisy is None else noisy.cpu().numpy(), out.cpu().numpy(), epoch, stage,
+                       idx)
 
 
 class TrainingController(QObject):
