@@ -426,6 +426,12 @@ def resolve_classes(classes: Iterable[int | str], class_names: Sequence[str] | N
     return out
 
 
+def mean_image_mse(train_x: np.ndarray, eval_x: np.ndarray) -> float:
+    """Per-pixel MSE on `eval_x` of always predicting the mean image of `train_x` (both (N, C, H, W))."""
+    mean = np.asarray(train_x, dtype=np.float64).mean(0)
+    return float(np.mean((np.asarray(eval_x, dtype=np.float64) - mean) ** 2))
+
+
 # ---- everything at once -------------------------------------------------------------------
 def evaluate_run(run_or_model: Any, model_config: ModelConfig | None, train_config: TrainConfig | None, data: Any, *,
                  train_data: Any = None, noise: str | Noise | None = None, normal_classes: Iterable[int | str] | None = None,
@@ -445,6 +451,8 @@ def evaluate_run(run_or_model: Any, model_config: ModelConfig | None, train_conf
       recon_mse      per-pixel MSE of the model reconstructing clean `data` images.
       pca_mse        per-pixel MSE of PCA with as many components as the code size (fitted on
                      train_data, recon clipped to [0, 1]).
+      mean_image_mse per-pixel MSE of always predicting the mean training image (of train_data,
+                     else of `data`): the error of a model that learned nothing about each image.
       psnr_noisy, psnr_denoised   when noise is active (`noise` None means the training noise;
                      pass "none" to skip): mean per-image PSNR (dB, capped at 100) of the
                      corrupted images and of the model's outputs for them, both against the clean
@@ -492,6 +500,7 @@ def evaluate_run(run_or_model: Any, model_config: ModelConfig | None, train_conf
     say("PCA baseline")
     pca = pca_baseline(tx if same_train else x, x, model_config.latent, seed)
     out["pca_mse"] = pca["mse"]
+    out["mean_image_mse"] = mean_image_mse(tx if same_train else x, x)
 
     nz = parse_noise(train_config.noise if noise is None else noise) if not isinstance(noise, Noise) else noise
     if nz.active:
@@ -535,7 +544,7 @@ def evaluate_run(run_or_model: Any, model_config: ModelConfig | None, train_conf
 
 __all__ = [
     "anomaly_auroc", "anomaly_scores", "as_float_images", "decode_codes", "elbo_nats", "encode_images",
-    "evaluate_run", "fit_pca", "inactive_dims", "knn_accuracy", "pca_baseline", "pca_reconstruct", "per_dim_kl",
+    "evaluate_run", "fit_pca", "inactive_dims", "knn_accuracy", "mean_image_mse", "pca_baseline", "pca_reconstruct", "per_dim_kl",
     "pick_labeled", "probe_accuracy", "psnr", "psnr_per_image", "reconstruct_images", "recon_mse",
     "resolve_classes", "roc_curve", "silhouette", "ssim", "ssim_per_image",
 ]
