@@ -11,12 +11,17 @@
 * anything else: a folder of image files (see :mod:`.folder`).  Names take precedence over
   folders, so a folder called ``digits`` in the working directory is loaded as ``./digits``.
 
+``background`` (``"auto"``, ``"white"``, ``"black"`` or a colour such as ``"#ff8800"``) is where
+transparent pixels of folder images are composited (see :mod:`.folder`, "Transparency"); it is
+checked for every spec, and named sets have no transparency.
+
 ``image_size`` and ``channels`` resize and convert any set.  When they are None, named sets keep
 their native size and channels, and folders default to 28x28 with 3 channels if any image has
 colour, else 1.  ``shapes`` is rendered directly at ``image_size``.
 
 Module-level settings tests may monkeypatch: :data:`.mnist.MIRRORS`, :data:`.mnist.RESOURCES`,
-:data:`.mnist.SYSTEM_DIRS`, :data:`.folder.THREAD_THRESHOLD_S`.
+:data:`.mnist.SYSTEM_DIRS`, :data:`.folder.THREAD_THRESHOLD_S`, and the folder limits
+:data:`.folder.MAX_IMAGE_PIXELS`, :data:`.folder.FILE_TIMEOUT_S`, :data:`.folder.DECODE_BUDGET_BYTES`.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from numbers import Integral
 from pathlib import Path
 
 from .base import DatasetError, ImageSet, convert_channels, resize_images, split_indices
-from .folder import DEFAULT_IMAGE_SIZE, IMAGE_EXTENSIONS, load_folder
+from .folder import DEFAULT_IMAGE_SIZE, IMAGE_EXTENSIONS, IMAGE_FORMATS, load_folder, parse_background
 from .idx import read_idx
 from .mnist import load_fashion10k, load_mnist_family
 from .synthetic import load_digits, make_shapes
@@ -35,11 +40,14 @@ from .synthetic import load_digits, make_shapes
 __all__ = [
     "DEFAULT_IMAGE_SIZE",
     "IMAGE_EXTENSIONS",
+    "IMAGE_FORMATS",
+    "BACKGROUNDS",
     "DatasetError",
     "ImageSet",
     "bundled_names",
     "load_dataset",
     "make_shapes",
+    "parse_background",
     "read_idx",
     "split_indices",
 ]
@@ -47,6 +55,8 @@ __all__ = [
 _BUNDLED = ("fashion-10k", "digits", "shapes")
 _DOWNLOADABLE = ("mnist", "fashion-mnist")
 _MAX_SIZE = 1024
+#: The named backgrounds; any colour Pillow's ImageColor knows is accepted too.
+BACKGROUNDS = ("auto", "white", "black")
 
 
 def bundled_names() -> list[str]:
@@ -62,13 +72,15 @@ def load_dataset(
     progress: Callable[[int, int], None] | None = None,
     cache_dir: str | Path | None = None,
     allow_download: bool = True,
+    background: str = "auto",
 ) -> ImageSet:
     """Load a named set or a folder of images (see the module documentation).
 
     ``progress(done, total)`` is called from the calling thread while loading a folder (in
     images) or downloading (in bytes); it must be cheap and may raise to abort.  Sets that load
     instantly do not call it.  ``cache_dir`` replaces the user cache root used for
-    ``mnist``/``fashion-mnist``; ``allow_download=False`` forbids the network.
+    ``mnist``/``fashion-mnist``; ``allow_download=False`` forbids the network.  ``background``
+    composites transparent folder images (``"auto"``, ``"white"``, ``"black"`` or a colour).
     Any problem a user can fix raises :class:`DatasetError` with a one-sentence message.
     """
     if image_size is not None:
@@ -77,6 +89,7 @@ def load_dataset(
         image_size = int(image_size)
     if channels not in (None, 1, 3):
         raise DatasetError(f"Images can have 1 (gray) or 3 (RGB) channels, not {channels!r}.")
+    parse_background(background)  # an unknown value fails before anything loads
     key = str(spec).strip().lower()
     if key == "shapes":
         dataset = make_shapes(size=image_size or 32)
@@ -87,7 +100,10 @@ def load_dataset(
     elif key in _DOWNLOADABLE:
         dataset = load_mnist_family(key, cache_dir=cache_dir, allow_download=allow_download, progress=progress)
     elif key and Path(spec).expanduser().exists():
-        return load_folder(spec, image_size=image_size or DEFAULT_IMAGE_SIZE, channels=channels, progress=progress)
+        return load_folder(
+            spec, image_size=image_size or DEFAULT_IMAGE_SIZE, channels=channels, progress=progress,
+            background=background,
+        )
     else:
         names = ", ".join(_BUNDLED + _DOWNLOADABLE)
         raise DatasetError(f"Unknown dataset {spec!r}: it is not one of {names}, nor an existing folder.")

@@ -39,7 +39,11 @@ class ImageSet:
     empty).  ``factors`` (float32, ``(N, F)``) holds known generative factors named by
     ``factor_names`` (only the procedural ``shapes`` set has them).  ``skipped`` lists
     ``(file path, reason)`` for every file of a folder that was not loaded; ``files`` names the
-    file each image came from (folders only, else ``None``).
+    file each image came from (folders only, else ``None``).  ``transparent_fraction`` is the
+    fraction of all pixels that were transparent (alpha below 128) before compositing, ``None``
+    for sets without alpha; ``background`` names what transparent pixels were composited onto
+    (``"white"``, ``"black"`` or ``"#rrggbb"``; ``None`` when nothing was composited).  Both are
+    kept by :meth:`subset`, :meth:`filter_classes` and ``dataclasses.replace``.
     """
 
     name: str
@@ -51,6 +55,8 @@ class ImageSet:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     source: str = ""
     files: list[str] | None = None
+    transparent_fraction: float | None = None
+    background: str | None = None
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -165,13 +171,29 @@ class ImageSet:
 
     # -- text --------------------------------------------------------------------------
     def summary(self) -> str:
-        """One line, e.g. ``"fashion-10k: 10,000 images 1x28x28, 10 classes"``."""
+        """One line, e.g. ``"fashion-10k: 10,000 images 1x28x28, 10 classes"``, ending with
+        :meth:`transparency_note` when most pixels were transparent."""
         c, h, w = self.shape
         text = f"{self.name}: {_plural(self.n, 'image')} {c}x{h}x{w}, "
         text += "unlabelled" if self.labels is None else _plural(len(self.class_names), "class", "classes")
         if self.skipped:
             text += f", {_plural(len(self.skipped), 'file')} skipped"
+        note = self.transparency_note()
+        if note:
+            text += f"; {note}"
         return text
+
+    def transparency_note(self) -> str | None:
+        """A warning when most pixels were transparent, e.g. ``"62% of pixels were transparent;
+        composited onto white"``; None otherwise."""
+        fraction = self.transparent_fraction
+        if fraction is None or not fraction > 0.5:
+            return None
+        background = self.background or "the background"
+        if fraction >= 1.0:
+            return f"every pixel was transparent, so the images are plain {background}"
+        percent = min(99, round(100 * fraction))
+        return f"{percent}% of pixels were transparent; composited onto {background}"
 
     def __repr__(self) -> str:
         return f"ImageSet({self.summary()!r}, source={self.source!r})"

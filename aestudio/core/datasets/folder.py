@@ -1,4 +1,4 @@
-"""Loading a folder of image files.
+"""Loading a folder of image files, safely.
 
 Layout
     If the folder has subfolders holding images, each top-level subfolder is a class (labels
@@ -8,13 +8,43 @@ Layout
     starting with ".") and ``__MACOSX`` folders are ignored; every other file that is not
     loaded is listed in ``ImageSet.skipped`` with the reason.
 
-Pixels
+Reads stay inside the folder
+    Only regular files are opened: named pipes, sockets and devices are skipped and reported
+    without being opened (so a FIFO called ``a.png`` cannot block loading).  A symlink is
+    followed only when its target resolves inside the loaded folder; one pointing outside
+    (``zz -> /usr``, ``zz -> /``) is skipped and reported, and the walk never descends into
+    it.  Symlink loops inside the folder are walked once.  Files are opened with
+    ``O_NONBLOCK`` and checked again with ``fstat`` after opening.
+
+Decoding is allow-listed and bounded
     Files with the extensions in :data:`IMAGE_EXTENSIONS` (any case) are decoded with Pillow
-    (first frame of animations).  Transparent images are composited onto black (the
-    MNIST-like convention of bright strokes on a dark background); palette, 1-bit and CMYK
-    images are converted; 16-bit and 32-bit integer images are scaled to 8 bits (a 32-bit
-    image whose values all fit in 0..255 is kept as is); float images are read as 0..1 when
-    their maximum is at most 1, else clipped to 0..255.
+    restricted to :data:`IMAGE_FORMATS` (PNG, JPEG, BMP, GIF, TIFF, WebP), whatever their name
+    says, so PostScript/EPS/PDF (which Pillow would hand to Ghostscript) is never decoded.  An
+    image with more than :data:`MAX_IMAGE_PIXELS` pixels is refused from its header, before
+    decoding (JPEGs are measured after choosing a reduced decoding scale); images decoded at
+    once share a memory budget of :data:`DECODE_BUDGET_BYTES`.  Each file must be read and
+    decoded within :data:`FILE_TIMEOUT_S` seconds, else it is skipped as timed out; after
+    :data:`MAX_TIMEOUTS` such files the load stops with a :class:`DatasetError`.  Listing the
+    folder is limited to :data:`SCAN_TIMEOUT_S`.  All reading and decoding happens on daemon
+    worker threads: the calling thread only waits, calling ``progress`` at least every
+    :data:`HEARTBEAT_S` seconds, so a ``progress`` that raises aborts a load within a fraction
+    of a second even while a large file is being decoded.
+
+Pixels
+    First frame of animations.  Palette, 1-bit and CMYK images are converted; 16-bit and
+    32-bit integer images are scaled to 8 bits (a 32-bit image whose values all fit in 0..255
+    is kept as is) in integer arithmetic, a block of rows at a time; float images are read as
+    0..1 when their maximum is at most 1, else clipped to 0..255.
+
+Transparency
+    Images with alpha are resized with premultiplied alpha and then composited onto the
+    ``background``: ``"auto"``, ``"white"``, ``"black"`` or any colour Pillow's ``ImageColor``
+    knows (``"#rrggbb"``, ``"gray"``, ...).  ``"auto"`` is decided once per folder, not per
+    image: when most opaque pixels (alpha >= 128) of the images with alpha are dark (luma below
+    128) the background is white, otherwise black (also when nothing is opaque), so content
+    always contrasts with its background.  ``ImageSet.transparent_fraction`` records the
+    fraction of all pixels (at the loaded size, over every image) whose alpha was below 128,
+    ``None`` when no image has alpha; ``ImageSet.background`` names the background used.
 
 Size and channels
     Each image is centre-cropped to a square (the largest one fitting) and resized to
@@ -27,41 +57,105 @@ Size and channels
 Speed
     Tiny files are dominated by per-file Python work that holds the GIL, where threads only
     add contention; larger ones are dominated by decoding, which Pillow does without the GIL.
-    The first files are therefore decoded sequentially and timed, and the rest go to a thread
-    pool only when the median image takes longer than :data:`THREAD_THRESHOLD_S`.
+    The first files are therefore decoded by one worker and timed, and more workers join only
+    when the median image takes longer than :data:`THREAD_THRESHOLD_S`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageColor, UnidentifiedImageError
 
 from .base import DatasetError, ImageSet, resample_filter, to_grayscale
 
-__all__ = ["DEFAULT_IMAGE_SIZE", "IMAGE_EXTENSIONS", "load_folder"]
+__all__ = [
+    "DEFAULT_IMAGE_SIZE",
+    "IMAGE_EXTENSIONS",
+    "IMAGE_FORMATS",
+    "MAX_IMAGE_PIXELS",
+    "background_name",
+    "load_folder",
+    "parse_background",
+]
 
 Progress = Callable[[int, int], None]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+#: The only formats Pillow may decode (never EPS/PS/PDF or anything calling another program).
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 DEFAULT_IMAGE_SIZE = 28
-#: Mean seconds per image above which decoding continues in a thread pool.
+#: Larger images are refused from their header, before decoding.
+MAX_IMAGE_PIXELS = 40_000_000
+#: Estimated bytes of the images being decoded at the same time (one image may exceed it alone).
+DECODE_BUDGET_BYTES = 1 << 30
+#: Seconds one file may take to be read and decoded before it is skipped.
+FILE_TIMEOUT_S = 30.0
+#: After this many timed-out files the whole load stops with a DatasetError.
+MAX_TIMEOUTS = 3
+#: Seconds listing the folder may take.
+SCAN_TIMEOUT_S = 120.0
+#: The calling thread calls ``progress`` at least this often while it waits.
+HEARTBEAT_S = 0.2
+#: Mean seconds per image above which more decoding threads join.
 THREAD_THRESHOLD_S = 120e-6
-_PROBE = 32  # images decoded sequentially (and timed) before choosing the strategy
-_BATCH = 32  # images per thread-pool task
+_PROBE = 32  # images decoded by one worker (and timed) before choosing the number of workers
+_BATCH = 32  # more workers are worth it only with more than this many files left
+_POLL_S = 0.05
 _GRAY_TOLERANCE = 2
 _IGNORED_DIRS = {"__MACOSX"}
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_HIGH_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+_MAGIC = ((b"%!PS", "PostScript"), (b"\xc5\xd0\xd3\xc6", "PostScript"), (b"%PDF", "PDF"))
+_BACKGROUND_HELP = "use auto, white, black, a colour name such as gray, or #rrggbb"
 
 
 class _Skip(Exception):
     """A file that is not loaded; the message is the reason recorded in ``skipped``."""
+
+
+class _Alpha(NamedTuple):
+    """A transparent image at the target size: premultiplied RGB and alpha, both uint8."""
+
+    premultiplied: np.ndarray  # (size, size, 3)
+    alpha: np.ndarray  # (size, size)
+
+
+# -- backgrounds ---------------------------------------------------------------------------
+
+
+def parse_background(value: Any) -> str | tuple[int, int, int]:
+    """``"auto"`` or an ``(r, g, b)`` colour; anything else raises :class:`DatasetError`."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if text:
+            try:
+                rgb = ImageColor.getrgb(text)
+            except ValueError:
+                pass
+            else:
+                return (int(rgb[0]), int(rgb[1]), int(rgb[2]))
+    raise DatasetError(f"Unknown background {value!r}: {_BACKGROUND_HELP}.")
+
+
+def background_name(rgb: tuple[int, int, int]) -> str:
+    """``"white"``, ``"black"`` or ``"#rrggbb"``."""
+    names = {(255, 255, 255): "white", (0, 0, 0): "black"}
+    return names.get(tuple(rgb), "#{:02x}{:02x}{:02x}".format(*rgb))
+
+
+# -- loading -------------------------------------------------------------------------------
 
 
 def load_folder(
@@ -70,30 +164,40 @@ def load_folder(
     image_size: int = DEFAULT_IMAGE_SIZE,
     channels: int | None = None,
     progress: Progress | None = None,
+    background: str = "auto",
 ) -> ImageSet:
     """Load every image under ``path`` as described in the module documentation.
 
-    ``progress(done, total)`` counts image files and is called from the calling thread; it
-    may raise to abort loading.
+    ``progress(done, total)`` counts image files and is called from the calling thread, at
+    least every :data:`HEARTBEAT_S` seconds while decoding (``(0, 0)`` while a slow folder is
+    still being listed); it may raise to abort loading.  ``background`` is where transparent
+    pixels are composited (see "Transparency").
     """
+    wanted = parse_background(background)
     root = Path(path).expanduser().resolve()
     if not root.exists():
         raise DatasetError(f"The folder {root} does not exist.")
     if not root.is_dir():
         raise DatasetError(f"{root} is a file, not a folder of images.")
-    files, file_labels, class_names, skipped = _scan(root)
-    results = _decode_all(files, image_size, channels, progress)
+    stop = threading.Event()
+    files, file_labels, class_names, skipped = _call_abortable(
+        lambda: _scan(root, stop), stop, progress, SCAN_TIMEOUT_S,
+        f"Listing the folder {root} took longer than {SCAN_TIMEOUT_S:g} s, so loading was stopped "
+        "(is it on a drive that stopped responding?).",
+    )
+    results = _decode_all(files, str(root), image_size, channels, progress)
 
-    kept = [i for i, result in enumerate(results) if isinstance(result, np.ndarray)]
+    kept = [i for i, result in enumerate(results) if not isinstance(result, _Skip)]
     skipped += [(files[i], str(r)) for i, r in enumerate(results) if isinstance(r, _Skip)]
     if not kept:
         raise DatasetError(_nothing_loaded(root, skipped))
-    arrays = [results[i] for i in kept]
+    arrays: list[np.ndarray | _Alpha] = [results[i] for i in kept]  # type: ignore[misc]
+    fraction, used = _composite(arrays, wanted, image_size, channels)
     if channels is None:
-        channels = 3 if any(a.ndim == 3 for a in arrays) else 1
+        channels = 3 if any(a.ndim == 3 for a in arrays) else 1  # type: ignore[union-attr]
     images = np.empty((len(arrays), channels, image_size, image_size), dtype=np.uint8)
     for out, array in zip(images, arrays, strict=True):
-        out[...] = array if array.ndim == 2 else array.transpose(2, 0, 1)
+        out[...] = array if array.ndim == 2 else array.transpose(2, 0, 1)  # type: ignore[union-attr]
     return ImageSet(
         name=root.name or str(root),
         images=images,
@@ -102,7 +206,80 @@ def load_folder(
         skipped=sorted(skipped, key=lambda item: _natural_key(item[0])),
         source=str(root),
         files=[files[i] for i in kept],
+        transparent_fraction=fraction,
+        background=used,
     )
+
+
+def _composite(
+    arrays: list[np.ndarray | _Alpha], wanted: str | tuple[int, int, int], size: int, channels: int | None
+) -> tuple[float | None, str | None]:
+    """Replace each :class:`_Alpha` in ``arrays`` by its composite; (transparent fraction, background)."""
+    which = [k for k, a in enumerate(arrays) if isinstance(a, _Alpha)]
+    if not which:
+        return None, None
+    rgb = _auto_background([arrays[k] for k in which]) if wanted == "auto" else wanted  # type: ignore[misc]
+    colour = np.asarray(rgb, dtype=np.uint16)
+    transparent = 0
+    for k in which:
+        premultiplied, alpha = arrays[k]  # type: ignore[misc]
+        transparent += int(np.count_nonzero(alpha < 128))
+        under = (colour * (255 - alpha.astype(np.uint16))[..., None] + 127) // 255
+        flat = np.minimum(premultiplied + under, 255).astype(np.uint8)
+        if channels == 1 or (channels is None and _is_gray(flat)):
+            arrays[k] = to_grayscale(flat, axis=2)
+        else:
+            arrays[k] = flat
+    return transparent / (len(arrays) * size * size), background_name(rgb)  # type: ignore[arg-type]
+
+
+def _auto_background(items: list[_Alpha]) -> tuple[int, int, int]:
+    """White when most opaque pixels are dark (luma < 128), else black (also when none is opaque)."""
+    dark = opaque = 0
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    for premultiplied, alpha in items:
+        mask = alpha >= 128
+        n = int(np.count_nonzero(mask))
+        if not n:
+            continue
+        luma = (premultiplied[mask].astype(np.float32) @ weights) * (255.0 / alpha[mask].astype(np.float32))
+        dark += int(np.count_nonzero(luma < 128))
+        opaque += n
+    return (255, 255, 255) if 2 * dark > opaque else (0, 0, 0)
+
+
+def _call_abortable(
+    fn: Callable[[], Any], stop: threading.Event, progress: Progress | None, timeout_s: float, timeout_message: str
+) -> Any:
+    """``fn()`` on a daemon thread; the caller waits, calling ``progress(0, 0)`` after the first 0.5 s."""
+    box: dict[str, Any] = {}
+    finished = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            box["error"] = exc
+        finally:
+            finished.set()
+
+    threading.Thread(target=target, name="aestudio-scan", daemon=True).start()
+    started = time.monotonic()
+    beat = started + 0.5
+    try:
+        while not finished.wait(_POLL_S):
+            now = time.monotonic()
+            if now - started > timeout_s:
+                raise DatasetError(timeout_message)
+            if progress is not None and now >= beat:
+                beat = now + HEARTBEAT_S
+                progress(0, 0)
+    except BaseException:
+        stop.set()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 # -- scanning ------------------------------------------------------------------------------
@@ -117,32 +294,110 @@ def _is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _walk(folder: Path, skipped: list[tuple[str, str]]) -> list[str]:
-    """Non-hidden files under ``folder``, recursively, in natural order; unreadable folders are skipped."""
+def _inside(target: str, root: str) -> bool:
+    return target == root or os.path.commonpath([target, root]) == root
 
-    def on_error(exc: OSError) -> None:
-        skipped.append((exc.filename or str(folder), f"folder not readable ({exc.strerror or exc})"))
 
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=on_error):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in _IGNORED_DIRS]
-        found += [os.path.join(dirpath, f) for f in filenames if not f.startswith(".")]
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "special file"
+
+
+def _not_regular(mode: int) -> str:
+    return f"not a regular file ({_special_kind(mode)}); not opened"
+
+
+def _outside(target: str) -> str:
+    return f"symlink pointing outside the folder (to {target}); not followed"
+
+
+def _classify(entry: os.DirEntry, root: str) -> tuple[str, str, tuple[int, int] | None]:
+    """("dir" | "file" | "skip", reason when skipped, (device, inode) of a folder)."""
+    try:
+        if entry.is_symlink():
+            target = os.path.realpath(entry.path)
+            if not _inside(target, root):
+                return "skip", _outside(target), None
+            try:
+                st = os.stat(entry.path)
+            except OSError:
+                return "skip", "broken symlink", None
+        else:
+            st = entry.stat(follow_symlinks=False)
+    except OSError as exc:
+        return "skip", f"file not readable ({exc.strerror or exc})", None
+    if stat.S_ISDIR(st.st_mode):
+        return "dir", "", (st.st_dev, st.st_ino)
+    if stat.S_ISREG(st.st_mode):
+        return "file", "", None
+    return "skip", _not_regular(st.st_mode), None
+
+
+def _entries(folder: str) -> list[os.DirEntry]:
+    with os.scandir(folder) as it:
+        return [e for e in it if not e.name.startswith(".")]
+
+
+def _walk(
+    folder: str, key: tuple[int, int], root: str, root_key: tuple[int, int],
+    skipped: list[tuple[str, str]], stop: threading.Event,
+) -> list[str]:
+    """Regular files under ``folder`` (staying inside ``root``), recursively, in natural order."""
+    found: list[str] = []
+    visited = {root_key}
+    stack = [(folder, key)]
+    while stack:
+        if stop.is_set():
+            raise DatasetError("Loading was stopped.")
+        current, current_key = stack.pop()
+        if current_key in visited:
+            continue  # a symlink loop, or a folder reached twice
+        visited.add(current_key)
+        try:
+            entries = _entries(current)
+        except OSError as exc:
+            skipped.append((exc.filename or current, f"folder not readable ({exc.strerror or exc})"))
+            continue
+        for entry in entries:
+            kind, reason, dir_key = _classify(entry, root)
+            if kind == "dir":
+                if entry.name not in _IGNORED_DIRS:
+                    stack.append((entry.path, dir_key))  # type: ignore[arg-type]
+            elif kind == "file":
+                found.append(entry.path)
+            else:
+                skipped.append((entry.path, reason))
     return sorted(found, key=_natural_key)
 
 
-def _scan(root: Path) -> tuple[list[str], list[int], list[str] | None, list[tuple[str, str]]]:
+def _scan(root: Path, stop: threading.Event) -> tuple[list[str], list[int], list[str] | None, list[tuple[str, str]]]:
     """Image files, their labels, the class names (None when flat) and the skipped files so far."""
     skipped: list[tuple[str, str]] = []
+    top = str(root)
     try:
-        entries = sorted(os.scandir(root), key=lambda e: _natural_key(e.name))
+        st = os.stat(top)
+        entries = sorted(_entries(top), key=lambda e: _natural_key(e.name))
     except OSError as exc:
         raise DatasetError(f"Cannot read the folder {root}: {exc.strerror or exc}.") from None
-    top_files = [e.path for e in entries if not e.name.startswith(".") and not e.is_dir()]
-    subfolders = {
-        e.name: _walk(Path(e.path), skipped)
-        for e in entries
-        if e.is_dir() and not e.name.startswith(".") and e.name not in _IGNORED_DIRS
-    }
+    root_key = (st.st_dev, st.st_ino)
+    top_files: list[str] = []
+    subfolders: dict[str, list[str]] = {}
+    for entry in entries:
+        kind, reason, key = _classify(entry, top)
+        if kind == "dir":
+            if entry.name not in _IGNORED_DIRS and key != root_key:
+                subfolders[entry.name] = _walk(entry.path, key, top, root_key, skipped, stop)  # type: ignore[arg-type]
+        elif kind == "file":
+            top_files.append(entry.path)
+        else:
+            skipped.append((entry.path, reason))
     classes = [name for name, paths in subfolders.items() if any(map(_is_image_name, paths))]
 
     files: list[str] = []
@@ -169,8 +424,8 @@ def _nothing_loaded(root: Path, skipped: list[tuple[str, str]]) -> str:
     if not skipped:
         extensions = ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
         return f"No images found in {root} (looked for {extensions} files, subfolders included)."
-    kinds = Counter(reason.split(" (")[0].split(":")[0] for _, reason in skipped)
-    details = ", ".join(f"{count} {kind}" for kind, count in kinds.most_common())
+    kinds = Counter(reason.split(" (")[0].split(";")[0].split(":")[0] for _, reason in skipped)
+    details = ", ".join(f"{kind}: {count:,}" for kind, count in kinds.most_common())
     files = "1 file" if len(skipped) == 1 else f"{len(skipped):,} files"
     return f"No readable images in {root}: {files} skipped ({details})."
 
@@ -178,135 +433,278 @@ def _nothing_loaded(root: Path, skipped: list[tuple[str, str]]) -> str:
 # -- decoding ------------------------------------------------------------------------------
 
 
+class _Worker:
+    __slots__ = ("current", "started", "abandoned")
+
+    def __init__(self) -> None:
+        self.current: int | None = None
+        self.started: float | None = None
+        self.abandoned = False
+
+
+class _Budget:
+    """Bytes of images being decoded at once; one image larger than the limit runs alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self.cond = threading.Condition()
+
+    def acquire(self, amount: int, stop: threading.Event) -> bool:
+        with self.cond:
+            while self.used and self.used + amount > self.limit:
+                if stop.is_set():
+                    return False
+                self.cond.wait(_POLL_S)
+            self.used += amount
+            return True
+
+    def release(self, amount: int) -> None:
+        with self.cond:
+            self.used -= amount
+            self.cond.notify_all()
+
+
+class _Job:
+    """Files decoded by daemon worker threads; the calling thread only watches (see ``_decode_all``)."""
+
+    def __init__(self, files: Sequence[str], root: str, size: int, channels: int | None) -> None:
+        self.files, self.root, self.size, self.channels = files, root, size, channels
+        self.n = len(files)
+        self.results: list[Any] = [None] * self.n
+        self.next = self.done = self.timeouts = 0
+        self.durations: list[float] = []
+        self.workers: list[_Worker] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.finished = threading.Event()
+        self.budget = _Budget(DECODE_BUDGET_BYTES)
+
+    def spawn(self, count: int = 1) -> None:
+        for _ in range(count):
+            worker = _Worker()
+            with self.lock:
+                self.workers.append(worker)
+            threading.Thread(target=self._work, args=(worker,), name="aestudio-decode", daemon=True).start()
+
+    def _work(self, worker: _Worker) -> None:
+        while True:
+            with self.lock:
+                if worker.abandoned or self.stop.is_set() or self.next >= self.n:
+                    if worker in self.workers:
+                        self.workers.remove(worker)
+                    return
+                i = self.next
+                self.next += 1
+                worker.current, worker.started = i, time.monotonic()
+            started = time.perf_counter()
+            result = _load_one(self.files[i], self.size, self.channels, self.root, self._acquire)
+            elapsed = time.perf_counter() - started
+            with self.lock:
+                if worker.abandoned:
+                    return  # the watcher already recorded this file as timed out
+                worker.current = worker.started = None
+                self.results[i] = result
+                self.done += 1
+                if len(self.durations) < _PROBE:
+                    self.durations.append(elapsed)
+                if self.done >= self.n:
+                    self.finished.set()
+
+    def _acquire(self, amount: int) -> Callable[[], None] | None:
+        """Reserve decoding memory; the release function, or None when loading stopped."""
+        if not self.budget.acquire(amount, self.stop):
+            return None
+        return lambda: self.budget.release(amount)
+
+    def check_timeouts(self) -> None:
+        now = time.monotonic()
+        hung = 0
+        with self.lock:
+            for worker in list(self.workers):
+                started = worker.started
+                if started is None or worker.abandoned or now - started <= FILE_TIMEOUT_S:
+                    continue
+                worker.abandoned = True
+                self.workers.remove(worker)
+                self.results[worker.current] = _Skip(  # type: ignore[index]
+                    f"timed out (reading and decoding took longer than {FILE_TIMEOUT_S:g} s)"
+                )
+                self.done += 1
+                self.timeouts += 1
+                hung += 1
+                if self.done >= self.n:
+                    self.finished.set()
+        if self.timeouts >= MAX_TIMEOUTS:
+            raise DatasetError(
+                f"Loading stopped: {self.timeouts:,} files took longer than {FILE_TIMEOUT_S:g} s each to read "
+                "(is the folder on a drive that stopped responding?)."
+            )
+        if hung and not self.finished.is_set():
+            self.spawn(hung)
+
+
 def _decode_all(
-    files: Sequence[str], size: int, channels: int | None, progress: Progress | None
-) -> list[np.ndarray | _Skip]:
-    """Decode ``files`` in order: an array per image, or the :class:`_Skip` explaining a failure."""
+    files: Sequence[str], root: str, size: int, channels: int | None, progress: Progress | None
+) -> list[np.ndarray | _Alpha | _Skip]:
+    """Decode ``files`` in order: an array (or :class:`_Alpha`) per image, or the :class:`_Skip` explaining a failure."""
     total = len(files)
-    results: list[np.ndarray | _Skip] = [_Skip("not decoded")] * total  # all overwritten
-    step = max(1, total // 100)
-    reported = 0
-
-    def report(done: int) -> None:
-        nonlocal reported
-        if progress is not None and (done - reported >= step or done == total):
-            reported = done
-            progress(done, total)
-
     if progress is not None:
         progress(0, total)
-    probe = min(_PROBE, total)
-    durations = []
-    for i in range(probe):
-        started = time.perf_counter()
-        results[i] = _load_one(files[i], size, channels)
-        durations.append(time.perf_counter() - started)
-        report(i + 1)
-    # The median ignores one-off costs such as Pillow importing its format plugins.
-    per_image = float(np.median(durations)) if durations else 0.0
-    workers = min(16, os.cpu_count() or 1)
-    if workers > 1 and per_image > THREAD_THRESHOLD_S and total - probe > _BATCH:
-        _decode_threaded(files, probe, size, channels, workers, results, report)
-    else:
-        for i in range(probe, total):
-            results[i] = _load_one(files[i], size, channels)
-            report(i + 1)
-    return results
-
-
-def _decode_threaded(
-    files: Sequence[str],
-    start: int,
-    size: int,
-    channels: int | None,
-    workers: int,
-    results: list[np.ndarray | _Skip],
-    report: Callable[[int], None],
-) -> None:
-    """Decode ``files[start:]`` in a thread pool, reporting progress from this thread."""
-
-    def batch(lo: int, hi: int) -> tuple[int, list[np.ndarray | _Skip]]:
-        return lo, [_load_one(files[i], size, channels) for i in range(lo, hi)]
-
-    done = start
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="aestudio-decode")
+    if not total:
+        return []
+    job = _Job(files, root, size, channels)
+    step = max(1, total // 100)
+    reported, last_call = 0, time.monotonic()
+    scaled = False
     try:
-        pending = {pool.submit(batch, lo, min(lo + _BATCH, len(files))) for lo in range(start, len(files), _BATCH)}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                lo, decoded = future.result()
-                results[lo : lo + len(decoded)] = decoded
-                done += len(decoded)
-            report(done)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        job.spawn()
+        while True:
+            finished = job.finished.wait(_POLL_S)
+            job.check_timeouts()
+            if finished or job.finished.is_set():
+                break
+            with job.lock:
+                done, durations = job.done, list(job.durations)
+            if not scaled and len(durations) >= min(_PROBE, total):
+                scaled = True
+                # The median ignores one-off costs such as Pillow importing its format plugins.
+                workers = min(16, os.cpu_count() or 1)
+                if workers > 1 and float(np.median(durations)) > THREAD_THRESHOLD_S and total - done > _BATCH:
+                    job.spawn(workers - 1)
+            now = time.monotonic()
+            if progress is not None and (done - reported >= step or now - last_call >= HEARTBEAT_S):
+                reported, last_call = done, now
+                progress(done, total)
+    except BaseException:
+        job.stop.set()  # workers finish the file in hand and stop; nobody waits for them
+        raise
+    if progress is not None:
+        progress(total, total)
+    return job.results
 
 
-def _load_one(path: str, size: int, channels: int | None) -> np.ndarray | _Skip:
-    """One image as ``(size, size)`` or ``(size, size, 3)`` uint8, or the reason it was skipped."""
+def _load_one(
+    path: str, size: int, channels: int | None, root: str, acquire: Callable[[int], Callable[[], None] | None]
+) -> np.ndarray | _Alpha | _Skip:
+    """One image as ``(size, size)`` or ``(size, size, 3)`` uint8 or :class:`_Alpha`, or the reason it was skipped."""
     try:
-        return _decode(path, size, channels)
-    except Image.DecompressionBombError as exc:
-        return _Skip(f"image too large ({exc})")
+        return _decode(path, size, channels, root, acquire)
+    except _Skip as skip:
+        return skip
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return _Skip(f"image too large (Pillow refused it as a possible decompression bomb; "
+                     f"the limit is {MAX_IMAGE_PIXELS:,} pixels)")
     except UnidentifiedImageError:
-        return _Skip(_empty_or(path, "not a readable image (unknown format or corrupt header)"))
+        return _Skip("not a readable image (unknown format or corrupt header)")
     except FileNotFoundError:
         return _Skip("file disappeared while loading")
+    except MemoryError:
+        return _Skip("image too large (out of memory while decoding)")
+    except OSError as exc:
+        if exc.errno is not None and exc.strerror:
+            return _Skip(f"file not readable ({exc.strerror})")
+        return _Skip(f"corrupt or truncated image ({' '.join(str(exc).split()) or type(exc).__name__})")
     except Exception as exc:  # Pillow raises many types on damaged data; none may abort loading
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        return _Skip(_empty_or(path, f"corrupt or truncated image ({detail})"))
+        return _Skip(f"corrupt or truncated image ({detail})")
 
 
-def _empty_or(path: str, reason: str) -> str:
-    try:
-        return "empty file (0 bytes)" if os.path.getsize(path) == 0 else reason
-    except OSError as exc:
-        return f"file not readable ({exc.strerror or exc})"
+def _decode(
+    path: str, size: int, channels: int | None, root: str, acquire: Callable[[int], Callable[[], None] | None]
+) -> np.ndarray | _Alpha:
+    target = os.path.realpath(path)
+    if not _inside(target, root):
+        raise _Skip(_outside(target))
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    with os.fdopen(os.open(path, flags), "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise _Skip(_not_regular(st.st_mode))
+        if st.st_size == 0:
+            raise _Skip("empty file (0 bytes)")
+        head = fh.read(8)
+        fh.seek(0)
+        for magic, kind in _MAGIC:
+            if head.startswith(magic):
+                raise _Skip(f"{kind} file, not decoded (only {', '.join(IMAGE_FORMATS)} images are read)")
+        with Image.open(fh, formats=IMAGE_FORMATS) as image:
+            # JPEG only: decode at the smallest 1/2, 1/4 or 1/8 scale still covering the target.
+            image.draft("L" if channels == 1 else None, (size, size))
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise _Skip(f"image too large ({width:,}×{height:,} pixels; the limit is {MAX_IMAGE_PIXELS:,})")
+            cost = width * height * (_bytes_per_pixel(image.mode) + 8)
+            release = acquire(cost)
+            if release is None:
+                raise _Skip("loading was stopped")
+            try:
+                return _convert(image, size, channels)
+            finally:
+                release()
 
 
-def _decode(path: str, size: int, channels: int | None) -> np.ndarray:
-    with Image.open(path) as image:
-        # JPEG only: decode at the smallest 1/2, 1/4 or 1/8 scale still covering the target.
-        image.draft("L" if channels == 1 else None, (size, size))
-        image = _to_8bit(image)
-        if channels == 1 and image.mode == "RGB":
-            image = image.convert("L")
-        width, height = image.size
-        if (width, height) != (size, size):
-            side = min(width, height)
-            left, top = (width - side) // 2, (height - side) // 2
-            image = image.resize(
-                (size, size),
-                resample_filter((side, side), (size, size)),
-                box=(left, top, left + side, top + side),
-                reducing_gap=3.0,
-            )
-        array = np.asarray(image)
+def _bytes_per_pixel(mode: str) -> int:
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
+def _fit(image: Image.Image, size: int) -> Image.Image:
+    """Centre square of ``image`` resized to ``size`` x ``size``."""
+    width, height = image.size
+    if (width, height) == (size, size):
+        return image
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return image.resize(
+        (size, size),
+        resample_filter((side, side), (size, size)),
+        box=(left, top, left + side, top + side),
+        reducing_gap=3.0,
+    )
+
+
+def _convert(image: Image.Image, size: int, channels: int | None) -> np.ndarray | _Alpha:
+    mode = image.mode
+    if mode in _HIGH_MODES:
+        image = _high_to_8bit(image)
+    elif mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        premultiplied = _fit(rgba.convert("RGBa"), size)  # resizing premultiplied: no dark fringes
+        array = np.asarray(premultiplied)
+        return _Alpha(array[..., :3].copy(), array[..., 3].copy())
+    elif mode not in ("L", "RGB"):
+        image = image.convert("L" if mode == "1" else "RGB")
+    if channels == 1 and image.mode == "RGB":
+        image = image.convert("L")
+    array = np.asarray(_fit(image, size))
     if array.ndim == 3 and channels is None and _is_gray(array):
         return to_grayscale(array, axis=2)
     return array
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
-    """``image`` as 8-bit "L" or "RGB", transparency composited onto black."""
+def _high_to_8bit(image: Image.Image) -> Image.Image:
+    """A 16/32-bit integer or float image as "L", a block of rows at a time (no float64 copy)."""
     mode = image.mode
-    if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        peak = values.max(initial=0.0)
-        if mode == "F":
-            values = np.nan_to_num(values) * (255.0 if peak <= 1.0 else 1.0)
-        elif mode != "I" or peak > 255:
-            values = values / 257.0
-        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size)
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat
-    if mode in ("L", "RGB"):
-        return image
-    return image.convert("L" if mode == "1" else "RGB")
+    values = np.asarray(image)
+    del image
+    out = np.empty(values.shape, dtype=np.uint8)
+    rows = max(1, (1 << 20) // max(1, values.shape[1] if values.ndim == 2 else 1))
+    if mode == "F":
+        peak = float(values.max(initial=0.0))
+        scale = np.float32(255.0 if peak <= 1.0 else 1.0)  # NaN peak: values as they are
+        for lo in range(0, values.shape[0], rows):
+            block = np.nan_to_num(values[lo : lo + rows], nan=0.0, posinf=255.0, neginf=0.0) * scale
+            np.rint(block, out=block)
+            out[lo : lo + rows] = np.clip(block, 0, 255)
+    else:
+        scaled = mode != "I" or int(values.max(initial=0)) > 255
+        for lo in range(0, values.shape[0], rows):
+            block = values[lo : lo + rows].astype(np.int64)
+            if scaled:
+                block = (2 * block + 257) // 514  # round(v / 257): 65535 -> 255, exact without floats
+            out[lo : lo + rows] = np.clip(block, 0, 255)
+    return Image.fromarray(out)
 
 
 def _is_gray(rgb: np.ndarray) -> bool:
