@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .schema import MAX_JSON_DEPTH, MODEL_FIELDS, TRAIN_FIELDS, check_fields, field_problem, json_depth
+
 ARCHS = ("dense", "conv", "recurrent")
 KINDS = ("ae", "vae", "sparse", "contractive")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
@@ -99,7 +101,9 @@ class ModelConfig:
 
     # ---- validation ----------------------------------------------------------------------
     def problems(self) -> list[str]:
-        p: list[str] = []
+        p: list[str] = _typed_problems(self, MODEL_FIELDS, MODEL_LABELS)
+        if p:  # wrong types or absurd sizes: the checks below would not make sense
+            return p
         _choice(p, "architecture", self.arch, ARCHS)
         _choice(p, "bottleneck kind", self.kind, KINDS)
         _choice(p, "output", self.output, OUTPUTS)
@@ -107,16 +111,11 @@ class ModelConfig:
         _choice(p, "initialisation", self.init, INITS)
         _choice(p, "sparsity penalty", self.sparsity, SPARSITY_PENALTIES)
         _choice(p, "recurrent cell", self.rnn_cell, RNN_CELLS)
-        if len(self.input_shape) != 3 or any(int(v) < 1 for v in self.input_shape):
-            p.append(f"input shape must be (channels, height, width) of positive sizes, got {self.input_shape}")
-            return p
-        c, h, w = self.input_shape
+        c, h, w = (int(v) for v in self.input_shape)
         if c not in (1, 3):
             p.append(f"images must have 1 or 3 channels, got {c}")
-        if not isinstance(self.latent, int) or self.latent < 1:
-            p.append(f"latent size must be at least 1, got {self.latent}")
         hidden = self.hidden_sizes
-        if self.hidden is not None and (len(hidden) == 0 or any(int(x) < 1 for x in hidden)):
+        if self.hidden is not None and len(hidden) == 0:
             p.append(f"hidden sizes must be positive whole numbers, got {self.hidden}")
         if self.activations is not None:
             if len(self.activations) != len(hidden):
@@ -125,25 +124,14 @@ class ModelConfig:
                 _choice(p, "activation", a, ACTIVATIONS)
         else:
             _choice(p, "activation", self.activation, ACTIVATIONS)
-        if not 0.0 <= self.dropout < 1.0:
-            p.append(f"dropout must be in [0, 1), got {self.dropout}")
         if self.loss == "bce" and self.output != "sigmoid":
             p.append("binary cross-entropy needs a sigmoid output (pixel values in [0, 1])")
         if self.tied and self.arch != "dense":
             p.append("tied weights are available for the dense architecture only")
         if self.stacked and self.arch == "recurrent":
             p.append("stacked (layer-wise) pretraining is available for dense and conv architectures")
-        if self.kind == "vae" and self.beta < 0:
-            p.append(f"beta must be >= 0, got {self.beta}")
-        if self.kind == "sparse":
-            if self.sparsity == "kl" and not 0.0 < self.sparsity_target < 1.0:
-                p.append(f"target activation rho must be in (0, 1), got {self.sparsity_target}")
-            if self.sparsity_weight < 0:
-                p.append("sparsity weight must be >= 0")
-        if self.kind == "contractive" and self.contractive_weight < 0:
-            p.append("contractive weight must be >= 0")
-        if self.weight_decay < 0:
-            p.append("weight decay must be >= 0")
+        if self.kind == "sparse" and self.sparsity == "kl" and not 0.0 < self.sparsity_target < 1.0:
+            p.append(f"target activation rho must be in (0, 1), got {self.sparsity_target}")
         if self.arch == "conv" and not p:
             factor = 2 ** len(hidden)
             if h % factor or w % factor:
@@ -187,19 +175,11 @@ class TrainConfig:
     def problems(self) -> list[str]:
         from .noise import NoiseError, parse_noise
 
-        p: list[str] = []
-        if self.epochs < 1:
-            p.append(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            p.append(f"batch size must be at least 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            p.append(f"learning rate must be a positive number, got {self.lr}")
-        if not 0.0 < self.val_fraction < 1.0:
-            p.append(f"validation fraction must be in (0, 1), got {self.val_fraction}")
+        p: list[str] = _typed_problems(self, TRAIN_FIELDS, TRAIN_LABELS)
+        if p:
+            return p
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             p.append(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
-        if self.pretrain_epochs < 0:
-            p.append("pretraining epochs must be >= 0")
         try:
             parse_noise(self.noise)
         except NoiseError as e:
@@ -229,23 +209,80 @@ def dumps(model: ModelConfig, train: TrainConfig, **extra: Any) -> str:
 
 
 def loads(text: str) -> tuple[ModelConfig, TrainConfig, dict[str, Any]]:
+    """Parse config.json text. Every field is checked against the schema (aestudio.core.schema);
+    a problem raises ConfigError with one message naming the field (e.g. `model.latent`)."""
+    depth = json_depth(text.encode("utf-8", "surrogatepass"))
+    if depth > MAX_JSON_DEPTH:
+        raise ConfigError(f"config is nested {depth:,} levels deep (at most {MAX_JSON_DEPTH})")
     try:
         d = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"config is not valid JSON: {e}") from None
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise ConfigError("config is nested too deeply") from None
+    return from_json(d)
+
+
+def from_json(d: Any) -> tuple[ModelConfig, TrainConfig, dict[str, Any]]:
+    """The configs and run-level fields of a parsed config.json object, validated field by field."""
+    from .schema import META_FIELDS
+
     if not isinstance(d, dict) or d.get("format") != "aestudio-run":
         raise ConfigError("not an aestudio run config (missing \"format\": \"aestudio-run\")")
     version = d.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ConfigError(f"config format version {version!r} is newer than this aestudio understands ({FORMAT_VERSION})")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise ConfigError(f"config format version {version} is newer than this aestudio understands "
+                          f"({FORMAT_VERSION}); update aestudio to open it")
+    from .schema import Field
+
+    p = field_problem("format_version", version, Field("int", 1, FORMAT_VERSION))
+    if p:
+        raise ConfigError(p)
+    for key in ("model", "train"):
+        if not isinstance(d.get(key, {}), dict):
+            raise ConfigError(f"{key} must be an object, got {json.dumps(d.get(key))[:60]}")
+    model_d, train_d = d.get("model", {}), d.get("train", {})
+    for section, fields, values in (("model", MODEL_FIELDS, model_d), ("train", TRAIN_FIELDS, train_d)):
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown {section} field(s): {', '.join(unknown)}")
+        present = {k: v for k, v in fields.items() if k in values}
+        problems = check_fields(values, present, f"{section}.")
+        if problems:
+            raise ConfigError(problems[0])
     extra = {k: v for k, v in d.items() if k not in ("format", "format_version", "model", "train")}
-    return ModelConfig.from_dict(d.get("model", {})), TrainConfig.from_dict(d.get("train", {})), extra
+    present = {k: v for k, v in META_FIELDS.items() if k in extra}
+    problems = check_fields(extra, present)
+    if problems:
+        raise ConfigError(problems[0])
+    return ModelConfig.from_dict(model_d), TrainConfig.from_dict(train_d), extra
 
 
 # ---- helpers -------------------------------------------------------------------------------
 def _choice(p: list[str], what: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         p.append(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+
+
+MODEL_LABELS = {
+    "input_shape": "input shape", "latent": "latent size", "hidden": "hidden sizes", "batch_norm": "batch norm",
+    "sparsity_weight": "sparsity weight", "sparsity_target": "target activation rho",
+    "contractive_weight": "contractive weight", "weight_decay": "weight decay", "rnn_cell": "recurrent cell",
+}
+TRAIN_LABELS = {
+    "batch_size": "batch size", "lr": "learning rate", "val_fraction": "validation fraction",
+    "pretrain_epochs": "pretraining epochs", "grad_clip": "gradient clipping",
+}
+
+
+def _typed_problems(obj: Any, fields: dict, labels: dict[str, str]) -> list[str]:
+    """Schema problems (types, ranges, finiteness) with the studio's names for the fields."""
+    out = []
+    for name, spec in fields.items():
+        problem = field_problem(labels.get(name, name), getattr(obj, name, None), spec)
+        if problem:
+            out.append(problem)
+    return out
 
 
 def _from_dict(cls: type, d: dict[str, Any], tuple_fields: set[str] = frozenset()) -> Any:
@@ -255,11 +292,25 @@ def _from_dict(cls: type, d: dict[str, Any], tuple_fields: set[str] = frozenset(
     unknown = set(d) - names
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
-    kwargs = {k: (tuple(v) if k in tuple_fields else v) for k, v in d.items()}
+    kwargs = {}
+    for k, v in d.items():
+        if k in tuple_fields:
+            if not isinstance(v, (list, tuple)):
+                raise ConfigError(f"{k} must be a list, got {json.dumps(v)[:60] if _jsonable(v) else type(v).__name__}")
+            v = tuple(v)
+        kwargs[k] = v
     return cls(**kwargs)
+
+
+def _jsonable(v: Any) -> bool:
+    try:
+        json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 __all__ = [
     "ACTIVATIONS", "ARCHS", "INITS", "KINDS", "LOSSES", "OUTPUTS", "RNN_CELLS", "SPARSITY_PENALTIES",
-    "ConfigError", "ModelConfig", "TrainConfig", "default_hidden", "dumps", "loads",
+    "ConfigError", "ModelConfig", "TrainConfig", "default_hidden", "dumps", "from_json", "loads",
 ]

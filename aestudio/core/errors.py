@@ -1,15 +1,21 @@
 """Which exceptions carry a message meant for users (shown as-is, without a traceback)."""
 from __future__ import annotations
 
+import sys
+
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     from .checkpoint import RunError
     from .config import ConfigError
     from .datasets import DatasetError
     from .noise import NoiseError
+    from .schema import SchemaError
     from .training import DeviceError
 
-    return (ConfigError, DatasetError, RunError, DeviceError, NoiseError)
+    return (ConfigError, DatasetError, RunError, DeviceError, NoiseError, SchemaError)
+
+
+OUT_OF_MEMORY = "Out of memory: try a smaller batch size, image size or data set."
 
 
 def user_message(error: BaseException) -> str | None:
@@ -17,5 +23,9 @@ def user_message(error: BaseException) -> str | None:
     if isinstance(error, user_error_types()):
         return str(error)
     if isinstance(error, MemoryError):
-        return "Out of memory: try a smaller batch size, image size or data set."
+        return OUT_OF_MEMORY
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom is not None and isinstance(error, oom):
+        return OUT_OF_MEMORY.replace("Out of memory", "Out of device memory")
     return None
