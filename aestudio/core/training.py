@@ -181,6 +181,10 @@ class Trainer:
         self.model_config.validate()
         cfg = self.train_config
         self.device = resolve_device(cfg.device)
+        from .resources import check_training_fits  # refuse what cannot fit, before allocating
+
+        check_training_fits(self.model_config, cfg.batch_size,
+                            self.data.n + (self.val_data.n if self.val_data is not None else 0), self.device)
         self.noise = parse_noise(cfg.noise)
         torch.manual_seed(cfg.seed)
         fresh = self.model is None
