@@ -689,7 +689,7 @@ def _high_to_8bit(image: Image.Image) -> Image.Image:
     values = np.asarray(image)
     del image
     out = np.empty(values.shape, dtype=np.uint8)
-    rows = max(1, (1 << 20) // max(1, values.shape[1] if values.ndim == 2 else 1))
+    rows = max(1, (1 << 18) // max(1, values.shape[1] if values.ndim == 2 else 1))
     if mode == "F":
         peak = float(values.max(initial=0.0))
         scale = np.float32(255.0 if peak <= 1.0 else 1.0)  # NaN peak: values as they are
@@ -699,8 +699,9 @@ def _high_to_8bit(image: Image.Image) -> Image.Image:
             out[lo : lo + rows] = np.clip(block, 0, 255)
     else:
         scaled = mode != "I" or int(values.max(initial=0)) > 255
+        wide = np.int64 if mode == "I" else np.int32  # 2 * 65535 + 257 fits in 32 bits
         for lo in range(0, values.shape[0], rows):
-            block = values[lo : lo + rows].astype(np.int64)
+            block = values[lo : lo + rows].astype(wide)
             if scaled:
                 block = (2 * block + 257) // 514  # round(v / 257): 65535 -> 255, exact without floats
             out[lo : lo + rows] = np.clip(block, 0, 255)
