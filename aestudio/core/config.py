@@ -171,6 +171,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     pretrain_epochs: int = 2  # per layer, for stacked models
     grad_clip: float = 0.0  # 0: off
+    kl_warmup: float = 0.2  # vae: fraction of the run over which the KL weight ramps from 0 to beta (0: off)
 
     def problems(self) -> list[str]:
         from .noise import NoiseError, parse_noise
@@ -242,8 +243,9 @@ def from_json(d: Any) -> tuple[ModelConfig, TrainConfig, dict[str, Any]]:
         if not isinstance(d.get(key, {}), dict):
             raise ConfigError(f"{key} must be an object, got {json.dumps(d.get(key))[:60]}")
     model_d, train_d = d.get("model", {}), d.get("train", {})
-    for section, fields, values in (("model", MODEL_FIELDS, model_d), ("train", TRAIN_FIELDS, train_d)):
-        unknown = sorted(set(values) - set(fields))
+    for section, fields, values, cls in (("model", MODEL_FIELDS, model_d, ModelConfig),
+                                         ("train", TRAIN_FIELDS, train_d, TrainConfig)):
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ConfigError(f"unknown {section} field(s): {', '.join(unknown)}")
         present = {k: v for k, v in fields.items() if k in values}

@@ -57,8 +57,12 @@ def weight_penalty(model: Autoencoder) -> torch.Tensor:
     return sum(p.pow(2).sum() for name, p in model.named_parameters() if p.dim() > 1)
 
 
-def loss_terms(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Forward pass plus every loss term. `x_in` may be a corrupted copy of `target`."""
+def loss_terms(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor,
+               kl_weight: float | None = None) -> dict[str, torch.Tensor]:
+    """Forward pass plus every loss term. `x_in` may be a corrupted copy of `target`.
+
+    `kl_weight` replaces the VAE's beta in the total (the trainer's KL warm-up ramps it from 0).
+    """
     cfg = model.config
     contractive = cfg.kind == "contractive" and model.training and cfg.contractive_weight > 0
     if contractive:
@@ -69,7 +73,7 @@ def loss_terms(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor) -> 
     total = terms["recon"]
     if cfg.kind == "vae":
         terms["kl"] = kl_normal(code.mu, code.logvar)
-        total = total + cfg.beta * terms["kl"]
+        total = total + (cfg.beta if kl_weight is None else kl_weight) * terms["kl"]
     elif cfg.kind == "sparse":
         terms["sparsity"] = sparsity_penalty(code.z, cfg.sparsity, cfg.sparsity_target)
         total = total + cfg.sparsity_weight * terms["sparsity"]

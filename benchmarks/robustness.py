@@ -1,0 +1,173 @@
+"""Do the default models train well on data they were never tuned on?
+
+Trains the default models at the command line's default settings (batch 32, Adam 2e-3, epochs
+chosen by `suggest_epochs` for the same optimizer-step budget on every set) on seven data sets
+of different character, and prints one matrix:
+
+* ``ae16``: plain conv autoencoder, code 16. Its validation MSE divided by PCA-16's (fitted on
+  the same training split). Target <= 0.7.
+* ``dae16``: the same with gaussian:0.5 input noise. PSNR gain of its output over the noisy
+  input on the validation split, in dB. Target >= +6.
+* ``vae8``: conv VAE, code 8, beta 1. ``vae16``-style ratios make no sense for a VAE, so the
+  target is "not collapsed": validation MSE at most 0.9x the mean-image baseline (always
+  predicting the training set's mean image) and at least one active latent dimension.
+* ``sparse16`` / ``contractive16``: dense sparse (KL, rho 0.05) and contractive autoencoders,
+  code 16. Target: not collapsed (MSE <= 0.9x the mean-image baseline).
+
+Each cell also shows the model's MSE relative to the mean-image baseline (``/mean``), so a
+collapsed model (about 1.0) is visible at a glance. The sets: the bundled ``fashion-10k``,
+``digits`` (8x8) and ``shapes`` (32x32), and four folders written by `heldout.py`: sparse
+``strokes``, RGB ``photos`` (JPEG patches of scikit-learn's sample photographs), ``icons``
+(RGBA with mostly transparent backgrounds) and ``tiny`` (200 images).
+
+    python3 dev.py bench robustness                 # everything (about 30-40 min on 2 cores)
+    python3 dev.py bench robustness --sets strokes,tiny --models ae16
+    python3 dev.py bench robustness --steps 500     # a quick smoke run (targets not expected)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from heldout import MAKERS  # noqa: E402
+
+from aestudio.core.config import ModelConfig, TrainConfig  # noqa: E402
+from aestudio.core.datasets import load_dataset  # noqa: E402
+from aestudio.core.evaluation import pca_baseline, psnr, reconstruct_images  # noqa: E402
+from aestudio.core.evaluation import per_dim_kl, inactive_dims  # noqa: E402
+from aestudio.core.noise import parse_noise  # noqa: E402
+from aestudio.core.training import STEP_BUDGET, Trainer, suggest_epochs  # noqa: E402
+
+SETS = ("fashion-10k", "digits", "shapes", "strokes", "photos", "icons", "tiny")
+MODELS = ("ae16", "dae16", "vae8", "sparse16", "contractive16")
+BATCH, LR = 32, 2e-3  # the command line's defaults (aestudio/cli.py)
+
+
+def model_config(name: str, shape: tuple[int, int, int]) -> tuple[ModelConfig, str]:
+    if name == "ae16":
+        return ModelConfig(arch="conv", kind="ae", input_shape=shape, latent=16), "none"
+    if name == "dae16":
+        return ModelConfig(arch="conv", kind="ae", input_shape=shape, latent=16), "gaussian:0.5"
+    if name == "vae8":
+        return ModelConfig(arch="conv", kind="vae", input_shape=shape, latent=8), "none"
+    if name == "sparse16":
+        return ModelConfig(arch="dense", kind="sparse", input_shape=shape, latent=16), "none"
+    if name == "contractive16":
+        return ModelConfig(arch="dense", kind="contractive", input_shape=shape, latent=16), "none"
+    raise SystemExit(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+
+
+def load(name: str, root: Path):
+    if name in ("fashion-10k", "digits", "shapes"):
+        return load_dataset(name)
+    folder = root / name
+    if not folder.exists():
+        MAKERS[name](folder)
+    return load_dataset(str(folder))
+
+
+def run_cell(model_name: str, data, steps: int, seed: int = 0) -> dict:
+    mcfg, noise = model_config(model_name, data.shape)
+    n_train = data.n - max(1, round(data.n * 0.2))
+    epochs = suggest_epochs(n_train, BATCH, steps=steps)
+    tcfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, noise=noise, seed=seed, device="cpu")
+    trainer = Trainer(mcfg, tcfg, data)
+    t0 = time.perf_counter()
+    finished = None
+    for event in trainer.run():
+        finished = event
+    seconds = time.perf_counter() - t0
+    model = trainer.model.eval()
+    x_train = trainer.x_train.cpu().numpy()
+    x_val = trainer.x_val.cpu().numpy()
+    with torch.no_grad():
+        recon = reconstruct_images(model, x_val)
+    mse = float(np.mean((recon - x_val) ** 2))
+    mean_mse = float(np.mean((x_val - x_train.mean(0, keepdims=True)) ** 2))
+    cell = {"model": model_name, "epochs": epochs, "steps": epochs * -(-n_train // BATCH), "seconds": round(seconds, 1),
+            "finished": getattr(finished, "reason", "?"), "mse": mse, "mean_mse": mean_mse, "vs_mean": mse / mean_mse,
+            "out_std": float(recon.std(0).mean()), "data_std": float(x_val.std(0).mean())}
+    if model_name == "ae16":
+        pca = pca_baseline(x_train, x_val, 16, seed=seed)
+        cell["pca_mse"] = float(pca["mse"])
+        cell["vs_pca"] = mse / cell["pca_mse"]
+        cell["ok"] = cell["vs_pca"] <= 0.7
+    elif model_name == "dae16":
+        gen = torch.Generator().manual_seed(seed + 7)
+        noisy = parse_noise(noise).apply(torch.from_numpy(x_val), gen).numpy()
+        with torch.no_grad():
+            den = reconstruct_images(model, noisy)
+        cell["psnr_noisy"] = psnr(x_val, noisy)
+        cell["psnr_denoised"] = psnr(x_val, den)
+        cell["gain_db"] = cell["psnr_denoised"] - cell["psnr_noisy"]
+        cell["ok"] = cell["gain_db"] >= 6.0
+    else:
+        cell["ok"] = cell["vs_mean"] <= 0.9
+        if model_name == "vae8":
+            with torch.no_grad():
+                kl = per_dim_kl(model, x_val)
+            cell["active_dims"] = int(len(kl) - len(inactive_dims(kl)))
+            cell["ok"] = cell["ok"] and cell["active_dims"] >= 1
+    return cell
+
+
+def fmt(cell: dict) -> str:
+    mark = "" if cell["ok"] else " ✗"
+    if cell["model"] == "ae16":
+        return f"{cell['vs_pca']:.2f}× PCA{mark}"
+    if cell["model"] == "dae16":
+        return f"+{cell['gain_db']:.1f} dB{mark}"
+    extra = f", {cell['active_dims']} active" if "active_dims" in cell else ""
+    return f"{cell['vs_mean']:.2f}× mean{extra}{mark}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--steps", type=int, default=STEP_BUDGET, help=f"optimizer-step budget (default {STEP_BUDGET}, as the CLI)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", metavar="FILE", help="also write every cell as JSON")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    sets = [s for s in args.sets.split(",") if s]
+    models = [m for m in args.models.split(",") if m]
+    print(f"robustness: default models at batch {BATCH}, lr {LR:g}, about {args.steps} optimizer steps each; "
+          f"torch {torch.__version__}, {args.threads} threads", flush=True)
+    cells: dict[str, dict[str, dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="aestudio-robustness-") as tmp:
+        for s in sets:
+            data = load(s, Path(tmp))
+            print(f"\n{data.summary()}", flush=True)
+            cells[s] = {}
+            for m in models:
+                cell = run_cell(m, data, args.steps)
+                cells[s][m] = cell
+                print(f"  {m:<14} {fmt(cell):<24} mse {cell['mse']:.5f}  mean-image {cell['mean_mse']:.5f}  "
+                      f"{cell['epochs']} epochs / {cell['steps']} steps, {cell['seconds']:.0f} s", flush=True)
+    header = "| data set | " + " | ".join(models) + " |"
+    print("\n" + header)
+    print("|" + "---|" * (len(models) + 1))
+    for s in sets:
+        print(f"| {s} | " + " | ".join(fmt(cells[s][m]) for m in models) + " |")
+    misses = [(s, m) for s in sets for m in models if not cells[s][m]["ok"]]
+    print(f"\ntargets: ae16 <= 0.7x PCA-16, dae16 >= +6 dB, others <= 0.9x the mean-image MSE (not collapsed); "
+          f"{len(sets) * len(models) - len(misses)} of {len(sets) * len(models)} met"
+          + ("" if not misses else "; missed: " + ", ".join(f"{m} on {s}" for s, m in misses)))
+    if args.json:
+        Path(args.json).write_text(json.dumps(cells, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
