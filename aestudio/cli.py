@@ -126,6 +126,8 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", metavar="NAME", help="auto, cpu, cuda or mps (default auto)")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
     g.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace a run already in --out (default: save beside it as DIR-2, DIR-3, ...)")
     g.add_argument("--quiet", action="store_true", help="no per-batch progress line")
 
     e = sub.add_parser("evaluate", help="measure a trained run (reconstruction, baselines, probes, ...)",
@@ -143,6 +145,10 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", metavar="NAME", help="auto, cpu, cuda or mps (default auto)")
     e.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress goes to stderr)")
+    e.add_argument("--trust-data", action="store_true",
+                   help="read the run's data even when its config points outside the run folder or into a system folder")
+    e.add_argument("--allow-download", action="store_true",
+                   help="download the run's data set (mnist, fashion-mnist) when it is not on this computer")
     return p
 
 
@@ -213,14 +219,56 @@ def _select_classes(data, classes: list[str] | None):
     return data.filter_classes(wanted)
 
 
-def _load(spec: str, image_size: int | None, channels: int | None, classes: list[str] | None):
+def _load(spec: str, image_size: int | None, channels: int | None, classes: list[str] | None,
+          allow_download: bool = True):
     from aestudio.core.datasets import load_dataset
 
     progress = _data_progress(f"loading {spec}")
-    data = load_dataset(spec, image_size=image_size, channels=channels, progress=progress)
+    data = load_dataset(spec, image_size=image_size, channels=channels, progress=progress,
+                        allow_download=allow_download)
     if progress.dirty:
         _clear_line()
     return _select_classes(data, classes)
+
+
+def _flag_fields() -> dict[str, tuple[str, Any]]:
+    from aestudio.core.config import MODEL_LABELS, TRAIN_LABELS
+    from aestudio.core.schema import MAX_SEED, MODEL_FIELDS, TRAIN_FIELDS, Field
+
+    fields: dict[str, tuple[str, Any]] = {}
+    for name, spec in {**MODEL_FIELDS, **TRAIN_FIELDS}.items():
+        fields[name] = ({**MODEL_LABELS, **TRAIN_LABELS}.get(name, name.replace("_", " ")), spec)
+    fields["image_size"] = ("image size", Field("int", 2, 1024))
+    fields["threads"] = ("threads", Field("int", 1, _max_threads()))
+    fields["labels_per_class"] = ("labels per class", Field("int", 0, 1_000_000))
+    fields["eval_seed"] = ("seed", Field("int", 0, MAX_SEED))
+    return fields
+
+
+def _max_threads() -> int:
+    return min(256, 4 * (os.cpu_count() or 1))
+
+
+_TRAIN_FLAGS = ("latent", "hidden", "dropout", "beta", "sparsity_weight", "sparsity_target", "contractive_weight",
+                "weight_decay", "epochs", "batch_size", "lr", "pretrain_epochs", "grad_clip", "seed", "val_fraction",
+                "image_size", "threads")
+_EVAL_FLAGS = ("labels_per_class", "eval_seed", "threads")
+
+
+def _check_flags(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Range-check numeric flags (NaN and infinity included) before doing anything."""
+    from aestudio.core.schema import field_problem
+
+    fields = _flag_fields()
+    for name in names:
+        attr = "seed" if name == "eval_seed" else name
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        label, spec = fields[name]
+        problem = field_problem(label, value, spec)
+        if problem:
+            raise UsageError(f"{problem} (--{attr.replace('_', '-')})")
 
 
 def _data_spec_for_run(spec: str) -> str:
@@ -312,19 +360,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aestudio.core.checkpoint import save_run
     from aestudio.core.training import BatchEnd, EpochEnd, Finished, StageStarted, Trainer
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
-    if args.latent is not None and args.latent < 1:
-        from aestudio.core.config import ConfigError
+    from aestudio.core.checkpoint import RunError, check_writable, estimated_run_bytes
 
-        raise ConfigError(f"latent size must be at least 1, got {args.latent}")
-    if args.image_size is not None and args.image_size < 1:
-        raise UsageError(f"--image-size must be a positive number, got {args.image_size}")
+    _check_flags(args, _TRAIN_FLAGS)
+    out = Path(args.out)
+    try:
+        check_writable(out)  # before loading anything: an unwritable --out would waste the training
+    except RunError as e:
+        raise UsageError(str(e)) from None
     train_cfg = _train_config(args)  # cheap checks before loading data
     data = _load(args.data, args.image_size, args.channels, args.classes)
     _err(data.summary())
     model_cfg = _model_config(args, data.shape)
+    try:
+        check_writable(out, estimated_run_bytes(model_cfg))  # free space for the weights, before training
+    except RunError as e:
+        raise UsageError(str(e)) from None
     trainer = Trainer(model_cfg, train_cfg, data)
     _err(f"model: {model_cfg.arch} {model_cfg.kind}, latent {model_cfg.latent}, hidden {model_cfg.hidden_sizes}; "
          f"{len(trainer.train_idx):,} training / {len(trainer.val_idx):,} validation images on {trainer.device}")
@@ -371,12 +422,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         present = sorted(set(int(v) for v in data.labels)) if data.labels is not None else []
         classes = [data.class_names[i] for i in present]
     image_size = data.height if data.height == data.width else None
-    try:
-        save_run(out, model_cfg, train_cfg, trainer.model, history=trainer.history, data=spec, classes=classes,
-                 image_size=image_size, channels=data.channels, finished=finished.reason if finished else "unknown",
-                 seconds=round(time.monotonic() - t0, 2))
-    except OSError as e:
-        raise UsageError(f"cannot write the run folder {out}: {e.strerror or e}") from None
+    # A failed, NaN or interrupted run never replaces a run already there: it goes beside it.
+    good = finished is not None and finished.reason == "completed"
+    replace = bool(args.overwrite) and good
+    saved = save_run(out, model_cfg, train_cfg, trainer.model, history=trainer.history,
+                     diagnoses=getattr(trainer, "diagnoses", None), data=spec, classes=classes,
+                     image_size=image_size, channels=data.channels,
+                     finished=finished.reason if finished else "unknown",
+                     seconds=round(time.monotonic() - t0, 2), overwrite=replace, beside=not replace)
+    if Path(saved) != Path(os.path.abspath(out)):
+        why = "" if good or not args.overwrite else f" (a {finished.reason if finished else 'failed'} run never replaces one)"
+        _err(f"note: {out} already holds a run; saved this one beside it as {saved}{why}")
+        out = Path(saved)
     assert finished is not None
     if finished.reason == "nan":
         _err(f"{PROG}: {finished.message}")
@@ -392,6 +449,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
     """(data evaluated, training images for baselines/probes or None, description)."""
+    from aestudio.core.checkpoint import DOWNLOADABLE_SPECS, UntrustedDataError, resolve_data_spec
     from aestudio.core.datasets import DatasetError, split_indices
 
     meta = run.meta
@@ -402,7 +460,18 @@ def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
     split_seed = int(meta.get("split_seed", run.train_config.seed))
 
     def own_split():
-        data = _load(own_spec, own_size, own_channels, meta.get("classes"))
+        # the run folder's data spec is untrusted: see aestudio.core.checkpoint for the rules
+        try:
+            spec = resolve_data_spec(own_spec, run.path, trust=args.trust_data)
+        except UntrustedDataError as e:
+            raise UsageError(f"{e}; pass --trust-data to read it anyway") from None
+        try:
+            data = _load(spec, own_size, own_channels, meta.get("classes"), allow_download=args.allow_download)
+        except DatasetError as e:
+            if spec in DOWNLOADABLE_SPECS and not args.allow_download:
+                raise UsageError(f"the run's data set {spec} is not on this computer; pass --allow-download "
+                                 f"to download it ({' '.join(str(e).split())})") from None
+            raise
         train_idx, val_idx = split_indices(data.n, run.train_config.val_fraction, split_seed)
         return data.subset(train_idx), data.subset(val_idx)
 
@@ -416,7 +485,7 @@ def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
     if own_spec:
         try:
             train, _ = own_split()
-        except DatasetError as e:
+        except (DatasetError, UsageError) as e:
             _err(f"note: cannot load the run's own data ({e}); fitting baselines and probes on the evaluated set")
     return data, train, f"{args.data} ({data.n:,} images)"
 
@@ -428,10 +497,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aestudio.core.evaluation import evaluate_run
     from aestudio.core.training import resolve_device
 
+    _check_flags(args, _EVAL_FLAGS)
     if args.classes and not args.data:
         raise UsageError("--classes needs --data (without it the run's own classes are used)")
     device = resolve_device(args.device)
     run = load_run(args.run, device=device)
+    for warning in run.warnings:
+        _err(f"note: {warning}")
     data, train, what = _eval_data(args, run)
     if tuple(data.shape) != tuple(run.model_config.input_shape):
         from aestudio.core.config import ConfigError
@@ -464,9 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as e:  # --help / --version
             return int(e.code or 0)
-        if getattr(args, "threads", None):
-            if args.threads < 1:
-                raise UsageError(f"--threads must be at least 1, got {args.threads}")
+        if getattr(args, "threads", None) is not None:
+            _check_flags(args, ("threads",))
             import torch
 
             torch.set_num_threads(args.threads)
