@@ -192,6 +192,7 @@ TRAIN_FIELDS: dict[str, Field] = {
     "device": Field("str", max_len=100),
     "pretrain_epochs": Field("int", 0, MAX_EPOCHS),
     "grad_clip": Field("float", 0.0, 1e12),
+    "kl_warmup": Field("float", 0.0, 1.0),
 }
 
 #: The run-level fields of config.json besides "model" and "train" (others are kept, unchecked).
