@@ -495,3 +495,93 @@ def test_parse_background() -> None:
     assert parse_background("white") == (255, 255, 255)
     assert parse_background("#102030") == (16, 32, 48)
     assert parse_background("gray") == (128, 128, 128)
+
+
+# -- the studio ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def panel(qtbot):
+    from aestudio.ui.data_panel import DataPanel
+    from aestudio.ui.state import StudioState
+
+    widget = DataPanel(StudioState())
+    qtbot.addWidget(widget)
+    return widget
+
+
+def test_data_panel_background_choice_and_transparency_warning(
+    qtbot, panel, dark_icons: Path, monkeypatch: pytest.MonkeyPatch, by_name
+) -> None:
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QColorDialog, QComboBox
+
+    combo = by_name(panel, "Background", QComboBox)
+    assert combo is panel.background_combo and panel.folder_background() == "auto"
+    panel.size_spin.setValue(8)
+    with qtbot.waitSignal(panel.loaded, timeout=10000) as blocker:
+        panel.load(str(dark_icons))
+    data = blocker.args[0]
+    assert data.background == "white" and panel.state.dataset is data
+    warning = by_name(panel, "Transparency warning")
+    assert not warning.isHidden()
+    assert warning.text() == "⚠ 75% of pixels were transparent; composited onto white."
+    assert "<b>3</b> images" in panel.info.text()
+
+    # "Custom colour…" asks for a colour and reloads the folder with it
+    monkeypatch.setattr(QColorDialog, "getColor", staticmethod(lambda *args, **kwargs: QColor("#ff8800")))
+    with qtbot.waitSignal(panel.loaded, timeout=10000) as blocker:
+        combo.activated.emit(combo.findData("custom"))
+    assert blocker.args[0].background == "#ff8800" and panel.folder_background() == "#ff8800"
+    assert combo.currentText() == "#ff8800"
+    assert warning.text().endswith("composited onto #ff8800.")
+
+    with qtbot.waitSignal(panel.loaded, timeout=10000) as blocker:
+        combo.activated.emit(combo.findData("black"))
+    assert blocker.args[0].background == "black" and (blocker.args[0].images[:, :, 2:] == 0).all()
+
+    # a cancelled colour dialog keeps the current choice and does not reload
+    monkeypatch.setattr(QColorDialog, "getColor", staticmethod(lambda *args, **kwargs: QColor()))
+    combo.activated.emit(combo.findData("custom"))
+    assert panel.folder_background() == "black" and combo.currentData() == "black" and not panel.loading
+
+
+def test_data_panel_says_one_image_and_hides_the_warning(qtbot, panel, tmp_path: Path) -> None:
+    save(tmp_path / "solo" / "one.png", gray(3))
+    with qtbot.waitSignal(panel.loaded, timeout=10000):
+        panel.load(str(tmp_path / "solo"))
+    assert "<b>1</b> image ·" in panel.info.text()
+    assert panel.transparency.isHidden()
+
+
+def test_hung_loads_neither_starve_the_pool_nor_delay_closing(
+    qtbot, panel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, release: threading.Event
+) -> None:
+    from PySide6.QtCore import QThreadPool
+
+    pool = QThreadPool.globalInstance()
+    threads = pool.maxThreadCount()
+    pool.setMaxThreadCount(2)  # as on a 2-core machine
+    try:
+        monkeypatch.setattr(folder_mod, "FILE_TIMEOUT_S", 1000.0)
+        entered = threading.Event()
+        stall(monkeypatch, release, "hang", entered)
+        for name in ("one", "two"):
+            save(tmp_path / name / "hang.png", gray(1))
+            os.mkfifo(tmp_path / name / "a.png")
+        panel.load(str(tmp_path / "one"))
+        qtbot.waitUntil(entered.is_set, timeout=10000)
+        entered.clear()
+        panel.load(str(tmp_path / "two"))  # the first load is cancelled
+        qtbot.waitUntil(entered.is_set, timeout=10000)
+        with qtbot.waitSignal(panel.loaded, timeout=10000) as blocker:
+            panel.load("digits")  # the second is cancelled, and digits still gets a pool thread
+        assert blocker.args[0].name == "digits"
+
+        entered.clear()
+        panel.load(str(tmp_path / "one"))
+        qtbot.waitUntil(entered.is_set, timeout=10000)
+        panel.cancel()  # what closing the studio (or Ctrl-C) does
+        assert pool.waitForDone(2000)  # every load returned although its decoder still hangs
+    finally:
+        pool.setMaxThreadCount(threads)

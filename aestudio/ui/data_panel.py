@@ -1,8 +1,9 @@
 """The "Data" panel: choose a data set or a folder of images, and see what was loaded.
 
 Loading runs on a background Task (folders and downloads can take a while); the panel shows its
-progress, then the count, image size, channels and classes, and every skipped file with the
-reason. `load(spec)` is the entry point for menus and tests; `loaded` / `loadFailed` say when it
+progress, then the count, image size, channels and classes, a warning when most pixels were
+transparent, and every skipped file with the reason. The Background choice (auto, white, black or a
+custom colour) is where transparent pixels of folder images are composited. `load(spec)` is the entry point for menus and tests; `loaded` / `loadFailed` say when it
 is over, and `loading` whether a load is in flight.
 """
 from __future__ import annotations
@@ -11,7 +12,9 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
+    QColorDialog,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -27,7 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.datasets import DatasetError, ImageSet, load_dataset
+from ..core.datasets import DatasetError, ImageSet, load_dataset, parse_background
+from ..core.datasets.folder import background_name
 from ..workers.tasks import Task, start
 from . import style
 from .state import StudioState
@@ -52,14 +56,23 @@ SIZE_TIP = ("Folder images are centre-cropped to a square and resized to this si
             "much faster; conv models need sides divisible by 2 per conv layer.")
 CHANNELS_TIP = ("Auto: colour (RGB, 3 channels) if any image has colour, else gray (1 channel). Gray images "
                 "train faster and need fewer weights.")
+BACKGROUND_TIP = ("Where transparent pixels of folder images are composited. Auto picks, per folder, white when "
+                  "most opaque pixels are dark and black otherwise, so the content always contrasts with it.")
+CUSTOM_BACKGROUND = "custom"
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count:,} " + (word if count == 1 else plural or word + "s")
 
 
 def is_folder_spec(spec: str) -> bool:
     return spec not in {s for s, _, _ in NAMED_SETS}
 
 
-def _load(spec: str, image_size: int | None, channels: int | None, progress=None, cancel=None) -> tuple[str, ImageSet]:
-    """Runs on a pool thread."""
+def _load(spec: str, image_size: int | None, channels: int | None, background: str = "auto", progress=None,
+          cancel=None) -> tuple[str, ImageSet]:
+    """Runs on a pool thread. Cancelling takes effect within a fraction of a second, even while a large file
+    decodes: the folder loader calls `progress` regularly while it waits, so the pool is never held by a load."""
 
     def report(done: int, total: int) -> None:
         if cancel is not None and cancel.is_set():
@@ -67,7 +80,7 @@ def _load(spec: str, image_size: int | None, channels: int | None, progress=None
         if progress is not None:
             progress(done, total)
 
-    return spec, load_dataset(spec, image_size=image_size, channels=channels, progress=report)
+    return spec, load_dataset(spec, image_size=image_size, channels=channels, progress=report, background=background)
 
 
 class DataPanel(QWidget):
@@ -135,9 +148,18 @@ class DataPanel(QWidget):
         opts.addWidget(size_label)
         opts.addWidget(self.size_spin, 1)
         opts.addWidget(self.channels_combo, 1)
+        self.background_combo = QComboBox()
+        for label, value in (("Auto background", "auto"), ("White", "white"), ("Black", "black"),
+                             ("Custom colour…", CUSTOM_BACKGROUND)):
+            self.background_combo.addItem(label, value)
+        self.background_combo.setToolTip(BACKGROUND_TIP)
+        self.background_combo.setAccessibleName("Background")
+        self._background = "auto"
+        opts.addWidget(self.background_combo, 1)
         lay.addLayout(opts)
         self.size_spin.valueChanged.connect(self._options_changed)
         self.channels_combo.activated.connect(self._options_changed)
+        self.background_combo.activated.connect(self._on_background)
 
         self.progress = QProgressBar()
         self.progress.setAccessibleName("Data loading progress")
@@ -150,6 +172,15 @@ class DataPanel(QWidget):
         self.info.setAccessibleName("Dataset summary")
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.info)
+
+        self.transparency = QLabel()
+        self.transparency.setAccessibleName("Transparency warning")
+        self.transparency.setWordWrap(True)
+        self.transparency.setStyleSheet(f"QLabel {{ color: {style.WARN}; }}")
+        self.transparency.setToolTip("Most pixels of these images were transparent. If the model learns little, "
+                                     "try another Background, or crop the images to their content.")
+        self.transparency.hide()
+        lay.addWidget(self.transparency)
 
         self.error = QLabel()
         self.error.setStyleSheet(style.problems_css())
@@ -192,8 +223,37 @@ class DataPanel(QWidget):
         i = self.channels_combo.findData(int(channels or 0))
         self.channels_combo.setCurrentIndex(max(i, 0))
 
-    def load(self, spec: str, image_size: int | None = None, channels: int | None = None) -> None:
-        """Load `spec` (a named set or a folder) in the background; `loaded` or `loadFailed` follows."""
+    def folder_background(self) -> str:
+        """The Background choice: "auto", "white", "black" or "#rrggbb"."""
+        return self._background
+
+    def set_folder_background(self, background: str) -> None:
+        """Select `background` (auto, white, black or any colour) without reloading; unknown values select auto."""
+        try:
+            parsed = parse_background(background)
+        except DatasetError:
+            parsed = "auto"
+        self._select_background("auto" if parsed == "auto" else background_name(parsed))
+
+    def _select_background(self, value: str) -> None:
+        self._background = value
+        i = self.background_combo.findData(value)
+        if i < 0:  # a custom colour: one item showing it, before "Custom colour…"
+            custom = self.background_combo.findData(CUSTOM_BACKGROUND)
+            for j in range(self.background_combo.count() - 1, -1, -1):
+                if str(self.background_combo.itemData(j)).startswith("#"):
+                    self.background_combo.removeItem(j)
+                    custom = self.background_combo.findData(CUSTOM_BACKGROUND)
+            self.background_combo.insertItem(custom, value, value)
+            swatch = QColor(value)
+            self.background_combo.setItemData(custom, swatch, Qt.ItemDataRole.DecorationRole)
+            i = custom
+        self.background_combo.setCurrentIndex(i)
+
+    def load(self, spec: str, image_size: int | None = None, channels: int | None = None,
+             background: str | None = None) -> None:
+        """Load `spec` (a named set or a folder) in the background; `loaded` or `loadFailed` follows.
+        `background` defaults to the panel's Background choice."""
         spec = str(spec)
         if self.state.training.running:
             msg = "Stop training before changing the data set."
@@ -202,11 +262,13 @@ class DataPanel(QWidget):
             return
         if is_folder_spec(spec) and image_size is None:
             image_size, channels = self.folder_options()
+        if background is None:
+            background = self._background
         if self._task is not None:
             self._task.cancel()
         self._pending_spec = spec
         self._tasks = [t for t in self._tasks if not t.finished_event.is_set()]
-        task = Task(_load, spec, image_size, channels, progress=True, cancellable=True)
+        task = Task(_load, spec, image_size, channels, background, progress=True, cancellable=True)
         task.signals.done.connect(self._on_done)
         task.signals.failed.connect(self._on_failed)
         task.signals.progress.connect(self._on_progress)
@@ -217,7 +279,7 @@ class DataPanel(QWidget):
 
     def load_now(self, spec: str, image_size: int | None = None, channels: int | None = None) -> ImageSet:
         """Load on the calling thread (only for fast bundled sets at start-up). Raises DatasetError."""
-        data = load_dataset(spec, image_size=image_size, channels=channels)
+        data = load_dataset(spec, image_size=image_size, channels=channels, background=self._background)
         self._apply(spec, data)
         return data
 
@@ -307,7 +369,11 @@ class DataPanel(QWidget):
         c, h, w = data.shape
         kind = "gray" if c == 1 else "RGB"
         classes = (f"{len(data.class_names)} classes" if data.labels is not None else "unlabelled")
-        self.info.setText(f"<b>{data.n:,}</b> images · {h}×{w} · {kind} ({c} ch) · {classes}")
+        count = _plural(data.n, "image").split(" ", 1)
+        self.info.setText(f"<b>{count[0]}</b> {count[1]} · {h}×{w} · {kind} ({c} ch) · {classes}")
+        note = data.transparency_note() if hasattr(data, "transparency_note") else None
+        self.transparency.setText(f"⚠ {note[0].upper()}{note[1:]}." if note else "")
+        self.transparency.setVisible(bool(note))
         tip = data.summary()
         if data.class_names:
             tip += "\nClasses: " + ", ".join(data.class_names[:30]) + (" …" if len(data.class_names) > 30 else "")
@@ -323,7 +389,7 @@ class DataPanel(QWidget):
             item = QListWidgetItem(f"{Path(path).name} — {reason}")
             item.setToolTip(f"{path}\n{reason}")
             self.skipped_list.addItem(item)
-        self.skipped_btn.setText(f"{n} file{'s' if n != 1 else ''} skipped")
+        self.skipped_btn.setText(f"{_plural(n, 'file')} skipped")
         self.skipped_btn.setToolTip("Files in the folder that could not be used. Click to see each one and why:\n" +
                                     "\n".join(f"{Path(p).name}: {r}" for p, r in skipped[:20]) +
                                     ("\n…" if n > 20 else ""))
@@ -350,7 +416,7 @@ class DataPanel(QWidget):
 
     @Slot(bool)
     def _on_training_running(self, running: bool) -> None:
-        for w in (self.combo, self.open_btn, self.size_spin, self.channels_combo):
+        for w in (self.combo, self.open_btn, self.size_spin, self.channels_combo, self.background_combo):
             w.setEnabled(not running)
         why = "\n\nStop training to change the data set." if running else ""
         self.combo.setToolTip(DATASET_TIP + why)
@@ -360,6 +426,22 @@ class DataPanel(QWidget):
         spec = self.combo.itemData(index)
         if spec and (spec != self.state.data_spec or self.state.dataset is None):
             self.load(spec)
+
+    @Slot(int)
+    def _on_background(self, index: int) -> None:
+        value = str(self.background_combo.itemData(index))
+        if value == CUSTOM_BACKGROUND:
+            start = QColor(self._background if self._background.startswith("#") else "#808080")
+            colour = QColorDialog.getColor(start, self, "Background for transparent pixels")
+            if not colour.isValid():  # cancelled: back to the previous choice
+                self._select_background(self._background)
+                return
+            value = colour.name()  # "#rrggbb"
+        if value == self._background:
+            self._select_background(value)
+            return
+        self._select_background(value)
+        self._options_changed()
 
     @Slot()
     def _options_changed(self, *_) -> None:
