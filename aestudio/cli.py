@@ -358,7 +358,7 @@ class _Progress:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from aestudio.core.checkpoint import save_run
-    from aestudio.core.training import BatchEnd, EpochEnd, Finished, StageStarted, Trainer
+    from aestudio.core.training import BatchEnd, Diagnosis, EpochEnd, Finished, StageStarted, Trainer
 
     from aestudio.core.checkpoint import RunError, check_writable, estimated_run_bytes
 
@@ -409,6 +409,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 val = f" | val {_fmt_terms(ev.val)}" if ev.val else ""
                 progress.line(f"{ev.stage} epoch {ev.epoch}/{ev.epochs}  train {_fmt_terms(ev.train)}{val}  "
                               f"({ev.seconds:.1f} s, {ev.images_per_sec:,.0f} img/s)")
+            elif isinstance(ev, Diagnosis):
+                progress.line(f"diagnosis: {ev.text()}")
             elif isinstance(ev, Finished):
                 finished = ev
     finally:

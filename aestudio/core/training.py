@@ -2,12 +2,13 @@
 
     trainer = Trainer(model_config, train_config, imageset)
     for event in trainer.run():
-        ...  # BatchEnd, EpochEnd, StageStarted, Finished
+        ...  # BatchEnd, EpochEnd, StageStarted, Diagnosis, Finished
 
 The whole data set sits on the device as one float tensor and batches are index slices of
 it (a per-item DataLoader costs about half the throughput on small images). `Control` lets
 another thread pause, resume or stop; stop is honoured within one batch. A NaN or Inf loss
-ends training with a message and restores the weights of the last finite epoch.
+ends training with a message and restores the weights of the last finite epoch. The training
+doctor (doctor.py) watches the run and yields `Diagnosis` events; `trainer.diagnoses` keeps them.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .datasets import ImageSet, split_indices
+from .doctor import Diagnosis, Doctor
 from .losses import loss_terms, reconstruction
 from .models import Autoencoder
 from .noise import parse_noise
@@ -114,7 +116,7 @@ class Finished:
     epochs_done: int
 
 
-Event = Union[StageStarted, BatchEnd, EpochEnd, Finished]
+Event = Union[StageStarted, BatchEnd, EpochEnd, Diagnosis, Finished]
 
 
 class Control:
@@ -207,6 +209,9 @@ class Trainer:
         if fresh:
             self.model.init_output_bias(self.x_train.mean(0))  # start at the mean image (see models.py)
         self.history: list[dict[str, float | str | int]] = []
+        self.doctor = Doctor(self.model_config, cfg, self.x_train.shape[0], math.ceil(self.x_train.shape[0] / cfg.batch_size),
+                             self.x_train, self.x_val)
+        self.diagnoses: list[dict] = []  # the doctor's findings so far, as {code, epoch, message, remedy}
         self._shuffle = torch.Generator().manual_seed(cfg.seed)
         self._noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
 
@@ -263,7 +268,11 @@ class Trainer:
         step, images, busy = 0, 0, 0.0
         good_state = copy.deepcopy(m.state_dict())
         epochs_done = 0
+        doctor, final_history = self.doctor, []
+        yield from self._diagnosed(doctor.check_data(self.data))
         for si, stage in enumerate(stages):
+            final = si == len(stages) - 1  # the doctor judges the fit of the final stage only
+            stage_steps = 0
             yield StageStarted(stage.name, si, len(stages), stage.epochs)
             opt = torch.optim.Adam(stage.params, lr=cfg.lr)
             for epoch in range(1, stage.epochs + 1):
@@ -288,6 +297,7 @@ class Trainer:
                         msg = (f"The loss became {loss.item()} in {stage.name} epoch {epoch}, batch {b + 1}; "
                                f"restored the weights of the last finite epoch ({epochs_done} done). "
                                "Try a lower learning rate or a smaller beta/penalty weight.")
+                        yield from self._diagnosed(doctor.check_nan(stage.name, epoch, b + 1, loss.item()))
                         yield Finished("nan", msg, epochs_done)
                         return
                     opt.zero_grad(set_to_none=True)
@@ -300,6 +310,9 @@ class Trainer:
                     busy += dt
                     epoch_busy += dt
                     step += 1
+                    if final:
+                        stage_steps += 1
+                        doctor.record_batch(values["total"])
                     images += target.shape[0]
                     seen += target.shape[0]
                     for k, v in values.items():
@@ -311,6 +324,7 @@ class Trainer:
                 val_terms = self.evaluate_terms(stage.eval_fn) if stage.eval_fn else {}
                 if val_terms and not math.isfinite(val_terms.get("total", 0.0)):
                     m.load_state_dict(good_state)
+                    yield from self._diagnosed(doctor.check_nan(stage.name, epoch, None, val_terms.get("total")))
                     yield Finished("nan", f"The validation loss became non-finite in epoch {epoch}; "
                                           "restored the weights of the last finite epoch.", epochs_done)
                     return
@@ -325,8 +339,18 @@ class Trainer:
                     **{f"val_{k}": v for k, v in val_terms.items()},
                 })
                 yield EpochEnd(stage.name, epoch, stage.epochs, train_terms, val_terms, ips, eta, seconds, step, total_steps)
+                if final:
+                    final_history.append(self.history[-1])
+                    yield from self._diagnosed(doctor.check_epoch(m, epoch, stage.epochs, stage_steps))
+            if final:
+                yield from self._diagnosed(doctor.check_end(final_history, stage_steps, stage.epochs))
         m.eval()
         yield Finished("completed", f"Finished {epochs_done} epoch(s).", epochs_done)
+
+    def _diagnosed(self, findings: list[Diagnosis]) -> Iterator[Diagnosis]:
+        for d in findings:
+            self.diagnoses.append(d.to_dict())
+            yield d
 
     @torch.no_grad()
     def evaluate_terms(self, fn=None, batch_size: int = 1024) -> dict[str, float]:

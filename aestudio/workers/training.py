@@ -26,7 +26,7 @@ from ..core.datasets import ImageSet
 from ..core.errors import user_message
 from ..core.labs.selection import pick_spread
 from ..core.models import Autoencoder
-from ..core.training import BatchEnd, Control, EpochEnd, Finished, StageStarted, Trainer
+from ..core.training import BatchEnd, Control, Diagnosis, EpochEnd, Finished, StageStarted, Trainer
 
 PROGRESS_INTERVAL_S = 0.25  # 4 updates a second: live enough, and the GUI thread stays mostly idle
 PREVIEW_INTERVAL_S = 2.0
@@ -101,6 +101,7 @@ class TrainingWorker(QObject):
     preview = Signal(object)  # Preview
     snapshot = Signal(object)  # ModelSnapshot
     finished = Signal(object)  # Finished
+    diagnosis = Signal(object)  # Diagnosis: a finding of the training doctor (plain data)
     errored = Signal(str)
     done = Signal()  # always last: the thread may quit
 
@@ -152,6 +153,8 @@ class TrainingWorker(QObject):
                     self.snapshot.emit(make_snapshot(trainer, epoch))
             elif isinstance(event, StageStarted):
                 self.stageStarted.emit(event)
+            elif isinstance(event, Diagnosis):
+                self.diagnosis.emit(copy.deepcopy(event))
             elif isinstance(event, Finished):
                 if event.reason != "completed" or epoch == 0:
                     self.snapshot.emit(make_snapshot(trainer, epoch))
@@ -184,6 +187,7 @@ class TrainingController(QObject):
     preview = Signal(object)
     snapshot = Signal(object)
     finished = Signal(object)
+    diagnosis = Signal(object)  # Diagnosis
     errored = Signal(str)
     runningChanged = Signal(bool)
     pausedChanged = Signal(bool)
@@ -217,6 +221,7 @@ class TrainingController(QObject):
         worker.preview.connect(self._on_preview)
         worker.snapshot.connect(self._on_snapshot)
         worker.finished.connect(self._on_finished)
+        worker.diagnosis.connect(self._on_diagnosis)
         worker.errored.connect(self._on_errored)
         worker.done.connect(thread.quit, Qt.DirectConnection)  # QThread.quit is thread-safe
         thread.finished.connect(self._on_thread_finished)
@@ -274,6 +279,10 @@ class TrainingController(QObject):
     @Slot(object)
     def _on_finished(self, e) -> None:
         self.finished.emit(e)
+
+    @Slot(object)
+    def _on_diagnosis(self, d) -> None:
+        self.diagnosis.emit(d)
 
     @Slot(str)
     def _on_errored(self, message: str) -> None:

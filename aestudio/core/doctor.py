@@ -1,0 +1,412 @@
+"""The training doctor: names what went wrong in a training run, with evidence and a remedy.
+
+The `Trainer` owns a `Doctor` and yields its findings as `Diagnosis` events:
+
+* at the start, data-level checks (`mostly_transparent`, `mostly_blank`);
+* at the end of each epoch of the final stage (plain training or the fine-tuning after greedy
+  pretraining), cheap checks on a fixed probe of at most `PROBE_IMAGES` validation images, run in
+  eval mode without gradients (`constant_output`, `dead_units`, `posterior_collapse`);
+* just before the run finishes, checks of the loss history (`still_improving`,
+  `too_few_steps`, `overfitting`), and `nan` when the loss stopped being finite.
+
+Each code is reported at most once per run. A finding carries its numbers in the message, a
+remedy in words and, where the remedy is a setting, `settings`: the `ModelConfig` /
+`TrainConfig` fields to change (for "Apply and retrain").
+
+Evidence thresholds (calibrated on digits, shapes, fashion-10k and the held-out folders of
+benchmarks/heldout.py; healthy default runs raise none):
+
+* probe checks count only after `MIN_EVIDENCE_STEPS` optimizer steps of the final stage unless
+  the evidence is blatant, and must hold at two epoch ends in a row or at the last epoch, so a
+  transient state early in training is not reported;
+* `constant_output`: the probe's reconstruction error is at least `CONSTANT_MSE_RATIO` of the
+  error of predicting the mean training image, or the outputs vary across images less than
+  `CONSTANT_VAR_RATIO` as much as the images do;
+* `dead_units`: at least `DEAD_FRACTION` of all ReLU units output zero for every probe image;
+* `posterior_collapse`: at least `COLLAPSE_FRACTION` of the latent dimensions carry under
+  `KL_ACTIVE_NATS` nats of KL divergence on the probe;
+* `still_improving`: over the last fifth of the epochs (at least 2 epochs), a robust
+  (Theil-Sen) fit of the log validation loss falls more than `STILL_IMPROVING_RATE` per epoch;
+* `too_few_steps`: fewer than `FEW_STEPS` optimizer steps and the loss falls more than
+  `FEW_STEPS_RATE` per epoch at the end;
+* `overfitting`: the final validation loss is at least `OVERFIT_GAP` times the training loss,
+  or it rose `OVERFIT_RISE` above its best while the training loss kept falling (with a gap of
+  at least `OVERFIT_MIN_GAP`);
+* `mostly_blank`: more than `BLANK_FRACTION` of the images have a pixel standard deviation
+  under `BLANK_STD` (of 255);
+* `mostly_transparent`: more than `TRANSPARENT_FRACTION` of the pixels were transparent.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import ModelConfig, TrainConfig
+
+CODES = ("constant_output", "dead_units", "posterior_collapse", "too_few_steps", "overfitting",
+         "still_improving", "nan", "mostly_transparent", "mostly_blank")
+
+PROBE_IMAGES = 256
+MIN_EVIDENCE_STEPS = 200
+CONSTANT_MSE_RATIO = 0.9
+BLATANT_MSE_RATIO = 1.5
+CONSTANT_VAR_RATIO = 0.02
+DEAD_FRACTION = 0.5
+COLLAPSE_FRACTION = 0.75
+KL_ACTIVE_NATS = 0.01
+BLATANT_MIN_STEPS = 50
+STILL_IMPROVING_RATE = 0.05
+FEW_STEPS = 1000
+FEW_STEPS_ALWAYS = 250
+FEW_STEPS_RATE = 0.02
+OVERFIT_GAP = 1.5
+OVERFIT_RISE = 1.1
+OVERFIT_MIN_GAP = 1.15
+BLANK_STD = 3.0
+BLANK_FRACTION = 0.5
+TRANSPARENT_FRACTION = 0.5
+
+
+@dataclass
+class Diagnosis:
+    """One finding of the training doctor (also a training event)."""
+
+    code: str
+    epoch: int  # the epoch (of the final stage) it was found at; 0: before training
+    message: str  # one sentence with the evidence
+    remedy: str  # what to do, in words
+    settings: dict[str, Any] = field(default_factory=dict)  # config fields to change, when the remedy is a setting
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record of diagnoses.json: {code, epoch, message, remedy}."""
+        return {"code": self.code, "epoch": int(self.epoch), "message": self.message, "remedy": self.remedy}
+
+    def text(self) -> str:
+        """`code: message Remedy: remedy`, the line the CLI prints after `diagnosis: `."""
+        return f"{self.code}: {self.message} Remedy: {self.remedy}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _g(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def theil_sen_slope(y: list[float] | np.ndarray) -> float:
+    """Median of the pairwise slopes of y against 0, 1, 2, ... (robust to one outlier epoch)."""
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    slopes = [(y[j] - y[i]) / (j - i) for i in range(n) for j in range(i + 1, n)]
+    return float(np.median(slopes)) if slopes else 0.0
+
+
+def falling_rate(losses: list[float]) -> float:
+    """Robust relative decrease per epoch of a loss series (0.05: falling 5% per epoch)."""
+    vals = [float(v) for v in losses if v is not None and math.isfinite(float(v))]
+    if len(vals) < 2:
+        return 0.0
+    logs = np.log(np.maximum(np.asarray(vals), 1e-12))
+    return float(1.0 - math.exp(theil_sen_slope(logs)))
+
+
+def image_stats(images: np.ndarray, limit: int = 4000) -> np.ndarray:
+    """Per-image standard deviation (uint8 scale) of at most `limit` evenly spaced images."""
+    n = len(images)
+    if n == 0:
+        return np.zeros(0)
+    idx = np.unique(np.linspace(0, n - 1, min(n, limit)).astype(int))
+    x = images[idx].reshape(len(idx), -1).astype(np.float32)
+    return x.std(1)
+
+
+class Doctor:
+    """Watches one training run. Call the `check_*` methods; each returns new findings only."""
+
+    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, n_train: int,
+                 batches_per_epoch: int, x_train: torch.Tensor, x_val: torch.Tensor):
+        self.mcfg, self.tcfg = model_config, train_config
+        self.n_train, self.batches = n_train, batches_per_epoch
+        self.findings: list[Diagnosis] = []
+        self.stats: list[dict[str, float]] = []  # per epoch of the final stage: what the probe measured
+        self._pending: dict[str, int] = {}
+        n_val = x_val.shape[0]
+        src = x_val if n_val else x_train
+        idx = torch.from_numpy(np.unique(np.linspace(0, src.shape[0] - 1, min(src.shape[0], PROBE_IMAGES)).astype(np.int64)))
+        self.probe = src[idx.to(src.device)]
+        with torch.no_grad():
+            self.mean_image = x_train.mean(0, keepdim=True) if x_train.shape[0] else self.probe.mean(0, keepdim=True)
+            self.mean_mse = float((self.probe - self.mean_image).pow(2).mean())
+            self.data_var = float(self.probe.var(0, unbiased=False).mean()) if self.probe.shape[0] > 1 else 0.0
+        self.batch_losses: list[float] = []  # final stage, per batch
+
+    # ---- bookkeeping -----------------------------------------------------------------------
+    @property
+    def codes(self) -> list[str]:
+        return [d.code for d in self.findings]
+
+    def _add(self, out: list[Diagnosis], d: Diagnosis) -> None:
+        if d.code in self.codes:
+            return
+        self.findings.append(d)
+        out.append(d)
+
+    def _persistent(self, code: str, candidate: bool, last: bool) -> bool:
+        """True when `candidate` held at two checks in a row, or holds at the last epoch."""
+        if not candidate:
+            self._pending.pop(code, None)
+            return False
+        self._pending[code] = self._pending.get(code, 0) + 1
+        return last or self._pending[code] >= 2
+
+    # ---- data ------------------------------------------------------------------------------
+    def check_data(self, data: Any) -> list[Diagnosis]:
+        out: list[Diagnosis] = []
+        tf = getattr(data, "transparent_fraction", None)
+        if tf is not None and math.isfinite(float(tf)) and float(tf) > TRANSPARENT_FRACTION:
+            self._add(out, Diagnosis(
+                "mostly_transparent", 0,
+                f"{_pct(float(tf))} of the pixels in these images were transparent and were filled with the "
+                "background colour, so the model spends most of its effort on empty background.",
+                "Pick a background colour that contrasts with the pictures (Data panel, or --background white "
+                "or black), or crop the images to their content."))
+        images = getattr(data, "images", None)
+        if images is not None and len(images):
+            std = image_stats(images)
+            blank = float(np.mean(std < BLANK_STD))
+            if blank > BLANK_FRACTION:
+                n = len(std)
+                self._add(out, Diagnosis(
+                    "mostly_blank", 0,
+                    f"{_pct(blank)} of the images ({int(round(blank * n)):,} of the {n:,} checked) are blank: each is "
+                    f"a single flat colour (pixel spread under {BLANK_STD:g} of 255), so there is little to learn.",
+                    "Check the folder and remove the empty images; if the pictures had transparent backgrounds, "
+                    "choose a background colour that contrasts with them (Data panel, or --background)."))
+        return out
+
+    # ---- per epoch (final stage) -----------------------------------------------------------
+    def record_batch(self, loss: float) -> None:
+        self.batch_losses.append(float(loss))
+
+    @torch.no_grad()
+    def probe_stats(self, model: nn.Module) -> dict[str, float]:
+        """Reconstruction, output spread, dead ReLU units and per-dimension KL on the probe."""
+        x = self.probe
+        acts: list[torch.Tensor] = []
+
+        def hook(_m, _inp, output):
+            if isinstance(output, torch.Tensor) and output.dim() >= 2:
+                dims = [0, *range(2, output.dim())]
+                acts.append(output.detach().amax(dim=dims))
+
+        relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+        handles = [m.register_forward_hook(hook) for m in relus]
+        was = model.training
+        model.eval()
+        try:
+            code = model.encode(x)
+            out = model.decode(code.mu if code.logvar is not None else code.z)
+        finally:
+            for h in handles:
+                h.remove()
+            model.train(was)
+        stats: dict[str, float] = {}
+        out = out.float()
+        stats["mse"] = float((out - x).pow(2).mean())
+        stats["mse_ratio"] = stats["mse"] / max(self.mean_mse, 1e-12)
+        out_var = float(out.var(0, unbiased=False).mean()) if out.shape[0] > 1 else 0.0
+        stats["var_ratio"] = out_var / max(self.data_var, 1e-12)
+        finite = bool(torch.isfinite(out).all())
+        stats["finite"] = float(finite)
+        if acts:
+            units = torch.cat([a.flatten() for a in acts])
+            stats["units"] = float(units.numel())
+            stats["dead"] = float((units <= 0).sum())
+        if code.logvar is not None:
+            mu, lv = code.mu.float(), code.logvar.float()
+            kl = (0.5 * (mu.pow(2) + lv.exp() - 1.0 - lv)).mean(0)
+            stats["latent"] = float(kl.numel())
+            stats["inactive"] = float((kl < KL_ACTIVE_NATS).sum())
+            stats["kl"] = float(kl.sum())
+        return stats
+
+    def check_epoch(self, model: nn.Module, epoch: int, epochs: int, stage_steps: int) -> list[Diagnosis]:
+        """Probe checks at the end of `epoch` of the final stage (`stage_steps` optimizer steps so far)."""
+        out: list[Diagnosis] = []
+        s = self.probe_stats(model)
+        s.update(epoch=epoch, steps=stage_steps)
+        self.stats.append(s)
+        last = epoch >= epochs
+        enough = stage_steps >= MIN_EVIDENCE_STEPS
+        lr = self.tcfg.lr
+
+        # posterior collapse first: it explains a constant output and the dead units behind the code
+        collapsed = False
+        if "latent" in s:
+            frac = s["inactive"] / max(s["latent"], 1)
+            collapsed = frac >= COLLAPSE_FRACTION
+            cand = (enough or last) and collapsed and stage_steps >= BLATANT_MIN_STEPS
+            if self._persistent("posterior_collapse", cand, last):
+                beta = float(self.mcfg.beta)
+                new_beta = 1.0 if beta > 1.0 else round(beta / 2, 6)
+                self._add(out, Diagnosis(
+                    "posterior_collapse", epoch,
+                    f"Posterior collapse: {int(s['inactive'])} of the {int(s['latent'])} latent dimensions carry almost "
+                    f"no information (KL under {KL_ACTIVE_NATS:g} nats each, {_g(s['kl'])} nats in all), so the "
+                    "decoder ignores the code and outputs nearly the same image for every input.",
+                    f"Lower beta from {beta:g} to {new_beta:g} so the KL term stops overpowering reconstruction.",
+                    {"beta": new_beta}))
+            collapsed = collapsed or "posterior_collapse" in self.codes
+
+        # constant / collapsed output
+        if not s["finite"]:
+            const = True
+        else:
+            weak = s["mse_ratio"] >= CONSTANT_MSE_RATIO or s["var_ratio"] < CONSTANT_VAR_RATIO
+            # the untrained model predicts the mean image (ratio 1, no spread), so that is no news before
+            # MIN_EVIDENCE_STEPS; far worse than the mean image is news at once
+            const = self.data_var > 1e-8 and ((enough and weak) or s["mse_ratio"] >= BLATANT_MSE_RATIO)
+        if self._persistent("constant_output", const, last) and not collapsed:
+            if lr > 1e-2:
+                settings, fix = {"lr": 1e-3}, f"Lower the learning rate from {lr:g} to 0.001"
+            elif lr < 1e-4:
+                settings, fix = {"lr": 1e-3}, f"Raise the learning rate from {lr:g} to 0.001"
+            elif not self.mcfg.batch_norm:
+                settings, fix = {"batch_norm": True}, "Turn on batch normalisation"
+            else:
+                settings, fix = {"lr": lr / 3}, f"Lower the learning rate from {lr:g} to {lr / 3:.2g}"
+            spread = (f"its output is almost the same image for every input (it varies {_pct(s['var_ratio'])} as "
+                      "much as the images do)")
+            if not s["finite"]:
+                message = "The model has collapsed: its output is not a finite number."
+            elif s["mse_ratio"] >= CONSTANT_MSE_RATIO:
+                message = (f"The model has learned nothing useful: its reconstruction error ({_g(s['mse'])} per pixel) "
+                           f"is {s['mse_ratio']:.2f} times that of always predicting the mean training image "
+                           f"({_g(self.mean_mse)})" + (f", and {spread}." if s["var_ratio"] < CONSTANT_VAR_RATIO else "."))
+            else:
+                message = (f"The output has collapsed: {spread}, although its reconstruction error is "
+                           f"{s['mse_ratio']:.2f} times that of always predicting the mean training image.")
+            self._add(out, Diagnosis("constant_output", epoch, message, f"{fix} and train again.", settings))
+
+        # dead units
+        if "units" in s and s["units"] > 0 and not collapsed:
+            frac = s["dead"] / s["units"]
+            cand = frac >= DEAD_FRACTION
+            if self._persistent("dead_units", cand, last):
+                if lr > 5e-3:
+                    settings, fix = {"lr": 1e-3}, f"Lower the learning rate from {lr:g} to 0.001"
+                else:
+                    settings, fix = {"activation": "leaky_relu", "activations": None}, \
+                        "Use leaky ReLU activations, which cannot die,"
+                self._add(out, Diagnosis(
+                    "dead_units", epoch,
+                    f"{int(s['dead'])} of the {int(s['units'])} ReLU units ({_pct(frac)}) are dead: they output zero "
+                    f"for all {self.probe.shape[0]} validation images checked, so they no longer learn.",
+                    f"{fix} and train again.", settings))
+        return out
+
+    # ---- the end ---------------------------------------------------------------------------
+    def check_nan(self, stage: str, epoch: int, batch: int | None, value: float | None) -> list[Diagnosis]:
+        out: list[Diagnosis] = []
+        lr = self.tcfg.lr
+        where = f"{stage} epoch {epoch}" + (f", batch {batch}" if batch else "")
+        what = "the loss" if value is None else f"the loss ({value})"
+        new_lr = max(min(lr / 10, 1e-3), 1e-6)
+        self._add(out, Diagnosis(
+            "nan", epoch,
+            f"Training diverged: {what} stopped being a finite number in {where}, so the last finite "
+            "weights were kept.",
+            f"Lower the learning rate from {lr:g} to {new_lr:g} (clipping gradients also helps) and train again.",
+            {"lr": new_lr}))
+        return out
+
+    def check_end(self, history: list[dict[str, Any]], stage_steps: int, epochs_planned: int) -> list[Diagnosis]:
+        """Loss-history checks when the final stage completed; `history` holds its epoch records."""
+        out: list[Diagnosis] = []
+        if not history:
+            return out
+        key = "val_total" if "val_total" in history[-1] else "train_total"
+        series = [float(h[key]) for h in history if key in h]
+        n = len(series)
+        epoch = int(history[-1].get("epoch", n))
+        lr = self.tcfg.lr
+
+        # too few optimizer steps
+        if stage_steps < FEW_STEPS:
+            if stage_steps < FEW_STEPS_ALWAYS:  # no model fits in so few steps, whatever the loss does
+                rate = float("inf")
+            elif n >= 2:
+                rate = falling_rate(series[-max(2, math.ceil(n / 2)):])
+            else:  # one epoch: the last quarter of its batches against the quarter before
+                q = max(1, len(self.batch_losses) // 4)
+                a, b = self.batch_losses[-2 * q:-q], self.batch_losses[-q:]
+                rate = 1.0 - float(np.mean(b)) / float(np.mean(a)) if a and b and np.mean(a) > 0 else 0.0
+            if rate > FEW_STEPS_RATE:
+                trend = (" and the loss was still falling " + _pct(rate) + " per epoch at the end"
+                         if math.isfinite(rate) else "")
+                from .training import suggest_epochs
+
+                more = max(suggest_epochs(self.n_train, self.tcfg.batch_size), epochs_planned + 1)
+                self._add(out, Diagnosis(
+                    "too_few_steps", epoch,
+                    f"Training took only {stage_steps:,} optimizer steps ({n} epoch{'' if n == 1 else 's'} of "
+                    f"{self.batches:,} batch{'' if self.batches == 1 else 'es'}){trend}: far too few for a model to "
+                    f"learn {self.n_train:,} images.",
+                    f"Train for {more} epochs (about {more * self.batches:,} steps), or use a smaller batch size.",
+                    {"epochs": more}))
+
+        # still improving
+        if n >= 3:
+            w = min(n - 1, max(3, math.ceil(0.2 * n)))  # epochs (intervals) judged: the last fifth, at least 3
+            rate = falling_rate(series[-(w + 1):])
+            if rate > STILL_IMPROVING_RATE:
+                more = max(2 * epochs_planned, epochs_planned + 5)
+                settings: dict[str, Any] = {"epochs": more}
+                fix = f"Train longer ({more} epochs instead of {epochs_planned})"
+                if lr < 3e-4:
+                    settings["lr"] = 1e-3
+                    fix += f" or raise the learning rate from {lr:g} to 0.001"
+                which = "validation" if key == "val_total" else "training"
+                self._add(out, Diagnosis(
+                    "still_improving", epoch,
+                    f"The {which} loss was still falling steeply when training ended: {_pct(rate)} per epoch over "
+                    f"the last {w} epochs ({_g(series[-(w + 1)])} to {_g(series[-1])}).",
+                    f"{fix}; the model has more to learn.", settings))
+
+        # overfitting / distribution mismatch
+        if "val_recon" in history[-1] and "train_recon" in history[-1]:
+            val = [float(h["val_recon"]) for h in history]
+            tr = [float(h["train_recon"]) for h in history]
+            gap = val[-1] / max(tr[-1], 1e-12)
+            best = int(np.argmin(val))
+            rise = val[-1] / max(val[best], 1e-12)
+            rising = best < n - 1 and rise >= OVERFIT_RISE and tr[-1] < tr[best] and gap >= OVERFIT_MIN_GAP
+            if gap >= OVERFIT_GAP or rising:
+                best_epoch = int(history[best].get("epoch", best + 1))
+                if rising:
+                    detail = (f" and has risen {_pct(rise - 1)} since its best at epoch {best_epoch} while the "
+                              "training loss kept falling")
+                    settings = {"epochs": best_epoch}
+                    fix = (f"Stop at epoch {best_epoch}, where the validation loss was lowest, or give the model more "
+                           "images")
+                else:
+                    detail = ""
+                    if self.tcfg.noise in ("", "none"):
+                        settings, fix = {"noise": "gaussian:0.2"}, "Regularise with input noise (gaussian:0.2)"
+                    else:
+                        settings, fix = {"weight_decay": 1e-4}, "Regularise with weight decay (1e-4)"
+                    fix += (", use more images or a smaller model, and check that the validation images come from "
+                            "the same source as the training ones")
+                self._add(out, Diagnosis(
+                    "overfitting", epoch,
+                    f"The validation error ({_g(val[-1])} per image) is {gap:.1f} times the training error "
+                    f"({_g(tr[-1])}){detail}: the model memorises its {self.n_train:,} training images instead of "
+                    "learning what carries over to new ones.",
+                    fix + ".", settings))
+        return out
