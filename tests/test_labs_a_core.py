@@ -1,6 +1,7 @@
 """Exploration labs, Qt-free core: denoising reports, anomaly scores, PCA vs autoencoder.
 
-Small dense autoencoders trained a few epochs on the 8x8 digits keep this quick.
+Small dense autoencoders trained a few epochs on the 8x8 digits keep this quick (the labs budget
+their training in optimizer steps: 1,437 training digits in batches of 32 are 45 steps an epoch).
 """
 from __future__ import annotations
 
@@ -63,8 +64,9 @@ def test_noise_spec_and_corruption_are_seeded():
 
 def test_denoiser_beats_noisy_input_and_metrics_are_sane(split, mcfg, tcfg):
     train, val = split
-    plain, denoiser = dn.train_comparison_pair(mcfg, train, "gaussian:0.3", epochs=3, seed=0, train_config=tcfg,
-                                               val_set=val)
+    pair = dn.train_comparison_pair(mcfg, train, "gaussian:0.3", steps=135, seed=0, train_config=tcfg, val_set=val)
+    assert pair.steps == 135 and pair.plain.epochs == pair.denoiser.epochs == 3
+    plain, denoiser = pair.plain.model, pair.denoiser.model
     assert not plain.training and not denoiser.training
     x = val.as_float()
     noisy = dn.corrupt(x, "gaussian:0.3", seed=0)
@@ -138,9 +140,11 @@ def test_anomaly_report_picks_the_worst(model, split):
 def test_model_trained_on_normal_classes_flags_the_others(split, mcfg, tcfg):
     train, val = split
     progress = []
-    model = an.train_normal_model(mcfg, train, [0, 1], epochs=3, progress=lambda d, t: progress.append((d, t)),
-                                  seed=0, train_config=tcfg)
+    trained = an.train_normal_model(mcfg, train, [0, 1], steps=60, progress=lambda d, t: progress.append((d, t)),
+                                    seed=0, train_config=tcfg)
     assert progress and progress[-1][0] == progress[-1][1]
+    assert trained.steps_per_epoch == 10  # 294 normal images in batches of 32 and trained.epochs == 6 and len(trained.history) == 6
+    model = trained.model
     scores = an.error_scores(model, val.as_float())
     is_anomaly = ~np.isin(val.labels, [0, 1])
     result = an.roc(scores, is_anomaly)
@@ -247,13 +251,14 @@ def test_two_dimensional_model_map_is_its_codes(split):
 def test_train_size_sweep(split, mcfg, tcfg):
     train, val = split
     progress = []
-    pts = pc.train_size_sweep(mcfg, train, val, [4, 2, 4], epochs=1, progress=lambda d, t: progress.append((d, t)),
+    pts = pc.train_size_sweep(mcfg, train, val, [4, 2, 4], steps=90, progress=lambda d, t: progress.append((d, t)),
                               train_config=tcfg)
-    assert [p.size for p in pts] == [2, 4] and all(p.epochs == 1 for p in pts)
+    assert [p.size for p in pts] == [2, 4] and all(p.epochs == 2 and p.steps == 90 for p in pts)
+    assert all(p.improvement is not None for p in pts)
     assert all(np.isfinite(p.mse) and 0 < p.mse < 0.2 for p in pts)
     assert progress[-1][0] == progress[-1][1] and len({t for _, t in progress}) == 1  # one shared total
     stopped = Control()
     stopped.stop()
-    assert pc.train_size_sweep(mcfg, train, val, [2, 4], epochs=1, control=stopped, train_config=tcfg) == []
+    assert pc.train_size_sweep(mcfg, train, val, [2, 4], steps=90, control=stopped, train_config=tcfg) == []
     with pytest.raises(ConfigError):
-        pc.train_size_sweep(mcfg, train, val, [0], epochs=1)
+        pc.train_size_sweep(mcfg, train, val, [0], steps=90)

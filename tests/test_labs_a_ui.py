@@ -86,7 +86,8 @@ def test_denoising_lab(qtbot, state, tmp_path):
     qtbot.addWidget(lab)
     lab.resize(1000, 700)
     assert lab.accessibleName() == "Denoising lab"
-    _check_accessibility(lab, lab.noise_combo, lab.strength, lab.epochs, lab.pair_button, lab.run_button)
+    _check_accessibility(lab, lab.noise_combo, lab.strength, lab.steps, lab.pair_button, lab.run_button)
+    assert lab.steps.accessibleName() == "Training steps" and lab.note_label.isHidden()
     lab.set_noise("gaussian", 0.3)
     result = _run(qtbot, lab)
     assert result.noise == "gaussian:0.3"
@@ -102,8 +103,8 @@ def test_denoising_lab(qtbot, state, tmp_path):
     assert lab.last_result.reports["current"].psnr_noisy_mean < cur.psnr_noisy_mean
 
     # comparison pair; a slider move while it trains is run afterwards with the latest value
-    lab.epochs.setValue(1)
-    assert "1 epoch each" in lab.pair_button.text()
+    lab.steps.setValue(90)  # 1,438 training digits in batches of 32: two epochs
+    assert "90 steps each" in lab.pair_button.text()
     lab.set_noise("gaussian", 0.3)
     qtbot.waitUntil(lambda: lab.last_result.noise == "gaussian:0.3" and not lab.busy, timeout=TIMEOUT_MS)
     previous = lab.last_result
@@ -118,6 +119,7 @@ def test_denoising_lab(qtbot, state, tmp_path):
     assert [r.title for r in lab.rows.rows][-2:] == ["Plain AE", "Denoising AE"]
     assert "plain AE PSNR (dB)" in lab.number_header and "denoising AE SSIM" in lab.number_header
     assert "denoising AE" in lab.summary.text()
+    assert not lab.note_label.isHidden() and "still improving" in lab.note_label.text()  # 90 steps are too few
     assert lab.pair_button.isEnabled()
     _check_exports(lab, tmp_path)
 
@@ -141,7 +143,7 @@ def test_anomaly_lab(qtbot, state, tmp_path, odd_folder):
     qtbot.addWidget(lab)
     lab.resize(1000, 700)
     assert lab.accessibleName() == "Anomaly lab"
-    _check_accessibility(lab, lab.classes, lab.epochs, lab.train_button, lab.folder_button, lab.threshold_box,
+    _check_accessibility(lab, lab.classes, lab.steps, lab.train_button, lab.folder_button, lab.threshold_box,
                          lab.hist, lab.roc_plot)
     assert lab.classes.count() == 10
     result = _run(qtbot, lab)
@@ -164,8 +166,8 @@ def test_anomaly_lab(qtbot, state, tmp_path, odd_folder):
 
     # normal-class training: ROC and AUROC against PCA
     lab.set_normal_classes([0, 1])
-    lab.epochs.setValue(2)
-    assert lab.normal_classes == [0, 1] and "(2 epochs)" in lab.train_button.text()
+    lab.steps.setValue(20)  # 294 normal digits in batches of 32: two epochs
+    assert lab.normal_classes == [0, 1] and "(20 steps)" in lab.train_button.text()
     previous = lab.last_result
     qtbot.mouseClick(lab.train_button, Qt.MouseButton.LeftButton)
     result = _wait_for_new_result(qtbot, lab, previous)
@@ -173,6 +175,7 @@ def test_anomaly_lab(qtbot, state, tmp_path, odd_folder):
     assert len(lab.roc_ae.getData()[0]) > 2 and not lab.roc_hint.isVisible()
     assert any(str(r[1]).startswith("AUROC autoencoder") for r in lab.number_rows)
     assert "other classes" in lab.flagged_label.text() and len(lab.hist_items) == 2
+    assert not lab.note_label.isHidden() and "AUROC may understate" in lab.note_label.text()
 
     # score a folder with the normal-class model
     previous = lab.last_result
@@ -192,10 +195,11 @@ def test_pca_lab(qtbot, state, tmp_path):
     qtbot.addWidget(lab)
     lab.resize(1000, 700)
     assert lab.accessibleName() == "PCA vs autoencoder"
-    _check_accessibility(lab, lab.sizes_edit, lab.epochs, lab.sweep_button, lab.curve_plot, lab.pca_map, lab.ae_map)
+    _check_accessibility(lab, lab.sizes_edit, lab.steps, lab.sweep_button, lab.curve_plot, lab.pca_map, lab.ae_map)
     result = _run(qtbot, lab)
     assert lab.table.rowCount() == 64
     assert lab.verdict_label.text().startswith("At 8 dimensions")
+    assert lab.note_label.isHidden()  # the current model was not trained by the lab: nothing to say
     assert "%" in lab.verdict_label.text()
     x, y = lab.pca_line.getData()
     assert len(x) == 64 and np.all(np.diff(y) <= 1e-9)
@@ -209,11 +213,13 @@ def test_pca_lab(qtbot, state, tmp_path):
     lab.train_sizes()
     assert not lab.busy and "not a latent size" in lab.notice.text()
     lab.sizes_edit.setText("2, 4")
-    lab.epochs.setValue(1)
+    lab.steps.setValue(90)
+    assert "90 steps each" in lab.sweep_button.text()
     previous = lab.last_result
     qtbot.mouseClick(lab.sweep_button, Qt.MouseButton.LeftButton)
     result = _wait_for_new_result(qtbot, lab, previous)
     assert [p.size for p in result.sweep] == [2, 4]
     assert len(lab.ae_points.getData()[0]) == 2
-    assert lab.number_rows[1][3] == "trained 1 epoch(s)" and "Trained sizes" in lab.verdict_label.text()
+    assert lab.number_rows[1][3] == "trained 90 steps (still improving)" and "Trained sizes" in lab.verdict_label.text()
+    assert not lab.note_label.isHidden() and "sizes 2, 4 were still improving" in lab.note_label.text()
     _check_exports(lab, tmp_path)

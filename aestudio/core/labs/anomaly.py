@@ -7,8 +7,9 @@ score: pick a threshold and flag everything above it.
     scores = error_scores(model, val_images)             # (N,) per-image MSE
     count, percent = count_flagged(scores, threshold)
     maps = error_maps(model, val_images[:16])            # (16, H, W) |x - x_hat|
-    model = train_normal_model(cfg, train_set, [0, 1])   # learn "normal" from two classes only
-    result = roc(error_scores(model, val.as_float()), ~np.isin(val.labels, [0, 1]))
+    trained = train_normal_model(cfg, train_set, [0, 1])  # learn "normal" from two classes only (1,500 steps)
+    result = roc(error_scores(trained.model, val.as_float()), ~np.isin(val.labels, [0, 1]))
+    trained.note("The normal-class model")               # None, or "... was still improving ..."
     folder = score_folder(model, "~/Pictures/odd")       # rank any folder by error
 """
 from __future__ import annotations
@@ -25,7 +26,8 @@ from ..evaluation import (BATCH, anomaly_auroc, anomaly_scores, as_float_images,
                           reconstruct_images, resolve_classes, roc_curve)
 from ..models import Autoencoder
 from ..training import Control
-from .denoising import lab_train_config, quick_train
+from .budget import ANOMALY_STEPS
+from .denoising import LabTraining, lab_train, steps_config
 
 Progress = Callable[[int, int], None]
 
@@ -165,12 +167,13 @@ def normal_subset(data: ImageSet, normal_classes: Iterable[int | str]) -> ImageS
 
 
 def train_normal_model(model_config: ModelConfig, train_set: ImageSet, normal_classes: Iterable[int | str],
-                       epochs: int = 3, progress: Progress | None = None, seed: int = 0,
-                       control: Control | None = None, train_config: TrainConfig | None = None) -> Autoencoder:
-    """A fresh model of this architecture trained only on the train images of the normal classes."""
+                       steps: int = ANOMALY_STEPS, progress: Progress | None = None, seed: int = 0,
+                       control: Control | None = None, train_config: TrainConfig | None = None) -> LabTraining:
+    """A fresh model of this architecture trained for about `steps` optimizer steps only on the train
+    images of the normal classes (`.model`; `.note(...)` says whether it was still improving)."""
     normal = normal_subset(train_set, normal_classes)
-    cfg = lab_train_config(train_config, epochs, "none", seed)
-    return quick_train(model_config, cfg, normal, None, progress, control)
+    cfg = steps_config(train_config, normal.n, steps, "none", seed)
+    return lab_train(model_config, cfg, normal, None, progress, control)
 
 
 @dataclass

@@ -3,20 +3,21 @@ measure how much closer to the originals its outputs are, and train a plain / de
 
     report = denoise_report(model, val_images, "gaussian:0.3", seed=0)
     report.psnr_noisy_mean, report.psnr_out_mean        # dB, averaged over up to 2,000 images
-    plain, dae = train_comparison_pair(model_config, train_set, "gaussian:0.3", epochs=3)
+    pair = train_comparison_pair(model_config, train_set, "gaussian:0.3", steps=1000)
+    pair.plain.model, pair.denoiser.model, pair.note       # note: None, or "... still improving ..."
 
 A denoising autoencoder is trained to map a corrupted image back to the clean one. To do that it
 cannot simply copy its input: it has to learn what images of this data set look like (strokes,
 edges, textures) and project the noisy input back onto them. A plain autoencoder only ever saw
 clean images, so it tends to reproduce part of the noise.
 
-`quick_train` (a few epochs of the core `Trainer` with progress and cancellation) is shared by the
-other labs (anomaly, PCA vs autoencoder).
+`lab_train` (a step budget of the core `Trainer` with progress and cancellation, see `budget.py`)
+is shared by the other labs (anomaly, PCA vs autoencoder).
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -28,6 +29,7 @@ from ..evaluation import as_float_images, psnr_per_image, reconstruct_images, ss
 from ..models import Autoencoder
 from ..noise import NOISE_KINDS, parse_noise
 from ..training import BatchEnd, Control, Finished, Trainer
+from .budget import DENOISING_STEPS, Improvement, improvement, improving_note, lab_epochs, steps_per_epoch
 
 Progress = Callable[[int, int], None]
 
@@ -134,11 +136,35 @@ def lab_train_config(base: TrainConfig | None = None, epochs: int = 3, noise: st
     return replace(base, epochs=int(epochs), noise=noise, seed=base.seed if seed is None else int(seed))
 
 
-def quick_train(model_config: ModelConfig, train_config: TrainConfig, data: ImageSet,
-                val_data: ImageSet | None = None, progress: Progress | None = None,
-                control: Control | None = None, part: tuple[int, int] = (0, 1)) -> Autoencoder:
-    """Train a fresh model on all of `data` (validating on `val_data`, or on up to 500 of the training
-    images) and return it on the CPU in eval mode.
+@dataclass
+class LabTraining:
+    """A model a lab trained, with its per-epoch history and how long it trained."""
+
+    model: Autoencoder
+    history: list[dict] = field(default_factory=list)
+    epochs: int = 0  # epochs planned
+    steps_per_epoch: int = 1
+    stopped: bool = False
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    @property
+    def improvement(self) -> Improvement | None:
+        """How much the validation loss fell over the last fifth of training (None: too short to tell)."""
+        return None if self.stopped else improvement(self.history, self.steps_per_epoch)
+
+    def note(self, what: str = "The model") -> str | None:
+        """A sentence when the model was still improving when its step budget ran out, else None."""
+        return improving_note(what, [self.improvement])
+
+
+def lab_train(model_config: ModelConfig, train_config: TrainConfig, data: ImageSet,
+              val_data: ImageSet | None = None, progress: Progress | None = None,
+              control: Control | None = None, part: tuple[int, int] = (0, 1)) -> LabTraining:
+    """Train a fresh model on all of `data` for `train_config.epochs` (validating on `val_data`, or on
+    up to 500 of the training images) and return it on the CPU in eval mode, with its history.
 
     `progress(done, total)` counts batches. `part=(i, n)` says this is training i of n equally long
     ones sharing one progress bar. A stopped `control` ends training early (the partly trained
@@ -148,30 +174,70 @@ def quick_train(model_config: ModelConfig, train_config: TrainConfig, data: Imag
         val_data = data.subset(slice(0, min(data.n, 500)))
     index, count = part
     trainer = Trainer(model_config, train_config, data, control=control or Control(), val_data=val_data)
+    stopped = False
     for event in trainer.run():
         if isinstance(event, BatchEnd) and progress is not None:
             progress(index * event.total_steps + event.step, count * event.total_steps)
-        elif isinstance(event, Finished) and event.reason == "nan":
-            raise ConfigError(event.message)
-    return copy.deepcopy(trainer.model).to("cpu").eval()
+        elif isinstance(event, Finished):
+            if event.reason == "nan":
+                raise ConfigError(event.message)
+            stopped = event.reason != "completed"
+    return LabTraining(copy.deepcopy(trainer.model).to("cpu").eval(), list(trainer.history),
+                       int(train_config.epochs), steps_per_epoch(data.n, train_config.batch_size), stopped)
 
 
-def train_comparison_pair(model_config: ModelConfig, train_set: ImageSet, noise: str, epochs: int = 3,
+def quick_train(model_config: ModelConfig, train_config: TrainConfig, data: ImageSet,
+                val_data: ImageSet | None = None, progress: Progress | None = None,
+                control: Control | None = None, part: tuple[int, int] = (0, 1)) -> Autoencoder:
+    """`lab_train`, returning only the model."""
+    return lab_train(model_config, train_config, data, val_data, progress, control, part).model
+
+
+def steps_config(base: TrainConfig | None, n_train: int, steps: int, noise: str = "none",
+                 seed: int | None = None) -> TrainConfig:
+    """The run's training settings with epochs giving about `steps` optimizer steps on `n_train` images."""
+    base = base or TrainConfig()
+    return lab_train_config(base, lab_epochs(n_train, base.batch_size, steps), noise, seed)
+
+
+@dataclass
+class ComparisonPair:
+    plain: LabTraining
+    denoiser: LabTraining
+
+    @property
+    def steps(self) -> int:
+        return self.plain.steps
+
+    @property
+    def note(self) -> str | None:
+        """Said when either model was still improving when its step budget ran out."""
+        p, d = self.plain.improvement, self.denoiser.improvement
+        both = [x for x in (p, d) if x is not None and x.improving]
+        if len(both) == 2:
+            return improving_note("Both models", both, plural=True)
+        return improving_note("The plain autoencoder" if both and both[0] is p else "The denoising autoencoder",
+                              both)
+
+
+def train_comparison_pair(model_config: ModelConfig, train_set: ImageSet, noise: str, steps: int = DENOISING_STEPS,
                           progress: Progress | None = None, seed: int = 0, control: Control | None = None,
                           train_config: TrainConfig | None = None,
-                          val_set: ImageSet | None = None) -> tuple[Autoencoder, Autoencoder]:
-    """Two models of the same architecture and initial weights, trained the same number of epochs on
-    `train_set`: a plain autoencoder (clean inputs) and a denoising one (inputs corrupted by `noise`)."""
+                          val_set: ImageSet | None = None) -> ComparisonPair:
+    """Two models of the same architecture and initial weights, trained for the same `steps`
+    optimizer steps on `train_set`: a plain autoencoder (clean inputs) and a denoising one (inputs
+    corrupted by `noise`)."""
     if not parse_noise(noise).active:
         raise ConfigError("Choose a noise strength above zero: the denoising model needs noise to learn from.")
-    plain_cfg = lab_train_config(train_config, epochs, "none", seed)
-    noisy_cfg = lab_train_config(train_config, epochs, noise, seed)
-    plain = quick_train(model_config, plain_cfg, train_set, val_set, progress, control, (0, 2))
-    denoiser = quick_train(model_config, noisy_cfg, train_set, val_set, progress, control, (1, 2))
-    return plain, denoiser
+    plain_cfg = steps_config(train_config, train_set.n, steps, "none", seed)
+    noisy_cfg = steps_config(train_config, train_set.n, steps, noise, seed)
+    plain = lab_train(model_config, plain_cfg, train_set, val_set, progress, control, (0, 2))
+    denoiser = lab_train(model_config, noisy_cfg, train_set, val_set, progress, control, (1, 2))
+    return ComparisonPair(plain, denoiser)
 
 
 __all__ = [
-    "DenoiseReport", "MAX_EVAL_IMAGES", "NOISE_LEVEL_NAMES", "NOISE_TITLES", "SHOW", "corrupt", "denoise_report",
-    "lab_train_config", "noise_spec", "quick_train", "train_comparison_pair",
+    "ComparisonPair", "DenoiseReport", "LabTraining", "MAX_EVAL_IMAGES", "NOISE_LEVEL_NAMES", "NOISE_TITLES", "SHOW",
+    "corrupt", "denoise_report", "lab_train", "lab_train_config", "noise_spec", "quick_train", "steps_config",
+    "train_comparison_pair",
 ]

@@ -7,14 +7,15 @@ code sizes, but it has to be trained well to do so.
     curve = pca_curve(train_x, val_x, range(1, 65))          # PCA fitted once, truncated: cheap
     cmp = compare_at_size(model, train_x, val_x, labels)     # both at the model's latent size
     cmp.verdict                                              # "At 16 dimensions the autoencoder's ..."
-    sweep = train_size_sweep(cfg, train_set, val_set, [2, 4, 8, 16, 32], epochs=3)
+    sweep = train_size_sweep(cfg, train_set, val_set, [2, 4, 8, 16, 32], steps=600)
+    sweep_note(sweep)                                        # None, or "... still improving ..."
 
 All errors are MSE per pixel on the [0, 1] scale over the validation images; PCA reconstructions
 are clipped to [0, 1] like the autoencoder's (sigmoid) outputs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -25,7 +26,8 @@ from ..evaluation import as_float_images, encode_images, fit_pca, pca_reconstruc
 from ..latent import Projection
 from ..models import Autoencoder
 from ..training import Control
-from .denoising import SHOW, lab_train_config, quick_train
+from .budget import SWEEP_STEPS, Improvement, improving_note
+from .denoising import SHOW, lab_train, steps_config
 
 Progress = Callable[[int, int], None]
 
@@ -160,18 +162,35 @@ class SweepPoint:
     size: int
     mse: float  # validation MSE per pixel
     epochs: int
+    steps: int = 0  # optimizer steps trained
+    improvement: Improvement | None = field(default=None, compare=False)  # fall of the loss at the end
+
+    @property
+    def still_improving(self) -> bool:
+        return self.improvement is not None and self.improvement.improving
+
+
+def sweep_note(points: Sequence[SweepPoint]) -> str | None:
+    """A sentence naming the trained sizes that were still improving when their step budget ran out."""
+    late = [p for p in points if p.still_improving]
+    if not late:
+        return None
+    sizes = ", ".join(str(p.size) for p in late)
+    what = f"The autoencoder{'s' if len(late) > 1 else ''} at size{'s' if len(late) > 1 else ''} {sizes}"
+    return improving_note(what, [p.improvement for p in late], plural=len(late) > 1)
 
 
 def train_size_sweep(model_config: ModelConfig, train_set: ImageSet, val_set: ImageSet,
-                     sizes: Sequence[int] = DEFAULT_SWEEP, epochs: int = 3, progress: Progress | None = None,
+                     sizes: Sequence[int] = DEFAULT_SWEEP, steps: int = SWEEP_STEPS, progress: Progress | None = None,
                      seed: int = 0, control: Control | None = None,
                      train_config: TrainConfig | None = None) -> list[SweepPoint]:
-    """Train the current architecture at each latent size (same hidden layers, a few epochs each)
-    and measure its validation MSE. Stops early (returning the sizes done) when `control` stops."""
+    """Train the current architecture at each latent size (same hidden layers, about `steps`
+    optimizer steps each) and measure its validation MSE. Stops early (returning the sizes done)
+    when `control` stops. `sweep_note(points)` says which sizes were still improving."""
     sizes = sorted({int(s) for s in sizes if int(s) >= 1})
     if not sizes:
         raise ConfigError("give at least one latent size of 1 or more")
-    cfg = lab_train_config(train_config, epochs, "none", seed)
+    cfg = steps_config(train_config, train_set.n, steps, "none", seed)
     hidden = model_config.hidden_sizes  # keep the layers fixed while the code size changes
     vx = val_set.as_float()
     out: list[SweepPoint] = []
@@ -180,15 +199,16 @@ def train_size_sweep(model_config: ModelConfig, train_set: ImageSet, val_set: Im
             break
         mcfg = replace(model_config, latent=k, hidden=list(hidden))
         mcfg.validate()
-        model = quick_train(mcfg, cfg, train_set, val_set, progress, control, (i, len(sizes)))
+        trained = lab_train(mcfg, cfg, train_set, val_set, progress, control, (i, len(sizes)))
         if control is not None and control.stopped:
             break
-        rec = np.clip(reconstruct_images(model, vx), 0.0, 1.0)
-        out.append(SweepPoint(k, float(np.mean((rec - vx).astype(np.float64) ** 2)), int(epochs)))
+        rec = np.clip(reconstruct_images(trained.model, vx), 0.0, 1.0)
+        out.append(SweepPoint(k, float(np.mean((rec - vx).astype(np.float64) ** 2)), int(cfg.epochs), trained.steps,
+                              trained.improvement))
     return out
 
 
 __all__ = [
     "DEFAULT_SWEEP", "MAX_PCA_SIZE", "PcaCurve", "SizeComparison", "SweepPoint", "compare_at_size",
-    "default_sizes", "pca_curve", "train_size_sweep", "verdict",
+    "default_sizes", "pca_curve", "sweep_note", "train_size_sweep", "verdict",
 ]

@@ -4,7 +4,8 @@
   scores with a draggable threshold (the flagged count updates as it moves, from the precomputed
   scores only) and a gallery of the most unusual images with their error maps |x - x_hat|.
 * Train on normal classes: a fresh model of the current architecture learns only the checked
-  classes (a few epochs, off the GUI thread); then the histogram splits normal / other classes
+  classes (a budget of optimizer steps, off the GUI thread; a note says when it was still
+  improving when the steps ran out); then the histogram splits normal / other classes
   and the ROC curve shows how well the error separates them, with PCA's AUROC for reference.
 * Score a folder…: any folder of images, loaded at the model's size, ranked by error with
   thumbnails and flagged by the current threshold.
@@ -19,16 +20,17 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Slot
 from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QListView,
-                               QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QSpinBox, QTabWidget,
+                               QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from ...core.labs import anomaly as core
 from ...core.training import Control
 from .. import imaging
-from .base import LabData, LabPanel, lab_data
+from ...core.labs.budget import ANOMALY_STEPS
+from .base import LabData, LabPanel, lab_data, set_training_note, steps_spinbox, steps_text, training_note_label
 from .denoising_lab import ImageRow, ImageRows, stop_all
 
-DEFAULT_EPOCHS = 3
+DEFAULT_STEPS = ANOMALY_STEPS
 TABLE_ROWS = 100  # most unusual validation images listed in the numbers table
 FOLDER_THUMBS = 2000  # folder images listed with a thumbnail
 FLAG_COLOR = "#d64545"
@@ -52,6 +54,7 @@ class AnomalyResult:
     model_desc: str = "the current model"
     normal: core.NormalClassResult | None = None
     folder: core.FolderScores | None = None
+    note: str | None = None  # the normal-class model was still improving when its steps ran out
 
 
 class AnomalyLab(LabPanel):
@@ -71,6 +74,7 @@ class AnomalyLab(LabPanel):
         self._active_model: Any = None  # None: the current model
         self._active_desc = "the current model"
         self._normal: core.NormalClassResult | None = None
+        self._note: str | None = None
         self._folder: core.FolderScores | None = None
         self._class_names: list[str] | None = None
         self._threshold = 0.0
@@ -93,13 +97,11 @@ class AnomalyLab(LabPanel):
         self.classes.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.classes.setMaximumHeight(2 * self.classes.fontMetrics().height() + 18)
         self.classes.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.epochs = QSpinBox()
-        self.epochs.setRange(1, 100)
-        self.epochs.setValue(DEFAULT_EPOCHS)
-        self.epochs.setSuffix(" epochs")
-        self.epochs.setAccessibleName("Normal-class training epochs")
-        self.epochs.setToolTip("How many epochs the normal-class model trains for (on this run's training split, "
-                               "normal classes only, with its batch size and learning rate).")
+        self.steps = steps_spinbox(
+            DEFAULT_STEPS, "Training steps",
+            "Optimizer steps the normal-class model trains for (on this run's training split, normal classes only, "
+            "with its batch size and learning rate), however many images that is. A note says when it was still "
+            "improving at the end.")
         self.train_button = QPushButton()
         self.train_button.setAccessibleName("Train on normal classes")
         self.train_button.setToolTip("Train a fresh model of the current architecture on the checked classes only, "
@@ -124,7 +126,7 @@ class AnomalyLab(LabPanel):
 
         train_row = QHBoxLayout()
         train_row.addWidget(self.classes, 1)
-        train_row.addWidget(self.epochs)
+        train_row.addWidget(self.steps)
         train_row.addWidget(self.train_button)
         other_row = QHBoxLayout()
         other_row.addWidget(self.threshold_box)
@@ -147,6 +149,7 @@ class AnomalyLab(LabPanel):
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.RichText)
         self.status.setAccessibleName("Anomaly lab status")
+        self.note_label = training_note_label()
         self.flagged_label = QLabel("")
         self.flagged_label.setTextFormat(Qt.TextFormat.RichText)
         self.flagged_label.setAccessibleName("Flagged images")
@@ -225,6 +228,7 @@ class AnomalyLab(LabPanel):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.setSpacing(4)
         lay.addWidget(self.status)
+        lay.addWidget(self.note_label)
         lay.addWidget(self.flagged_label)
         lay.addLayout(plots, 3)
         lay.addWidget(self.tabs, 2)
@@ -233,15 +237,14 @@ class AnomalyLab(LabPanel):
             imaging.style_plot(plot, self.palette())
             plot.setMinimumHeight(150)
 
-        self.epochs.valueChanged.connect(self._update_train_text)
+        self.steps.valueChanged.connect(self._update_train_text)
         self._update_train_text()
         self.on_model_changed(lab_data(state))
 
 
     # ---- settings ----
     def _update_train_text(self) -> None:
-        n = self.epochs.value()
-        self.train_button.setText(f"Train on normal classes ({n} epoch{'s' if n != 1 else ''})")
+        self.train_button.setText(f"Train on normal classes ({steps_text(self.steps.value())})")
 
     @property
     def normal_classes(self) -> list[int]:
@@ -373,7 +376,7 @@ class AnomalyLab(LabPanel):
         self._controls_started[:] = [control]
         snap = self.state.snapshot
         self._request = {
-            "job": job, "classes": self.normal_classes, "epochs": self.epochs.value(),
+            "job": job, "classes": self.normal_classes, "steps": self.steps.value(),
             "train_config": self.state.train_config, "control": control,
             "model": self._active_model, "desc": self._active_desc, "need_report": self._report is None,
             "latent": snap.model_config.latent if snap is not None else 2, **extra,
@@ -394,13 +397,17 @@ class AnomalyLab(LabPanel):
             return AnomalyResult("scores", rep)
         if job == "normal":
             tc = req["train_config"]
-            model = core.train_normal_model(data.snapshot.model_config, data.train, req["classes"], req["epochs"],
-                                            progress, seed=tc.seed, control=req["control"], train_config=tc)
+            trained = core.train_normal_model(data.snapshot.model_config, data.train, req["classes"], req["steps"],
+                                              progress, seed=tc.seed, control=req["control"], train_config=tc)
+            model = trained.model
             rep = core.anomaly_report(model, val.images, val.labels, val.class_names)
             normal = core.normal_class_result(rep.scores, val, data.train, req["classes"], req["latent"], tc.seed)
             names = ", ".join(val.class_names[i] for i in normal.normal_classes)
-            desc = f"a model trained {req['epochs']} epoch(s) on the normal classes ({names})"
-            return AnomalyResult("normal", rep, model, desc, normal)
+            desc = f"a model trained {steps_text(trained.steps)} on the normal classes ({names})"
+            note = trained.note("The normal-class model")
+            if note:
+                note = note.replace("its verdict may understate it", "its AUROC may understate it")
+            return AnomalyResult("normal", rep, model, desc, normal, note=note)
         model = req["model"] if req["model"] is not None else data.model
         folder = core.score_folder(model, req["path"], progress=progress)
         rep = core.anomaly_report(model, val.images, val.labels, val.class_names) if req["need_report"] else None
@@ -415,6 +422,7 @@ class AnomalyLab(LabPanel):
             self._active_model = result.model
             self._active_desc = result.model_desc
             self._normal = result.normal
+            self._note = result.note
             self._folder = None
             self.folder_list.clear()
         if result.report is not None:
@@ -428,6 +436,7 @@ class AnomalyLab(LabPanel):
             self.tabs.setCurrentIndex(0)
             self._draw_roc(result.normal)
             self._fill_table_validation()
+        set_training_note(self.note_label, self._note if self._active_model is not None else None)
         self._update_flags()
 
     def _draw_report(self, rep: core.AnomalyReport) -> None:

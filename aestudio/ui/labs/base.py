@@ -20,7 +20,7 @@ from PySide6.QtGui import QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (
     QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSizePolicy,
-    QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from ...core.datasets import ImageSet, split_indices
@@ -50,6 +50,46 @@ def lab_data(state: StudioState) -> LabData | None:
     cfg = state.train_config
     train_idx, val_idx = split_indices(data.n, cfg.val_fraction, cfg.seed)
     return LabData(snap, data.subset(train_idx), data.subset(val_idx))
+
+
+NOTE_COLOR = "#b9770e"  # amber: readable on light and dark backgrounds
+
+
+def training_note_label(tooltip: str = "") -> QLabel:
+    """The prominent line shown next to a lab's verdict when a model it trained was still improving
+    when its step budget ran out (hidden while there is nothing to say)."""
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setAccessibleName("Training note")
+    label.setToolTip(tooltip or "Shown when a model this lab trained was still improving when its training steps "
+                                "ran out: its numbers may understate what it can do. Raise Training steps.")
+    label.setStyleSheet(f"color: {NOTE_COLOR}; font-weight: 600; border-left: 3px solid {NOTE_COLOR}; "
+                        "padding-left: 6px;")
+    label.setVisible(False)
+    return label
+
+
+def set_training_note(label: QLabel, note: str | None) -> None:
+    label.setText(f"⚠ {note}" if note else "")
+    label.setVisible(bool(note))
+
+
+def steps_spinbox(value: int, name: str, tooltip: str) -> QSpinBox:
+    """A "Training steps" field: optimizer steps per trained model."""
+    box = QSpinBox()
+    box.setRange(10, 100_000)
+    box.setSingleStep(100)
+    box.setValue(int(value))
+    box.setSuffix(" steps")
+    box.setGroupSeparatorShown(True)
+    box.setAccessibleName(name)
+    box.setToolTip(tooltip)
+    return box
+
+
+def steps_text(n: int) -> str:
+    return f"{n:,} step{'s' if n != 1 else ''}"
 
 
 class LabPanel(QWidget):

@@ -6,8 +6,9 @@ strength slider re-runs the (cheap) computation, throttled; a move while a compu
 remembered and run as soon as it ends, with the latest value.
 
 "Train comparison pair" trains a plain and a denoising autoencoder of the current architecture
-(same start, a few epochs each, off the GUI thread) and adds their outputs for the same noisy
-inputs, so the benefit of training with noise is visible side by side.
+(same start, the same budget of optimizer steps each, off the GUI thread) and adds their outputs
+for the same noisy inputs, so the benefit of training with noise is visible side by side; a note
+beside the averages says when a model was still improving when its steps ran out.
 
 `ImageRows` (labelled rows of captioned thumbnails) is also used by the other labs.
 """
@@ -19,16 +20,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider,
-                               QSpinBox, QVBoxLayout, QWidget)
+                               QVBoxLayout, QWidget)
 
 from ...core.labs import denoising as core
 from ...core.noise import parse_noise
 from ...core.training import Control
 from .. import imaging
-from .base import LabData, LabPanel
+from .base import LabData, LabPanel, set_training_note, steps_spinbox, steps_text, training_note_label
 
 LIVE_DELAY_MS = 120  # slider moves closer together than this are merged into one computation
-DEFAULT_EPOCHS = 3
+DEFAULT_STEPS = core.DENOISING_STEPS
 
 PSNR_HELP = ("PSNR (peak signal-to-noise ratio, dB): how close an image is to the original pixel by pixel; "
              "higher is better, +3 dB halves the squared error.")
@@ -217,13 +218,11 @@ class DenoisingLab(LabPanel):
         noise_row.addWidget(self.strength_label)
         noise_row.addWidget(self.strength, 1)
 
-        self.epochs = QSpinBox()
-        self.epochs.setRange(1, 100)
-        self.epochs.setValue(DEFAULT_EPOCHS)
-        self.epochs.setSuffix(" epochs")
-        self.epochs.setAccessibleName("Comparison pair epochs")
-        self.epochs.setToolTip("How many epochs each model of the comparison pair trains for (on this run's training "
-                               "split, with its batch size and learning rate). A few are enough to see the difference.")
+        self.steps = steps_spinbox(
+            DEFAULT_STEPS, "Training steps",
+            "Optimizer steps each model of the comparison pair trains for (on this run's training split, with its "
+            "batch size and learning rate), however many images that is. A note says when a model was still "
+            "improving at the end.")
         self.pair_button = QPushButton()
         self.pair_button.setAccessibleName("Train comparison pair")
         self.pair_button.setToolTip("Train two fresh autoencoders of the current architecture from the same start: a "
@@ -231,7 +230,7 @@ class DenoisingLab(LabPanel):
                                     "Then both clean the same noisy inputs, shown below the current model's outputs.")
         self.pair_button.clicked.connect(self.train_pair)
         pair_row = QHBoxLayout()
-        pair_row.addWidget(self.epochs)
+        pair_row.addWidget(self.steps)
         pair_row.addWidget(self.pair_button)
         pair_row.addStretch(1)
 
@@ -239,7 +238,7 @@ class DenoisingLab(LabPanel):
         noise_label.setBuddy(self.noise_combo)
         noise_label.setToolTip(self.noise_combo.toolTip())
         pair_label = QLabel("Comparison:")
-        pair_label.setBuddy(self.epochs)
+        pair_label.setBuddy(self.steps)
         pair_label.setToolTip(self.pair_button.toolTip())
         self.controls.addRow(noise_label, noise_row)
         self.controls.addRow(pair_label, pair_row)
@@ -252,12 +251,14 @@ class DenoisingLab(LabPanel):
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setAccessibleName("Denoising averages")
         self.summary.setToolTip(f"{PSNR_HELP}\n{SSIM_HELP}")
+        self.note_label = training_note_label()
         self.rows = ImageRows(tile=48)
         self.rows.setAccessibleName("Denoising image rows")
         lay = QVBoxLayout(fig)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.setSpacing(6)
         lay.addWidget(self.summary)
+        lay.addWidget(self.note_label)
         lay.addWidget(self.rows)
         lay.addStretch(1)
         self.set_figure(fig)
@@ -267,7 +268,7 @@ class DenoisingLab(LabPanel):
         self._timer.setSingleShot(True)
         self._timer.setInterval(LIVE_DELAY_MS)
         self._timer.timeout.connect(self._live_run)
-        self.epochs.valueChanged.connect(self._update_pair_text)
+        self.steps.valueChanged.connect(self._update_pair_text)
         self._set_noise_from(state.train_config.noise)
         self.strength.valueChanged.connect(self._on_strength)
         self.noise_combo.currentIndexChanged.connect(self._on_strength)
@@ -310,8 +311,7 @@ class DenoisingLab(LabPanel):
         self.strength_label.setText(f"{core.NOISE_LEVEL_NAMES[self.noise_kind]} = {self.noise_level:.2f}")
 
     def _update_pair_text(self) -> None:
-        n = self.epochs.value()
-        self.pair_button.setText(f"Train comparison pair ({n} epoch{'s' if n != 1 else ''} each)")
+        self.pair_button.setText(f"Train comparison pair ({steps_text(self.steps.value())} each)")
 
     def _update_actions(self) -> None:
         self.pair_button.setEnabled(self.run_button.isEnabled() and not self.busy)
@@ -345,11 +345,11 @@ class DenoisingLab(LabPanel):
             return
         control = Control()
         self._controls_started[:] = [control]
-        self._request = {"job": job, "noise": self.noise, "epochs": self.epochs.value(), "pair": self._pair,
+        self._request = {"job": job, "noise": self.noise, "steps": self.steps.value(), "pair": self._pair,
                          "train_config": self.state.train_config, "control": control, "seed": 0}
         LabPanel.run(self)
         if job == "pair" and self.busy:
-            self.notice.setText(f"Training a plain and a denoising autoencoder, {self._request['epochs']} epoch(s) each…")
+            self.notice.setText(f"Training a plain and a denoising autoencoder, {steps_text(self._request['steps'])} each…")
         self._update_actions()
 
     def compute(self, data: LabData, progress: Callable[[int, int], None]) -> DenoiseResult:
@@ -358,10 +358,12 @@ class DenoisingLab(LabPanel):
         pair, info = req["pair"], {}
         if req["job"] == "pair":
             tc = req["train_config"]
-            pair = core.train_comparison_pair(data.snapshot.model_config, data.train, noise, req["epochs"],
-                                              progress, seed=tc.seed, control=req["control"], train_config=tc,
-                                              val_set=data.val)
-            info = {"noise": noise, "epochs": req["epochs"], "shape": tuple(data.snapshot.model_config.input_shape)}
+            trained = core.train_comparison_pair(data.snapshot.model_config, data.train, noise, req["steps"],
+                                                 progress, seed=tc.seed, control=req["control"], train_config=tc,
+                                                 val_set=data.val)
+            pair = (trained.plain.model, trained.denoiser.model)
+            info = {"noise": noise, "steps": trained.steps, "note": trained.note,
+                    "shape": tuple(data.snapshot.model_config.input_shape)}
         val = data.val.as_float()[:core.MAX_EVAL_IMAGES]
         noisy = core.corrupt(val, noise, req["seed"])
         reports = {"current": core.denoise_report(data.model, val, noise, noisy=noisy)}
@@ -419,7 +421,7 @@ class DenoisingLab(LabPanel):
             info = self._pair_info
             trained_on = self._noise_words(info.get("noise", "none"))
             rows += [
-                ImageRow(f"Comparison pair, {info.get('epochs', '?')} epoch(s) each from the same start; the denoising "
+                ImageRow(f"Comparison pair, {steps_text(info.get('steps', 0))} each from the same start; the denoising "
                          f"one trained with {trained_on}:", tooltip="Both models get the same noisy inputs as above."),
                 ImageRow("Plain AE", plain.outputs, caps(plain.psnr_out, plain.ssim_out),
                          "An autoencoder trained on clean images only, given the noisy input."),
@@ -432,6 +434,7 @@ class DenoisingLab(LabPanel):
                          f"<b>{dae.psnr_out_mean:.1f} dB · {dae.ssim_out_mean:.2f}</b>: the denoising one is "
                          f"{abs(diff):.1f} dB {better}.")
         self.summary.setText("<br>".join(lines))
+        set_training_note(self.note_label, self._pair_info.get("note") if "plain" in result.reports else None)
         self.rows.set_rows(rows)
 
         header = ["image", "noisy PSNR (dB)", "model PSNR (dB)", "noisy SSIM", "model SSIM"]

@@ -4,7 +4,8 @@ Run: PCA's validation error at every code size from 1 to 64 (fitted once at the 
 truncated, so it is cheap) against the current model's error at its own size; PCA's 2-D map beside
 the autoencoder's 2-D map; reconstructions of the same images by PCA and by the model at equal
 size; one sentence saying which wins. "Train sizes" trains the current architecture at a few code
-sizes (a few epochs each, off the GUI thread) and adds them to the curve as markers.
+sizes (a budget of optimizer steps each, off the GUI thread) and adds them to the curve as markers;
+a note beside the verdict says when a size was still improving when its steps ran out.
 """
 from __future__ import annotations
 
@@ -16,15 +17,15 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from ...core.labs import pca_compare as core
 from ...core.training import Control
 from .. import imaging
-from .base import LabData, LabPanel
+from .base import LabData, LabPanel, set_training_note, steps_spinbox, steps_text, training_note_label
 from .denoising_lab import ImageRow, ImageRows, stop_all
 
-DEFAULT_EPOCHS = 3
+DEFAULT_STEPS = core.SWEEP_STEPS
 PCA_COLOR = "#4e79a7"
 AE_COLOR = "#e15759"
 
@@ -65,7 +66,7 @@ class PcaVsAutoencoderLab(LabPanel):
         "PCA is the best <i>linear</i> autoencoder: no linear encoder and decoder reconstruct better with the same "
         "number of values. Does the non-linear network beat it on your data, and at which code sizes? "
         "<i>Run</i> compares PCA at every size with the current model; <i>Train sizes</i> trains the current "
-        "architecture at a few more code sizes (a few epochs each, so expect it to improve with longer training)."
+        "architecture at a few more code sizes (a budget of training steps each; a note says when that was too few)."
     )
 
     def __init__(self, state, parent: QWidget | None = None):
@@ -82,13 +83,11 @@ class PcaVsAutoencoderLab(LabPanel):
         self.sizes_edit.setToolTip("Code (latent) sizes to train the current architecture at, separated by commas. "
                                    "The hidden layers stay the same; only the bottleneck changes.")
         self.sizes_edit.setMaximumWidth(220)
-        self.epochs = QSpinBox()
-        self.epochs.setRange(1, 100)
-        self.epochs.setValue(DEFAULT_EPOCHS)
-        self.epochs.setSuffix(" epochs")
-        self.epochs.setAccessibleName("Epochs per latent size")
-        self.epochs.setToolTip("How many epochs each size trains for (on this run's training split, with its "
-                               "batch size and learning rate). Few epochs favour PCA, which needs no training.")
+        self.steps = steps_spinbox(
+            DEFAULT_STEPS, "Training steps",
+            "Optimizer steps each size trains for (on this run's training split, with its batch size and learning "
+            "rate), however many images that is. Too few favour PCA, which needs no training: a note beside the "
+            "verdict says when a size was still improving at the end.")
         self.sweep_button = QPushButton()
         self.sweep_button.setAccessibleName("Train sizes")
         self.sweep_button.setToolTip("Train a fresh model of the current architecture at each of these code sizes "
@@ -96,7 +95,7 @@ class PcaVsAutoencoderLab(LabPanel):
         self.sweep_button.clicked.connect(self.train_sizes)
         row = QHBoxLayout()
         row.addWidget(self.sizes_edit)
-        row.addWidget(self.epochs)
+        row.addWidget(self.steps)
         row.addWidget(self.sweep_button)
         row.addStretch(1)
         label = QLabel("Latent sizes:")
@@ -116,6 +115,7 @@ class PcaVsAutoencoderLab(LabPanel):
         font.setPointSizeF(font.pointSizeF() * 1.15)
         font.setWeight(QFont.Weight.DemiBold)
         self.verdict_label.setFont(font)
+        self.note_label = training_note_label()
 
         self.curve_plot = pg.PlotWidget()
         self.curve_plot.setAccessibleName("Error against latent size")
@@ -168,12 +168,13 @@ class PcaVsAutoencoderLab(LabPanel):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.setSpacing(6)
         lay.addWidget(self.verdict_label)
+        lay.addWidget(self.note_label)
         lay.addLayout(plots, 1)
         lay.addWidget(self.class_key)
         lay.addWidget(self.recons)
         self.set_figure(fig)
 
-        self.epochs.valueChanged.connect(self._update_sweep_text)
+        self.steps.valueChanged.connect(self._update_sweep_text)
         self._update_sweep_text()
         self._update_actions()
 
@@ -188,8 +189,7 @@ class PcaVsAutoencoderLab(LabPanel):
 
     # ---- settings ----
     def _update_sweep_text(self) -> None:
-        n = self.epochs.value()
-        self.sweep_button.setText(f"Train sizes ({n} epoch{'s' if n != 1 else ''} each)")
+        self.sweep_button.setText(f"Train sizes ({steps_text(self.steps.value())} each)")
 
     def _update_actions(self) -> None:
         self.sweep_button.setEnabled(self.run_button.isEnabled())
@@ -228,14 +228,14 @@ class PcaVsAutoencoderLab(LabPanel):
             return
         control = Control()
         self._controls_started[:] = [control]
-        self._request = {"job": job, "epochs": self.epochs.value(), "train_config": self.state.train_config,
+        self._request = {"job": job, "steps": self.steps.value(), "train_config": self.state.train_config,
                          "control": control, **extra}
         LabPanel.run(self)
         if self.busy:
             self.sweep_button.setEnabled(False)
             if job == "sweep":
                 self.notice.setText(f"Training the current architecture at code sizes "
-                                    f"{', '.join(map(str, extra['sizes']))}, {self._request['epochs']} epoch(s) each…")
+                                    f"{', '.join(map(str, extra['sizes']))}, {steps_text(self._request['steps'])} each…")
 
     def compute(self, data: LabData, progress: Callable[[int, int], None]) -> PcaLabResult:
         req = dict(self._request)
@@ -244,7 +244,7 @@ class PcaVsAutoencoderLab(LabPanel):
         sweep: list[core.SweepPoint] = []
         if req["job"] == "sweep":
             sweep = core.train_size_sweep(data.snapshot.model_config, data.train, val, req["sizes"],
-                                          req["epochs"], progress, seed=tc.seed, control=req["control"],
+                                          req["steps"], progress, seed=tc.seed, control=req["control"],
                                           train_config=tc)
         latent = int(data.snapshot.model_config.latent)
         sizes = sorted(set(core.default_sizes()) | {latent} | {p.size for p in sweep})
@@ -277,6 +277,7 @@ class PcaVsAutoencoderLab(LabPanel):
             sweep_text = (f" Trained sizes: the autoencoder beats PCA at {len(wins)} of {len(pts)} "
                           f"({', '.join(str(p.size) for p in wins) or 'none'}).")
         self.verdict_label.setText(cmp.verdict + sweep_text)
+        set_training_note(self.note_label, core.sweep_note(pts))
 
         self._draw_maps(cmp, result.class_names)
         k = cmp.k
@@ -300,7 +301,8 @@ class PcaVsAutoencoderLab(LabPanel):
             if int(size) == k:
                 ae, source = cmp.ae_mse, "current model"
             elif int(size) in self._sweep:
-                ae, source = self._sweep[int(size)].mse, f"trained {self._sweep[int(size)].epochs} epoch(s)"
+                p = self._sweep[int(size)]
+                ae, source = p.mse, f"trained {steps_text(p.steps)}" + (" (still improving)" if p.still_improving else "")
             rows.append([int(size), float(mse), ae, source])
         self.set_numbers(["code size", "PCA MSE", "autoencoder MSE", "autoencoder"], rows)
 
