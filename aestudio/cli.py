@@ -92,6 +92,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--classes", type=_name_list, metavar="A,B,...", help="train on these classes only (names or indices)")
     g.add_argument("--image-size", type=int, metavar="N", help="resize images to N x N")
     g.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 (gray) or 3 (RGB) channels")
+    g.add_argument("--background", default="auto", metavar="{auto,white,black,COLOUR}",
+                   help="where transparent pixels of folder images are composited: auto (white behind mostly dark "
+                        "content, else black), white, black, or a colour such as '#ff8800' or gray (default auto)")
     g.add_argument("--val-fraction", type=float, metavar="F", help="fraction of images held out for validation (default 0.2)")
 
     g = t.add_argument_group("model")
@@ -136,6 +139,8 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("run", metavar="DIR", help="run folder written by `aestudio train` or the studio")
     e.add_argument("--data", metavar="SPEC", help="evaluate on this whole data set instead of the run's validation split")
     e.add_argument("--classes", type=_name_list, metavar="A,B,...", help="with --data: keep only these classes")
+    e.add_argument("--background", metavar="{auto,white,black,COLOUR}",
+                   help="with --data: where transparent pixels are composited (default: as the run was trained)")
     e.add_argument("--noise", metavar="SPEC", help="corruption for the denoising measures (default: the run's training noise)")
     e.add_argument("--normal-classes", type=_name_list, metavar="A,B,...",
                    help="anomaly detection: images of other classes are anomalies (names or indices)")
@@ -185,6 +190,8 @@ def _data_progress(label: str):
         cb.dirty = True
         if len(args) >= 2 and isinstance(args[0], (int, float)) and isinstance(args[1], (int, float)) and args[1]:
             text = f"{label}: {100.0 * args[0] / args[1]:.0f}%"
+        elif len(args) == 2 and args[1] == 0:  # a folder still being listed
+            text = f"{label}…"
         else:
             text = f"{label}: " + " ".join(str(a) for a in args)
         sys.stderr.write("\r" + text[:_term_width()].ljust(_term_width()))
@@ -220,12 +227,12 @@ def _select_classes(data, classes: list[str] | None):
 
 
 def _load(spec: str, image_size: int | None, channels: int | None, classes: list[str] | None,
-          allow_download: bool = True):
+          allow_download: bool = True, background: str = "auto"):
     from aestudio.core.datasets import load_dataset
 
     progress = _data_progress(f"loading {spec}")
     data = load_dataset(spec, image_size=image_size, channels=channels, progress=progress,
-                        allow_download=allow_download)
+                        allow_download=allow_download, background=background)
     if progress.dirty:
         _clear_line()
     return _select_classes(data, classes)
@@ -363,13 +370,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aestudio.core.checkpoint import RunError, check_writable, estimated_run_bytes
 
     _check_flags(args, _TRAIN_FLAGS)
+    from aestudio.core.datasets import parse_background
+
+    parse_background(args.background)  # an unknown --background fails before anything else happens
     out = Path(args.out)
     try:
         check_writable(out)  # before loading anything: an unwritable --out would waste the training
     except RunError as e:
         raise UsageError(str(e)) from None
     train_cfg = _train_config(args)  # cheap checks before loading data
-    data = _load(args.data, args.image_size, args.channels, args.classes)
+    data = _load(args.data, args.image_size, args.channels, args.classes, background=args.background)
     _err(data.summary())
     model_cfg = _model_config(args, data.shape)
     try:
@@ -429,7 +439,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     replace = bool(args.overwrite) and good
     saved = save_run(out, model_cfg, train_cfg, trainer.model, history=trainer.history,
                      diagnoses=getattr(trainer, "diagnoses", None), data=spec, classes=classes,
-                     image_size=image_size, channels=data.channels,
+                     image_size=image_size, channels=data.channels, background=args.background,
                      finished=finished.reason if finished else "unknown",
                      seconds=round(time.monotonic() - t0, 2), overwrite=replace, beside=not replace)
     if Path(saved) != Path(os.path.abspath(out)):
@@ -459,6 +469,7 @@ def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
     own_spec = meta.get("data")
     own_size = meta.get("image_size") or (h if h == w else None)
     own_channels = meta.get("channels") or c
+    own_background = meta.get("background", "auto")  # reload transparent images the way training did
     split_seed = int(meta.get("split_seed", run.train_config.seed))
 
     def own_split():
@@ -468,7 +479,8 @@ def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
         except UntrustedDataError as e:
             raise UsageError(f"{e}; pass --trust-data to read it anyway") from None
         try:
-            data = _load(spec, own_size, own_channels, meta.get("classes"), allow_download=args.allow_download)
+            data = _load(spec, own_size, own_channels, meta.get("classes"), allow_download=args.allow_download,
+                         background=own_background)
         except DatasetError as e:
             if spec in DOWNLOADABLE_SPECS and not args.allow_download:
                 raise UsageError(f"the run's data set {spec} is not on this computer; pass --allow-download "
@@ -482,7 +494,7 @@ def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
             raise UsageError("this run does not record its data set; pass --data SPEC")
         train, val = own_split()
         return val, train, f"{own_spec} validation split ({val.n:,} images)"
-    data = _load(args.data, h if h == w else None, c, args.classes)
+    data = _load(args.data, h if h == w else None, c, args.classes, background=args.background or own_background)
     train = None
     if own_spec:
         try:
