@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from ..core.config import ModelConfig, default_hidden
 from ..core.models import summarize
+from ..core.resources import available_bytes, check_model_fits, estimate, fmt_bytes
 from ..workers.tasks import Task, start
 from . import style
 from .state import StudioState
@@ -594,6 +595,35 @@ class BuilderPanel(QWidget):
         self.problems_label.setVisible(bool(problems))
         self._summary_timer.start()
 
+    def memory_estimate(self):
+        """The memory estimate (aestudio.core.resources) of training the current config, or None."""
+        cfg = self.config()
+        if self.problems():
+            return None
+        train = self.state.train_config
+        batch = train.batch_size if isinstance(train.batch_size, int) and train.batch_size > 0 else 128
+        n = self.state.dataset.n if self.state.dataset is not None else 0
+        try:
+            return estimate(cfg, batch, n)
+        except (TypeError, ValueError):
+            return None
+
+    def memory_text(self) -> str:
+        est = self.memory_estimate()
+        return "" if est is None else f"≈ {fmt_bytes(est.train_bytes)} to train"
+
+    def memory_tip(self) -> str:
+        est = self.memory_estimate()
+        if est is None:
+            return ""
+        free = available_bytes("cpu")
+        tip = (f"Training needs about {fmt_bytes(est.train_bytes)}: parameters and optimizer state "
+               f"{fmt_bytes(est.train_state_bytes)}, activations for a batch of {est.batch_size:,} "
+               f"{fmt_bytes(est.activation_bytes)}, data {fmt_bytes(est.data_bytes)}.")
+        if free is not None:
+            tip += f" This machine has {fmt_bytes(free)} free."
+        return tip
+
     @Slot()
     def _start_summary(self) -> None:
         self._summary_gen += 1
@@ -624,9 +654,9 @@ class BuilderPanel(QWidget):
             self.table_group.hide()
         else:
             self.table_group.show()
-            self.params_label.setText(f"<b>{summary.params:,}</b> parameters")
+            self.params_label.setText(f"<b>{summary.params:,}</b> parameters · {self.memory_text()}")
             self.params_label.setToolTip("Trainable weights and biases of encoder and decoder together "
-                                         "(tied decoder weights are counted once).")
+                                         "(tied decoder weights are counted once).\n\n" + self.memory_tip())
             self.table.setRowCount(len(summary.rows))
             for i, r in enumerate(summary.rows):
                 items = [QTableWidgetItem(r.name), QTableWidgetItem(" × ".join(map(str, r.output_shape))),
@@ -644,6 +674,7 @@ class BuilderPanel(QWidget):
 def _summarize_safe(gen: int, cfg: ModelConfig):
     """Runs on a pool thread; never raises (the generation tells stale results apart)."""
     try:
+        check_model_fits(cfg)  # the summary builds the model: refuse one that cannot fit first
         return gen, summarize(cfg), ""
     except Exception as e:  # noqa: BLE001 - shown next to the parameter count
         return gen, None, f"{type(e).__name__}: {e}"

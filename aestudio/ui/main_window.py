@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import traceback
 from functools import partial
 from pathlib import Path
 
@@ -41,8 +42,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.checkpoint import CONFIG_NAME, Run, RunError, load_run, save_run
-from ..core.config import ModelConfig, TrainConfig
+from ..core.checkpoint import (CONFIG_NAME, Run, RunError, UntrustedDataError, data_spec_problem,
+                               holds_run, load_run, read_config, resolve_data_spec, save_run)
+from ..core.config import ConfigError, ModelConfig, TrainConfig
 from ..core.datasets import DatasetError, ImageSet, load_dataset, split_indices
 from ..workers.tasks import Task, start
 from ..workers.training import MAX_MAP_POINTS, ModelSnapshot
@@ -94,20 +96,39 @@ def snapshot_from_run(run: Run, data: ImageSet) -> ModelSnapshot:
                          list(data.class_names), epochs, list(run.history))
 
 
-def load_run_bundle(path: str, current_spec: str | None = None, current_data: ImageSet | None = None):
-    """Load a run folder, its data set and a snapshot. Returns (run, spec, data, snapshot, note)."""
+def load_run_bundle(path: str, current_spec: str | None = None, current_data: ImageSet | None = None,
+                    trust_data: bool = False):
+    """Load a run folder, its data set and a snapshot. Returns (run, spec, data, snapshot, note).
+
+    Every problem raises RunError with one line (never a raw exception text): a hostile or damaged
+    run folder is refused, not half-opened."""
+    try:
+        return _load_run_bundle(path, current_spec, current_data, trust_data)
+    except (RunError, DatasetError, ConfigError):
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, RuntimeError) as e:
+        traceback.print_exc()
+        raise RunError(f"the run folder {path} is damaged: its files do not fit together "
+                       f"({type(e).__name__})") from None
+
+
+def _load_run_bundle(path: str, current_spec: str | None, current_data: ImageSet | None, trust_data: bool):
     run = load_run(path)
     shape = tuple(run.model_config.input_shape)
-    spec = run.data_spec
-    note = ""
+    note = "; ".join(run.warnings)
     data = None
+    try:  # the run's data spec is untrusted (see aestudio.core.checkpoint)
+        spec = resolve_data_spec(run.data_spec, run.path, trust=trust_data)
+    except UntrustedDataError as e:
+        spec = None
+        note = (note + "; " if note else "") + f"{e}, so it was not loaded"
     if spec and spec == current_spec and current_data is not None and tuple(current_data.shape) == shape:
         data = current_data
     elif spec:
         try:
-            data = load_dataset(spec, image_size=shape[1], channels=shape[0])
+            data = load_dataset(spec, image_size=shape[1], channels=shape[0], allow_download=False)
         except DatasetError as e:
-            note = f"the run's data set could not be loaded ({e})"
+            note = (note + "; " if note else "") + f"the run's data set could not be loaded ({e})"
     if data is None:
         if current_data is not None and tuple(current_data.shape) == shape:
             data, spec = current_data, current_spec
@@ -313,6 +334,9 @@ class MainWindow(QMainWindow):
         self._tasks: list[Task] = []
         self.opening_run = False
         self._closed = False
+        # Answers the window's questions: ask(kind, text) -> answer. kind "replace_run" answers
+        # "replace" | "beside" | "cancel"; kind "trust_data" answers "yes" | "no". None: a QMessageBox.
+        self.ask = None
         self.labs_window: LabsWindow | None = None
         if restore:
             self._restore_configs()
@@ -518,6 +542,38 @@ class MainWindow(QMainWindow):
         if path:
             self.open_run(path)
 
+    def _question(self, kind: str, text: str) -> str:
+        """Ask the user (or the `ask` hook); see __init__ for the kinds and answers."""
+        if self.ask is not None:
+            return str(self.ask(kind, text))
+        box = QMessageBox(QMessageBox.Icon.Question, "aestudio", text, QMessageBox.StandardButton.NoButton, self)
+        if kind == "replace_run":
+            buttons = {"replace": box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole),
+                       "beside": box.addButton("Save beside", QMessageBox.ButtonRole.AcceptRole),
+                       "cancel": box.addButton(QMessageBox.StandardButton.Cancel)}
+            box.setDefaultButton(buttons["beside"])
+        else:
+            buttons = {"yes": box.addButton("Read it", QMessageBox.ButtonRole.AcceptRole),
+                       "no": box.addButton("Don't read it", QMessageBox.ButtonRole.RejectRole)}
+            box.setDefaultButton(buttons["no"])
+        box.exec()
+        clicked = box.clickedButton()
+        return next((k for k, b in buttons.items() if b is clicked), "cancel" if kind == "replace_run" else "no")
+
+    def _data_trust(self, path: str) -> bool:
+        """Whether to read the data a run names outside its folder: asks only when it matters."""
+        try:
+            run_dir = Path(path).parent if Path(path).is_file() else Path(path)
+            _m, _t, meta = read_config(run_dir / CONFIG_NAME)
+            resolved, reason = data_spec_problem(meta.get("data"), run_dir)
+        except (RunError, OSError, ValueError):
+            return False  # the task reports what is wrong with the run
+        if reason is None or resolved is None:
+            return False
+        answer = self._question("trust_data", f"The run's data {meta.get('data')!r} {reason}.\n\n"
+                                              "Read images from there? Only do so if you trust where this run came from.")
+        return answer == "yes"
+
     def open_run(self, path: str | os.PathLike) -> None:
         """Load a run on a Task; `runOpened` or `runOpenFailed` follows."""
         path = str(path)
@@ -529,7 +585,8 @@ class MainWindow(QMainWindow):
         if self._run_task is not None:
             self._run_task.cancel()
         self._tasks = [t for t in self._tasks if not t.finished_event.is_set()]
-        task = Task(load_run_bundle, path, self.state.data_spec, self.state.dataset)
+        trust = self._data_trust(path)
+        task = Task(load_run_bundle, path, self.state.data_spec, self.state.dataset, trust)
         task.signals.done.connect(self._on_run_loaded)
         task.signals.failed.connect(self._on_run_failed)
         self._run_task = task
@@ -585,8 +642,10 @@ class MainWindow(QMainWindow):
         if path:
             self.save_run(path)
 
-    def save_run(self, path: str | os.PathLike) -> Path | None:
-        """Write the current model (the latest snapshot) as a run folder. Returns its path, None on failure."""
+    def save_run(self, path: str | os.PathLike, if_exists: str | None = None) -> Path | None:
+        """Write the current model (the latest snapshot) as a run folder. Returns its path, None on failure
+        or when cancelled. When `path` already holds a run, `if_exists` ("replace", "beside", "cancel")
+        says what to do; None asks (Replace / Save beside / Cancel)."""
         snap = self.state.snapshot
         if snap is None:
             self.show_message("Train a model (or open a run) before saving.", "warning")
@@ -599,12 +658,22 @@ class MainWindow(QMainWindow):
         target = Path(path)
         if target.is_file() and target.name == CONFIG_NAME:
             target = target.parent
+        choice = "new"
+        if holds_run(target):
+            choice = if_exists or self._question(
+                "replace_run", f"{target} already holds a run.\n\nReplace it, or save this one beside it "
+                               f"(as {target.name}-2, ...)?")
+            if choice not in ("replace", "beside"):
+                self.statusBar().showMessage("Save cancelled")
+                return None
         try:
             c, h, _w = (int(v) for v in snap.model_config.input_shape)
             out = save_run(target, snap.model_config, train_cfg, snap.model, history=list(history),
-                           data=self.state.data_spec, image_size=h, channels=c)
+                           data=self.state.data_spec, image_size=h, channels=c,
+                           overwrite=choice == "replace", beside=choice == "beside")
         except (OSError, RunError, ValueError) as e:
-            self.show_message(f"Could not save the run to {target}: {e}", "error")
+            message = str(e) if isinstance(e, RunError) else f"Could not save the run to {target}: {e}"
+            self.show_message(message[0].upper() + message[1:], "error")
             return None
         self.state.run_path = str(out)
         self._add_recent(str(out))
