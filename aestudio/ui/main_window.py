@@ -126,7 +126,8 @@ def _load_run_bundle(path: str, current_spec: str | None, current_data: ImageSet
         data = current_data
     elif spec:
         try:
-            data = load_dataset(spec, image_size=shape[1], channels=shape[0], allow_download=False)
+            data = load_dataset(spec, image_size=shape[1], channels=shape[0], allow_download=False,
+                                background=run.meta.get("background", "auto"))
         except DatasetError as e:
             note = (note + "; " if note else "") + f"the run's data set could not be loaded ({e})"
     if data is None:
@@ -670,6 +671,7 @@ class MainWindow(QMainWindow):
             c, h, _w = (int(v) for v in snap.model_config.input_shape)
             out = save_run(target, snap.model_config, train_cfg, snap.model, history=list(history),
                            data=self.state.data_spec, image_size=h, channels=c,
+                           background=getattr(self.state.dataset, "background", None) or "auto",
                            overwrite=choice == "replace", beside=choice == "beside")
         except (OSError, RunError, ValueError) as e:
             message = str(e) if isinstance(e, RunError) else f"Could not save the run to {target}: {e}"
@@ -756,6 +758,7 @@ class MainWindow(QMainWindow):
             ch = int(self.settings.value("data/folder_channels", 0))
             if 4 <= size <= 512 and ch in (0, 1, 3):
                 self.data_panel.set_folder_options(size, ch or None)
+            self.data_panel.set_folder_background(str(self.settings.value("data/folder_background", "auto")))
         except (TypeError, ValueError):
             pass
 
@@ -786,6 +789,7 @@ class MainWindow(QMainWindow):
         size, ch = self.data_panel.folder_options()
         s.setValue("data/folder_size", size)
         s.setValue("data/folder_channels", ch or 0)
+        s.setValue("data/folder_background", self.data_panel.folder_background())
         s.setValue("model/config", json.dumps(self.builder.config().to_dict()))
         s.setValue("train/config", json.dumps(self.training_panel.config().to_dict()))
         s.sync()
