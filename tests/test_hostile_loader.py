@@ -585,3 +585,47 @@ def test_hung_loads_neither_starve_the_pool_nor_delay_closing(
         assert pool.waitForDone(2000)  # every load returned although its decoder still hangs
     finally:
         pool.setMaxThreadCount(threads)
+
+
+# -- the command line ------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_cli_background_is_checked_stored_and_reused(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from aestudio.cli import main
+
+    icons = tmp_path / "icons"
+    for i in range(12):
+        save(icons / f"{i}.png", glyph((20, 20, 20), size=8, opaque_rows=1 + i % 3))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(icons), "--background", "mauvish", "--out", str(run)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "aestudio: error: Unknown background 'mauvish': use auto, white, black, a colour name such as gray, or #rrggbb."
+    ]
+    assert not run.exists()
+
+    used: list[str] = []
+    real_load_folder = folder_mod.load_folder
+
+    def spy(*args, **kwargs):
+        used.append(kwargs["background"])
+        return real_load_folder(*args, **kwargs)
+
+    import aestudio.core.datasets as datasets_mod
+
+    monkeypatch.setattr(datasets_mod, "load_folder", spy)
+    argv = ["train", "--data", str(icons), "--image-size", "8", "--background", "#FF0000", "--out", str(run),
+            "--arch", "dense", "--latent", "2", "--hidden", "8", "--epochs", "1", "--batch-size", "8",
+            "--device", "cpu", "--quiet"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "icons: 12 images 3x8x8, unlabelled; 75% of pixels were transparent; composited onto #ff0000" in err
+    assert json.loads((run / "config.json").read_text())["background"] == "#FF0000"
+    assert main(["evaluate", str(run), "--device", "cpu", "--json", "--labels-per-class", "0"]) == 0
+    assert used == ["#FF0000", "#FF0000"]  # evaluation reloaded the folder the way training did
+    assert main(["evaluate", str(run), "--data", str(icons), "--background", "nope"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("aestudio: error: Unknown background 'nope': ")
