@@ -6,11 +6,14 @@ Panels never hold references to each other. They change the state (`set_dataset`
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import QObject, Signal, Slot
 
 from ..core.checkpoint import Run
 from ..core.config import ModelConfig, TrainConfig
-from ..core.datasets import ImageSet
+from ..core.datasets import ImageSet, split_indices
+from ..core.training import suggest_epochs
 from ..workers.training import ModelSnapshot, TrainingController
 
 
@@ -30,7 +33,10 @@ class StudioState(QObject):
         self.dataset: ImageSet | None = None
         self.data_spec: str | None = None
         self.model_config = ModelConfig()
-        self.train_config = TrainConfig()
+        # The command line's settings (batch 32, Adam 2e-3); epochs follow the data set's size (an
+        # optimizer-step budget, see core.training.suggest_epochs) until the user sets them.
+        self.train_config = TrainConfig(batch_size=32, lr=2e-3)
+        self.epochs_auto = True
         self.snapshot: ModelSnapshot | None = None
         self.run_path: str | None = None
         self.training = TrainingController(self)
@@ -45,6 +51,9 @@ class StudioState(QObject):
             self.model_config.input_shape = shape
             self.modelConfigChanged.emit(self.model_config)
         self.set_snapshot(None)
+        if self.epochs_auto:
+            self.train_config = replace(self.train_config, epochs=self.suggested_epochs())
+            self.trainConfigChanged.emit(self.train_config)
         self.datasetChanged.emit(data)
         self.statusMessage.emit(data.summary())
 
@@ -55,7 +64,19 @@ class StudioState(QObject):
         self.model_config = config
         self.modelConfigChanged.emit(config)
 
+    def suggested_epochs(self, batch_size: int | None = None) -> int:
+        """Epochs giving the default optimizer-step budget on the current data's training split."""
+        cfg = self.train_config
+        n = self.dataset.n if self.dataset is not None else 0
+        n_train = len(split_indices(n, cfg.val_fraction, cfg.seed)[0]) if n >= 2 and 0 < cfg.val_fraction < 1 else n
+        return suggest_epochs(n_train, batch_size or cfg.batch_size)
+
     def set_train_config(self, config: TrainConfig) -> None:
+        # epochs stay automatic while they equal the suggestion; setting any other value takes over
+        if self.dataset is None:  # before any data (restored settings): an explicit change takes over
+            self.epochs_auto = self.epochs_auto and config.epochs == self.train_config.epochs
+        else:
+            self.epochs_auto = config.epochs == self.suggested_epochs(config.batch_size)
         self.train_config = config
         self.trainConfigChanged.emit(config)
 
