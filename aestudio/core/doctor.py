@@ -99,6 +99,10 @@ def _g(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _ratio(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:.3g}"
+
+
 def theil_sen_slope(y: list[float] | np.ndarray) -> float:
     """Median of the pairwise slopes of y against 0, 1, 2, ... (robust to one outlier epoch)."""
     y = np.asarray(y, dtype=np.float64)
@@ -287,11 +291,11 @@ class Doctor:
                 message = "The model has collapsed: its output is not a finite number."
             elif s["mse_ratio"] >= CONSTANT_MSE_RATIO:
                 message = (f"The model has learned nothing useful: its reconstruction error ({_g(s['mse'])} per pixel) "
-                           f"is {s['mse_ratio']:.2f} times that of always predicting the mean training image "
+                           f"is {_ratio(s['mse_ratio'])} times that of always predicting the mean training image "
                            f"({_g(self.mean_mse)})" + (f", and {spread}." if s["var_ratio"] < CONSTANT_VAR_RATIO else "."))
             else:
                 message = (f"The output has collapsed: {spread}, although its reconstruction error is "
-                           f"{s['mse_ratio']:.2f} times that of always predicting the mean training image.")
+                           f"{_ratio(s['mse_ratio'])} times that of always predicting the mean training image.")
             self._add(out, Diagnosis("constant_output", epoch, message, f"{fix} and train again.", settings))
 
         # dead units
@@ -331,6 +335,8 @@ class Doctor:
         out: list[Diagnosis] = []
         if not history:
             return out
+        if {"constant_output", "posterior_collapse", "nan"} & set(self.codes):
+            return out  # the fit itself is broken: trends of its loss say nothing more
         key = "val_total" if "val_total" in history[-1] else "train_total"
         series = [float(h[key]) for h in history if key in h]
         n = len(series)
@@ -405,7 +411,7 @@ class Doctor:
                             "the same source as the training ones")
                 self._add(out, Diagnosis(
                     "overfitting", epoch,
-                    f"The validation error ({_g(val[-1])} per image) is {gap:.1f} times the training error "
+                    f"The validation error ({_g(val[-1])} per image) is {_ratio(gap)} times the training error "
                     f"({_g(tr[-1])}){detail}: the model memorises its {self.n_train:,} training images instead of "
                     "learning what carries over to new ones.",
                     fix + ".", settings))

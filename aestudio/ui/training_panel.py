@@ -24,6 +24,7 @@ from ..core.config import TrainConfig
 from ..core.noise import NoiseError, parse_noise
 from ..core.training import available_devices
 from . import style
+from .diagnosis_panel import DiagnosisPanel
 from .state import StudioState
 
 NOISE_ITEMS = [
@@ -187,7 +188,8 @@ class TrainingPanel(QWidget):
         self.status.setToolTip("Why Train is unavailable, or how the last run ended.")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.status)
-        lay.addStretch(1)
+        self.diagnosis = DiagnosisPanel(self.state)  # the training doctor's findings for this run
+        lay.addWidget(self.diagnosis, 1)
 
         for s in (self.epochs, self.batch_size, self.seed, self.pretrain_epochs):
             s.valueChanged.connect(self._edited)

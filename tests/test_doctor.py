@@ -1,0 +1,198 @@
+"""The training doctor: each finding provoked on purpose, and none on a healthy run."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aestudio.core.config import ModelConfig, TrainConfig
+from aestudio.core.datasets import ImageSet, split_indices
+from aestudio.core.doctor import CODES, Diagnosis, falling_rate
+from aestudio.core.models import Autoencoder
+from aestudio.core.training import Finished, Trainer
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def dense(**kw) -> ModelConfig:
+    return ModelConfig(**{"arch": "dense", "input_shape": (1, 8, 8), "latent": 8, **kw})
+
+
+def train_cfg(**kw) -> TrainConfig:
+    return TrainConfig(**{"epochs": 5, "batch_size": 32, "lr": 2e-3, "device": "cpu", **kw})
+
+
+def run(data, mcfg, tcfg, model=None):
+    trainer = Trainer(mcfg, tcfg, data, model=model)
+    events = list(trainer.run())
+    found = [e for e in events if isinstance(e, Diagnosis)]
+    assert [d.to_dict() for d in found] == trainer.diagnoses
+    codes = [d.code for d in found]
+    assert len(codes) == len(set(codes)), "each code at most once per run"
+    for d in found:
+        assert d.code in CODES and d.message and d.remedy
+    return trainer, found, events[-1]
+
+
+def codes_of(found) -> list[str]:
+    return [d.code for d in found]
+
+
+def by_code(found, code) -> Diagnosis:
+    return next(d for d in found if d.code == code)
+
+
+def test_healthy_runs_raise_nothing(digits):
+    _, found, fin = run(digits, dense(latent=16), train_cfg(epochs=30))
+    assert fin.reason == "completed"
+    assert found == [], [d.text() for d in found]
+    # stacked pretraining: only the fine-tuning is judged
+    _, found, fin = run(digits, dense(latent=16, hidden=[48, 32], stacked=True), train_cfg(epochs=30, pretrain_epochs=1))
+    assert fin.reason == "completed" and found == [], [d.text() for d in found]
+
+
+def test_learning_rate_of_5_is_named(digits):
+    _, found, _ = run(digits.subset(slice(0, 400)), dense(), train_cfg(lr=5.0))
+    codes = codes_of(found)
+    assert {"nan", "constant_output"} & set(codes), codes
+    d = by_code(found, "nan" if "nan" in codes else "constant_output")
+    assert d.settings.get("lr", 5.0) < 5.0
+    assert "times that of always predicting the mean training image" in d.message or "finite" in d.message
+    # a broken fit gets no advice about its loss trend
+    assert not {"still_improving", "overfitting"} & set(codes)
+
+
+def test_two_epochs_on_200_images_are_too_few_steps(digits):
+    _, found, _ = run(digits.subset(slice(0, 200)), dense(), train_cfg(epochs=2))
+    assert "too_few_steps" in codes_of(found)
+    d = by_code(found, "too_few_steps")
+    assert "10 optimizer steps" in d.message
+    assert d.settings["epochs"] > 2 and d.epoch == 2
+
+
+def test_beta_50_collapses_the_posterior(digits):
+    _, found, _ = run(digits.subset(slice(0, 400)), dense(kind="vae", beta=50.0), train_cfg(epochs=20))
+    assert "posterior_collapse" in codes_of(found)
+    d = by_code(found, "posterior_collapse")
+    assert "8 of the 8 latent dimensions" in d.message
+    assert d.settings == {"beta": 1.0}
+    assert "constant_output" not in codes_of(found)  # explained by the collapse, not reported twice
+
+
+def test_dead_units_forced_by_negative_biases(digits):
+    mcfg = dense(hidden=[64])
+    model = Autoencoder(mcfg)
+    with torch.no_grad():
+        for block in [*model.enc_blocks, model.from_code]:
+            for layer in block.modules():
+                if isinstance(layer, torch.nn.Linear):
+                    layer.bias.fill_(-20.0)
+    _, found, _ = run(digits.subset(slice(0, 400)), mcfg, train_cfg(epochs=3), model=model)
+    assert "dead_units" in codes_of(found)
+    d = by_code(found, "dead_units")
+    assert "128 of the 128 ReLU units (100%)" in d.message
+    assert d.settings["activation"] == "leaky_relu"
+
+
+def test_tiny_train_set_with_a_big_model_overfits(digits):
+    _, found, _ = run(digits.subset(slice(0, 60)), dense(hidden=[512, 256], latent=32),
+                      train_cfg(epochs=150, batch_size=16, lr=1e-3))
+    assert "overfitting" in codes_of(found)
+    d = by_code(found, "overfitting")
+    assert "times the training error" in d.message and d.settings
+
+
+def test_few_epochs_at_a_low_learning_rate_are_still_improving(digits):
+    _, found, _ = run(digits, dense(), train_cfg(epochs=5, lr=1e-4, batch_size=16))
+    assert "still_improving" in codes_of(found)
+    d = by_code(found, "still_improving")
+    assert d.settings["epochs"] > 5 and d.settings["lr"] == 1e-3
+    assert "per epoch" in d.message
+
+
+def test_nan_is_named(digits):
+    mcfg = dense()
+    model = Autoencoder(mcfg)
+    with torch.no_grad():
+        model.to_code.weight[0, 0] = float("nan")
+    _, found, fin = run(digits.subset(slice(0, 200)), mcfg, train_cfg(epochs=2, lr=1e-2), model=model)
+    assert fin.reason == "nan"
+    assert codes_of(found) == ["nan"]
+    assert by_code(found, "nan").settings == {"lr": 1e-3}
+
+
+def test_mostly_blank_images(digits):
+    rng = np.random.default_rng(0)
+    images = np.full((200, 1, 8, 8), 30, np.uint8)
+    images[:40] = rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8)  # 20% real pictures
+    data = ImageSet("blank", images, None, [])
+    trainer = Trainer(dense(), train_cfg(epochs=1), data)
+    first = next(e for e in trainer.run() if isinstance(e, Diagnosis))
+    assert first.code == "mostly_blank" and first.epoch == 0
+    assert "80% of the images" in first.message
+    # and real digits are not blank
+    _, found, _ = run(digits.subset(slice(0, 100)), dense(), train_cfg(epochs=1))
+    assert "mostly_blank" not in codes_of(found)
+
+
+def test_mostly_transparent_images(digits):
+    data = digits.subset(slice(0, 100))
+    data.transparent_fraction = 0.8
+    _, found, _ = run(data, dense(), train_cfg(epochs=1))
+    assert "mostly_transparent" in codes_of(found)
+    assert "80% of the pixels" in by_code(found, "mostly_transparent").message
+    data.transparent_fraction = 0.1
+    _, found, _ = run(data, dense(), train_cfg(epochs=1))
+    assert "mostly_transparent" not in codes_of(found)
+
+
+def test_falling_rate_is_robust_to_one_outlier():
+    assert falling_rate([1.0, 0.9, 0.81, 0.729]) == pytest.approx(0.1)
+    assert abs(falling_rate([1.0, 1.0, 5.0, 1.0, 1.0])) < 1e-9
+    assert falling_rate([1.0]) == 0.0
+
+
+# ---- the command line ------------------------------------------------------------------------------
+def test_cli_prints_diagnoses_and_writes_them(tmp_path, capsys):
+    from aestudio.cli import main
+
+    out = tmp_path / "few"
+    rc = main(["train", "--data", "digits", "--arch", "dense", "--latent", "8", "--epochs", "2", "--batch-size", "64",
+               "--device", "cpu", "--quiet", "--out", str(out)])
+    assert rc == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("diagnosis: ")]
+    assert lines and lines[0].startswith("diagnosis: too_few_steps: Training took only ")
+    assert " Remedy: Train for " in lines[0]
+    saved = json.loads((out / "diagnoses.json").read_text())
+    assert [d["code"] for d in saved] == [ln.split(": ")[1] for ln in lines]
+    assert all(set(d) == {"code", "epoch", "message", "remedy"} for d in saved)
+    assert lines[0] == f"diagnosis: {saved[0]['code']}: {saved[0]['message']} Remedy: {saved[0]['remedy']}"
+
+
+def test_cli_healthy_run_prints_none_and_writes_empty_list(tmp_path, capsys):
+    from aestudio.cli import main
+
+    out = tmp_path / "ok"
+    rc = main(["train", "--data", "digits", "--arch", "dense", "--latent", "16", "--epochs", "30",
+               "--device", "cpu", "--quiet", "--out", str(out)])
+    assert rc == 0
+    assert "diagnosis: " not in capsys.readouterr().out
+    assert json.loads((out / "diagnoses.json").read_text()) == []
+
+
+def test_evaluate_json_reports_mean_image_mse(tmp_path, capsys, digits):
+    from aestudio.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", "digits", "--arch", "dense", "--latent", "4", "--epochs", "1",
+                 "--device", "cpu", "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    tr, va = split_indices(digits.n, 0.2, 0)
+    x = digits.as_float().astype(np.float64)
+    expected = float(np.mean((x[va] - x[tr].mean(0)) ** 2))
+    assert result["mean_image_mse"] == pytest.approx(expected, rel=1e-5)
+    assert result["recon_mse"] < result["mean_image_mse"]
