@@ -652,8 +652,10 @@ class MainWindow(QMainWindow):
             self.show_message("Train a model (or open a run) before saving.", "warning")
             return None
         trainer = self.state.training.last_trainer
+        diagnoses = None
         if trainer is not None and trainer.model_config is snap.model_config:
             history, train_cfg = trainer.history, trainer.train_config
+            diagnoses = list(getattr(trainer, "diagnoses", []))  # the training doctor's findings
         else:
             history, train_cfg = snap.history, self.state.train_config
         target = Path(path)
@@ -670,7 +672,7 @@ class MainWindow(QMainWindow):
         try:
             c, h, _w = (int(v) for v in snap.model_config.input_shape)
             out = save_run(target, snap.model_config, train_cfg, snap.model, history=list(history),
-                           data=self.state.data_spec, image_size=h, channels=c,
+                           diagnoses=diagnoses, data=self.state.data_spec, image_size=h, channels=c,
                            background=getattr(self.state.dataset, "background", None) or "auto",
                            overwrite=choice == "replace", beside=choice == "beside")
         except (OSError, RunError, ValueError) as e:
