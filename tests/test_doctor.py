@@ -196,3 +196,40 @@ def test_evaluate_json_reports_mean_image_mse(tmp_path, capsys, digits):
     expected = float(np.mean((x[va] - x[tr].mean(0)) ** 2))
     assert result["mean_image_mse"] == pytest.approx(expected, rel=1e-5)
     assert result["recon_mse"] < result["mean_image_mse"]
+
+
+# ---- the studio ------------------------------------------------------------------------------------
+def test_studio_shows_findings_and_applies_a_remedy(qtbot):
+    from conftest import find_by_name
+    from PySide6.QtCore import Qt
+
+    from aestudio.app import create_window
+    from aestudio.ui.diagnosis_panel import EMPTY_TEXT
+
+    w = create_window("digits")
+    qtbot.addWidget(w)
+    w.show()
+    w.builder.set_config(ModelConfig(arch="dense", latent=2, hidden=[32]))
+    w.training_panel.set_config(TrainConfig(epochs=2, batch_size=32, lr=5.0, device="cpu"))
+    panel = find_by_name(w, "Diagnosis")
+    assert panel.findings == [] and EMPTY_TEXT in panel.empty.text()
+    assert find_by_name(w, "Learning rate") is w.training_panel.lr
+
+    with qtbot.waitSignal(w.state.training.finished, timeout=30000):
+        qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=5000)
+    codes = [d.code for d in panel.findings]
+    assert {"nan", "constant_output"} & set(codes), codes
+    finding = next(d for d in panel.findings if d.code in ("nan", "constant_output"))
+    assert finding.message in panel.text() and finding.remedy in panel.text()
+    card = next(c for c in panel._cards if c.diagnosis is finding)
+    assert card.isVisible() and card.message.text() == finding.message
+    assert card.apply_btn is not None and card.apply_btn.accessibleName() == "Apply and retrain"
+
+    with qtbot.waitSignal(w.state.training.started, timeout=5000):
+        qtbot.mouseClick(card.apply_btn, Qt.MouseButton.LeftButton)
+    assert w.state.train_config.lr == finding.settings["lr"] == 1e-3
+    assert w.training_panel.config().lr == pytest.approx(1e-3)
+    w.state.training.stop()
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=10000)
+    assert not {"nan", "constant_output"} & {d.code for d in panel.findings}

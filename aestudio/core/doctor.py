@@ -13,28 +13,41 @@ Each code is reported at most once per run. A finding carries its numbers in the
 remedy in words and, where the remedy is a setting, `settings`: the `ModelConfig` /
 `TrainConfig` fields to change (for "Apply and retrain").
 
-Evidence thresholds (calibrated on digits, shapes, fashion-10k and the held-out folders of
-benchmarks/heldout.py; healthy default runs raise none):
+Evidence thresholds, calibrated on digits, shapes, fashion-10k and the held-out folders of
+benchmarks/heldout.py (strokes, photos, icons, tiny); healthy runs raise none:
 
-* probe checks count only after `MIN_EVIDENCE_STEPS` optimizer steps of the final stage unless
-  the evidence is blatant, and must hold at two epoch ends in a row or at the last epoch, so a
-  transient state early in training is not reported;
-* `constant_output`: the probe's reconstruction error is at least `CONSTANT_MSE_RATIO` of the
-  error of predicting the mean training image, or the outputs vary across images less than
-  `CONSTANT_VAR_RATIO` as much as the images do;
-* `dead_units`: at least `DEAD_FRACTION` of all ReLU units output zero for every probe image;
-* `posterior_collapse`: at least `COLLAPSE_FRACTION` of the latent dimensions carry under
-  `KL_ACTIVE_NATS` nats of KL divergence on the probe;
-* `still_improving`: over the last fifth of the epochs (at least 2 epochs), a robust
-  (Theil-Sen) fit of the log validation loss falls more than `STILL_IMPROVING_RATE` per epoch;
-* `too_few_steps`: fewer than `FEW_STEPS` optimizer steps and the loss falls more than
-  `FEW_STEPS_RATE` per epoch at the end;
-* `overfitting`: the final validation loss is at least `OVERFIT_GAP` times the training loss,
-  or it rose `OVERFIT_RISE` above its best while the training loss kept falling (with a gap of
-  at least `OVERFIT_MIN_GAP`);
-* `mostly_blank`: more than `BLANK_FRACTION` of the images have a pixel standard deviation
-  under `BLANK_STD` (of 255);
-* `mostly_transparent`: more than `TRANSPARENT_FRACTION` of the pixels were transparent.
+* probe checks must hold at two epoch ends in a row, or at the last epoch, so a passing state
+  early in training is not reported. The untrained model already predicts the mean image (see
+  models.py), so "no better than the mean image" counts only after `MIN_EVIDENCE_STEPS`
+  optimizer steps of the final stage; healthy models are at 0.05-0.5x the mean image's error by
+  then, collapsed ones at 0.9-1.0x.
+* `constant_output`: after those steps, the probe's reconstruction error is at least
+  `CONSTANT_MSE_RATIO` (0.9) of the error of predicting the mean training image, or the outputs
+  vary across images less than `CONSTANT_VAR_RATIO` (2%) as much as the images do (healthy:
+  45-100%); at any time, an error `BLATANT_MSE_RATIO` (1.5) times the mean image's, which the
+  untrained model cannot have (a learning rate of 5 gives 4-7x).
+* `dead_units`: at least `DEAD_FRACTION` (half) of all ReLU units output zero for every probe
+  image (healthy runs: under 10% once trained, up to 28% in the first few steps).
+* `posterior_collapse`: at least `COLLAPSE_FRACTION` (3/4) of the latent dimensions carry under
+  `KL_ACTIVE_NATS` (0.01) nats of KL on the probe, after `BLATANT_MIN_STEPS` steps (a healthy
+  VAE has every dimension active and several nats of KL within 75 steps). A collapsed VAE's
+  flat output and idle units are not reported again as `constant_output` / `dead_units`.
+* `still_improving`: over the last fifth of the epochs (at least 3 epochs, or all there are), a
+  robust Theil-Sen fit of the log validation loss falls more than `STILL_IMPROVING_RATE` (5%)
+  per epoch (converged runs: under 1.5%).
+* `too_few_steps`: fewer than `FEW_STEPS_ALWAYS` (250) optimizer steps, or fewer than
+  `FEW_STEPS` (1000) while the loss still falls more than `FEW_STEPS_RATE` (2%) per epoch over
+  the last half of the epochs.
+* `overfitting`: the final validation reconstruction error is at least `OVERFIT_GAP` (1.5)
+  times the training one (healthy: 0.8-1.35), or it rose `OVERFIT_RISE` (10%) above its best
+  while the training error kept falling, with a gap of at least `OVERFIT_MIN_GAP` (1.15).
+* `mostly_blank`: more than `BLANK_FRACTION` (half) of the images have a pixel standard
+  deviation under `BLANK_STD` (3 of 255).
+* `mostly_transparent`: more than `TRANSPARENT_FRACTION` (half) of the pixels were transparent
+  (`ImageSet.transparent_fraction`, folders only).
+
+The loss-trend checks are skipped once the fit is broken (constant output, posterior collapse or
+NaN): their remedies would only mislead.
 """
 from __future__ import annotations
 
