@@ -186,6 +186,27 @@ def test_fifo_swapped_in_after_the_scan_is_not_read(tmp_path: Path, monkeypatch:
     assert reasons(ds) == {"late.png": "not a regular file (named pipe (FIFO)); not opened"}
 
 
+def test_file_swapped_for_a_symlink_after_the_scan_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opened: list[str]
+) -> None:
+    outside = save(tmp_path / "secret.png", gray(200))
+    root = tmp_path / "root"
+    save(root / "good.png", gray(5))
+    save(root / "late.png", gray(6))
+    real_scan = folder_mod._scan
+
+    def scan_then_swap(*args):
+        found = real_scan(*args)
+        os.remove(root / "late.png")
+        os.symlink(outside, root / "late.png")
+        return found
+
+    monkeypatch.setattr(folder_mod, "_scan", scan_then_swap)
+    ds = load_dataset(str(root))
+    assert ds.n == 1 and (ds.images == 5).all()
+    assert reasons(ds) == {"late.png": "file not readable (Too many levels of symbolic links)"}  # O_NOFOLLOW
+
+
 # -- symlinks ------------------------------------------------------------------------------------
 
 
@@ -364,6 +385,20 @@ def test_cancel_takes_effect_while_a_file_is_still_decoding(
     with pytest.raises(Cancelled):
         load_dataset(str(tmp_path), progress=progress)  # without heartbeats this would hang (timeout marker)
     assert calls[0] == (0, 3) and all(total == 3 for _, total in calls)
+
+
+def test_ctrl_c_interrupts_a_load_while_a_file_is_still_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, release: threading.Event
+) -> None:
+    import _thread
+
+    save(tmp_path / "big.png", gray(2))
+    monkeypatch.setattr(folder_mod, "FILE_TIMEOUT_S", 1000.0)
+    entered = threading.Event()
+    stall(monkeypatch, release, "big", entered)
+    threading.Thread(target=lambda: entered.wait(10) and _thread.interrupt_main(), daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        load_dataset(str(tmp_path))
 
 
 def test_a_listing_that_hangs_can_be_cancelled_and_times_out(

@@ -180,12 +180,12 @@ def load_folder(
     if not root.is_dir():
         raise DatasetError(f"{root} is a file, not a folder of images.")
     stop = threading.Event()
-    files, file_labels, class_names, skipped = _call_abortable(
+    files, file_labels, class_names, skipped, linked = _call_abortable(
         lambda: _scan(root, stop), stop, progress, SCAN_TIMEOUT_S,
         f"Listing the folder {root} took longer than {SCAN_TIMEOUT_S:g} s, so loading was stopped "
         "(is it on a drive that stopped responding?).",
     )
-    results = _decode_all(files, str(root), image_size, channels, progress)
+    results = _decode_all(files, str(root), image_size, channels, progress, linked)
 
     kept = [i for i, result in enumerate(results) if not isinstance(result, _Skip)]
     skipped += [(files[i], str(r)) for i, r in enumerate(results) if isinstance(r, _Skip)]
@@ -346,17 +346,19 @@ def _entries(folder: str) -> list[os.DirEntry]:
 
 
 def _walk(
-    folder: str, key: tuple[int, int], root: str, root_key: tuple[int, int],
-    skipped: list[tuple[str, str]], stop: threading.Event,
+    folder: str, key: tuple[int, int], via_link: bool, root: str, root_key: tuple[int, int],
+    skipped: list[tuple[str, str]], linked: set[str], stop: threading.Event,
 ) -> list[str]:
-    """Regular files under ``folder`` (staying inside ``root``), recursively, in natural order."""
+    """Regular files under ``folder`` (staying inside ``root``), recursively, in natural order.
+
+    Files whose path goes through a symlink are added to ``linked`` (checked again when opened)."""
     found: list[str] = []
     visited = {root_key}
-    stack = [(folder, key)]
+    stack = [(folder, key, via_link)]
     while stack:
         if stop.is_set():
             raise DatasetError("Loading was stopped.")
-        current, current_key = stack.pop()
+        current, current_key, current_link = stack.pop()
         if current_key in visited:
             continue  # a symlink loop, or a folder reached twice
         visited.add(current_key)
@@ -367,19 +369,26 @@ def _walk(
             continue
         for entry in entries:
             kind, reason, dir_key = _classify(entry, root)
+            link = current_link or entry.is_symlink()
             if kind == "dir":
                 if entry.name not in _IGNORED_DIRS:
-                    stack.append((entry.path, dir_key))  # type: ignore[arg-type]
+                    stack.append((entry.path, dir_key, link))  # type: ignore[arg-type]
             elif kind == "file":
                 found.append(entry.path)
+                if link:
+                    linked.add(entry.path)
             else:
                 skipped.append((entry.path, reason))
     return sorted(found, key=_natural_key)
 
 
-def _scan(root: Path, stop: threading.Event) -> tuple[list[str], list[int], list[str] | None, list[tuple[str, str]]]:
-    """Image files, their labels, the class names (None when flat) and the skipped files so far."""
+def _scan(
+    root: Path, stop: threading.Event
+) -> tuple[list[str], list[int], list[str] | None, list[tuple[str, str]], set[str]]:
+    """Image files, their labels, the class names (None when flat), the skipped files so far, and the
+    files reached through a symlink."""
     skipped: list[tuple[str, str]] = []
+    linked: set[str] = set()
     top = str(root)
     try:
         st = os.stat(top)
@@ -393,9 +402,13 @@ def _scan(root: Path, stop: threading.Event) -> tuple[list[str], list[int], list
         kind, reason, key = _classify(entry, top)
         if kind == "dir":
             if entry.name not in _IGNORED_DIRS and key != root_key:
-                subfolders[entry.name] = _walk(entry.path, key, top, root_key, skipped, stop)  # type: ignore[arg-type]
+                subfolders[entry.name] = _walk(
+                    entry.path, key, entry.is_symlink(), top, root_key, skipped, linked, stop  # type: ignore[arg-type]
+                )
         elif kind == "file":
             top_files.append(entry.path)
+            if entry.is_symlink():
+                linked.add(entry.path)
         else:
             skipped.append((entry.path, reason))
     classes = [name for name, paths in subfolders.items() if any(map(_is_image_name, paths))]
@@ -417,7 +430,7 @@ def _scan(root: Path, stop: threading.Event) -> tuple[list[str], list[int], list
     for p in top_files + others:
         extension = os.path.splitext(p)[1]
         skipped.append((p, f"unsupported file type '{extension}'" if extension else "no file extension"))
-    return files, labels, classes or None, skipped
+    return files, labels, classes or None, skipped, linked
 
 
 def _nothing_loaded(root: Path, skipped: list[tuple[str, str]]) -> str:
@@ -467,8 +480,8 @@ class _Budget:
 class _Job:
     """Files decoded by daemon worker threads; the calling thread only watches (see ``_decode_all``)."""
 
-    def __init__(self, files: Sequence[str], root: str, size: int, channels: int | None) -> None:
-        self.files, self.root, self.size, self.channels = files, root, size, channels
+    def __init__(self, files: Sequence[str], root: str, size: int, channels: int | None, linked: set[str]) -> None:
+        self.files, self.root, self.size, self.channels, self.linked = files, root, size, channels, linked
         self.n = len(files)
         self.results: list[Any] = [None] * self.n
         self.next = self.done = self.timeouts = 0
@@ -497,7 +510,8 @@ class _Job:
                 self.next += 1
                 worker.current, worker.started = i, time.monotonic()
             started = time.perf_counter()
-            result = _load_one(self.files[i], self.size, self.channels, self.root, self._acquire)
+            path = self.files[i]
+            result = _load_one(path, self.size, self.channels, self.root, self._acquire, path in self.linked)
             elapsed = time.perf_counter() - started
             with self.lock:
                 if worker.abandoned:
@@ -544,7 +558,8 @@ class _Job:
 
 
 def _decode_all(
-    files: Sequence[str], root: str, size: int, channels: int | None, progress: Progress | None
+    files: Sequence[str], root: str, size: int, channels: int | None, progress: Progress | None,
+    linked: set[str] | None = None,
 ) -> list[np.ndarray | _Alpha | _Skip]:
     """Decode ``files`` in order: an array (or :class:`_Alpha`) per image, or the :class:`_Skip` explaining a failure."""
     total = len(files)
@@ -552,7 +567,7 @@ def _decode_all(
         progress(0, total)
     if not total:
         return []
-    job = _Job(files, root, size, channels)
+    job = _Job(files, root, size, channels, linked or set())
     step = max(1, total // 100)
     reported, last_call = 0, time.monotonic()
     scaled = False
@@ -584,11 +599,15 @@ def _decode_all(
 
 
 def _load_one(
-    path: str, size: int, channels: int | None, root: str, acquire: Callable[[int], Callable[[], None] | None]
+    path: str, size: int, channels: int | None, root: str, acquire: Callable[[int], Callable[[], None] | None],
+    linked: bool = True,
 ) -> np.ndarray | _Alpha | _Skip:
-    """One image as ``(size, size)`` or ``(size, size, 3)`` uint8 or :class:`_Alpha`, or the reason it was skipped."""
+    """One image as ``(size, size)`` or ``(size, size, 3)`` uint8 or :class:`_Alpha`, or the reason it was skipped.
+
+    ``linked``: the path goes through a symlink, so where it leads is checked again; other files are opened
+    with ``O_NOFOLLOW`` (a file swapped for a symlink after the scan is not followed)."""
     try:
-        return _decode(path, size, channels, root, acquire)
+        return _decode(path, size, channels, root, acquire, linked)
     except _Skip as skip:
         return skip
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -610,12 +629,16 @@ def _load_one(
 
 
 def _decode(
-    path: str, size: int, channels: int | None, root: str, acquire: Callable[[int], Callable[[], None] | None]
+    path: str, size: int, channels: int | None, root: str, acquire: Callable[[int], Callable[[], None] | None],
+    linked: bool = True,
 ) -> np.ndarray | _Alpha:
-    target = os.path.realpath(path)
-    if not _inside(target, root):
-        raise _Skip(_outside(target))
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    if linked:
+        target = os.path.realpath(path)
+        if not _inside(target, root):
+            raise _Skip(_outside(target))
+    else:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     with os.fdopen(os.open(path, flags), "rb") as fh:
         st = os.fstat(fh.fileno())
         if not stat.S_ISREG(st.st_mode):
