@@ -49,7 +49,7 @@ def test_evaluate_json_round_trip(tiny_run, capsys):
     assert rc == 0, captured.err
     result = json.loads(captured.out)  # exactly one JSON object on stdout
     assert captured.out.count("\n") == 1
-    expected = {"recon_mse", "pca_mse", "psnr_noisy", "psnr_denoised", "probe_accuracy", "probe_accuracy_pca",
+    expected = {"recon_mse", "pca_mse", "mean_image_mse", "psnr_noisy", "psnr_denoised", "probe_accuracy", "probe_accuracy_pca",
                 "probe_accuracy_raw", "knn_accuracy", "silhouette", "anomaly_auroc"}
     assert set(result) == expected
     assert all(isinstance(v, float) and math.isfinite(v) for v in result.values())
