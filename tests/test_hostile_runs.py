@@ -695,3 +695,16 @@ def test_studio_asks_before_replacing_and_before_reading_outside(qtbot, good_run
         checkpoint.save_file = checkpoint_save
     assert "No space left on device" in w.message_bar.message and "\n" not in w.message_bar.message
     assert not (tmp_path / "runs" / "new").exists()
+
+
+@pytest.mark.timeout(60)
+def test_builder_shows_the_memory_estimate_live(qtbot):
+    from aestudio.app import create_window
+
+    w = create_window("digits")
+    qtbot.addWidget(w)
+    w.builder.set_config(ModelConfig(arch="dense", latent=2, hidden=[32]))
+    qtbot.waitUntil(lambda: "to train" in w.builder.params_label.text(), timeout=10000)
+    est = w.builder.memory_estimate()
+    assert est is not None and est.data_bytes == w.state.dataset.n * 64 * 4
+    assert "Training needs about" in w.builder.params_label.toolTip()
