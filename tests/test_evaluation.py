@@ -191,7 +191,7 @@ def test_evaluate_run_keys_and_plain_floats(trained_vae):
     trainer, _, train, val = trained_vae
     out = ev.evaluate_run(trainer.model, trainer.model_config, trainer.train_config, val, train_data=train,
                           noise="gaussian:0.3", normal_classes=[0, "1"], labels_per_class=10, seed=0)
-    assert set(out) == {"recon_mse", "pca_mse", "psnr_noisy", "psnr_denoised", "elbo_nats", "probe_accuracy",
+    assert set(out) == {"recon_mse", "pca_mse", "mean_image_mse", "psnr_noisy", "psnr_denoised", "elbo_nats", "probe_accuracy",
                         "probe_accuracy_pca", "probe_accuracy_raw", "knn_accuracy", "silhouette", "anomaly_auroc"}
     assert all(type(v) is float and math.isfinite(v) for v in out.values())
     json.dumps(out)
@@ -208,7 +208,8 @@ def test_evaluate_run_without_labels_noise_or_train_data():
     data = ImageSet("blobs", x, None, [])
     model = Autoencoder(ModelConfig(arch="dense", kind="ae", input_shape=(1, 8, 8), latent=3))
     out = ev.evaluate_run(model, None, None, data, noise="none")
-    assert set(out) == {"recon_mse", "pca_mse"}
+    assert set(out) == {"recon_mse", "pca_mse", "mean_image_mse"}
+    assert out["mean_image_mse"] == pytest.approx(float(np.mean((x / 255.0 - (x / 255.0).mean(0)) ** 2)), rel=1e-5)
     with pytest.raises(Exception, match="no classes"):
         ev.evaluate_run(model, None, None, data, normal_classes=[0])
     with pytest.raises(Exception, match="shape"):
