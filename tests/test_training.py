@@ -95,8 +95,8 @@ def test_nan_loss_stops_with_message_and_restores_last_finite_epoch(digits, monk
     real = engine.loss_terms
     calls = {"n": 0}
 
-    def poisoned(model, x_in, target):
-        terms = real(model, x_in, target)
+    def poisoned(model, x_in, target, **kw):
+        terms = real(model, x_in, target, **kw)
         calls["n"] += 1
         if calls["n"] == 30 and model.training:  # a training batch in epoch 2 (23 batches per epoch)
             terms["total"] = terms["total"] * float("nan")
@@ -165,3 +165,47 @@ def test_run_folder_round_trip_and_refuses_pickles(digits, tmp_path):
         load_run(tmp_path / "bad")
     with pytest.raises(RunError, match="no run folder"):
         load_run(tmp_path / "missing")
+
+
+def test_default_conv_model_does_not_collapse_on_sparse_strokes(tmp_path, torch_one_thread):
+    """The old init collapsed to a constant black output on thin strokes (issue 7); now it learns."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from heldout import make_strokes
+
+    from aestudio.core.datasets import load_dataset
+
+    data = load_dataset(str(make_strokes(tmp_path / "strokes", n=300, size=16)))
+    cfg = ModelConfig(arch="conv", kind="ae", input_shape=data.shape, latent=8)
+    trainer = Trainer(cfg, TrainConfig(epochs=12, batch_size=32, lr=2e-3, seed=0), data)
+    for _ in trainer.run():
+        pass
+    x = trainer.x_val
+    with torch.no_grad():
+        out = trainer.model.eval()(x)
+    mean_mse = float(((x - trainer.x_train.mean(0)) ** 2).mean())
+    mse = float(((out - x) ** 2).mean())
+    assert mse < 0.6 * mean_mse  # far better than the best constant image
+    assert float(out.std(0).mean()) > 0.3 * float(x.std(0).mean())  # the output varies with the input
+
+
+def test_untrained_model_starts_at_the_mean_image(digits):
+    trainer = Trainer(small(), TrainConfig(epochs=1, batch_size=64), digits)
+    with torch.no_grad():
+        out = trainer.model.eval()(trainer.x_train[:64])
+    mean = trainer.x_train.mean(0)
+    # the small last layer leaves the untrained output close to the mean image (clipped to [0.01, 0.99])
+    assert float((out - mean.clamp(0.01, 0.99)).abs().mean()) < 0.05
+
+
+def test_kl_warmup_ramps_beta_from_zero(digits):
+    cfg = ModelConfig(arch="dense", kind="vae", input_shape=digits.shape, latent=2, hidden=[32], beta=2.0)
+    trainer = Trainer(cfg, TrainConfig(epochs=2, batch_size=64, kl_warmup=0.5), digits)
+    trainer._update_kl_weight(0, 100)
+    assert trainer._kl_weight == 0.0
+    trainer._update_kl_weight(25, 100)
+    assert abs(trainer._kl_weight - 1.0) < 1e-9
+    trainer._update_kl_weight(80, 100)
+    assert trainer._kl_weight == 2.0
