@@ -38,9 +38,12 @@ benchmarks/heldout.py (strokes, photos, icons, tiny); healthy runs raise none:
 * `too_few_steps`: fewer than `FEW_STEPS_ALWAYS` (250) optimizer steps, or fewer than
   `FEW_STEPS` (1000) while the loss still falls more than `FEW_STEPS_RATE` (2%) per epoch over
   the last half of the epochs.
-* `overfitting`: the final validation reconstruction error is at least `OVERFIT_GAP` (1.5)
-  times the training one (healthy: 0.8-1.35), or it rose `OVERFIT_RISE` (10%) above its best
-  while the training error kept falling, with a gap of at least `OVERFIT_MIN_GAP` (1.15).
+* `overfitting`: the validation reconstruction error (median of the last 3 epochs) rose
+  `OVERFIT_RISE` (10%) above its best while the training error kept falling, with a final gap
+  of at least `OVERFIT_MIN_GAP` (1.15); or the final validation error is at least `OVERFIT_GAP`
+  (5) times the training one. A gap alone is common on healthy runs: at the default step budget
+  strokes end at 3.1x and the 200-image folder at 3.7x with a flat validation error; shorter
+  runs at 0.8-1.35x.
 * `mostly_blank`: more than `BLANK_FRACTION` (half) of the images have a pixel standard
   deviation under `BLANK_STD` (3 of 255).
 * `mostly_transparent`: more than `TRANSPARENT_FRACTION` (half) of the pixels were transparent
@@ -77,7 +80,7 @@ STILL_IMPROVING_RATE = 0.05
 FEW_STEPS = 1000
 FEW_STEPS_ALWAYS = 250
 FEW_STEPS_RATE = 0.02
-OVERFIT_GAP = 1.5
+OVERFIT_GAP = 5.0
 OVERFIT_RISE = 1.1
 OVERFIT_MIN_GAP = 1.15
 BLANK_STD = 3.0
@@ -404,7 +407,7 @@ class Doctor:
             tr = [float(h["train_recon"]) for h in history]
             gap = val[-1] / max(tr[-1], 1e-12)
             best = int(np.argmin(val))
-            rise = val[-1] / max(val[best], 1e-12)
+            rise = float(np.median(val[-3:])) / max(val[best], 1e-12)
             rising = best < n - 1 and rise >= OVERFIT_RISE and tr[-1] < tr[best] and gap >= OVERFIT_MIN_GAP
             if gap >= OVERFIT_GAP or rising:
                 best_epoch = int(history[best].get("epoch", best + 1))
