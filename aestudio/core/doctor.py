@@ -142,8 +142,11 @@ def image_stats(images: np.ndarray, limit: int = 4000) -> np.ndarray:
     if n == 0:
         return np.zeros(0)
     idx = np.unique(np.linspace(0, n - 1, min(n, limit)).astype(int))
-    x = images[idx].reshape(len(idx), -1).astype(np.float32)
-    return x.std(1)
+    out = np.empty(len(idx), dtype=np.float64)
+    for i in range(0, len(idx), 256):  # in chunks: big colour images stay cheap
+        chunk = images[idx[i:i + 256]].reshape(len(idx[i:i + 256]), -1).astype(np.float32)
+        out[i:i + len(chunk)] = chunk.std(1)
+    return out
 
 
 class Doctor:
