@@ -218,7 +218,7 @@ class Trainer:
     # -- stages --
     def _stages(self) -> list[_Stage]:
         cfg, m = self.train_config, self.model
-        full = _Stage("train", cfg.epochs, list(m.parameters()), self._full_step, self._full_step)
+        full = _Stage("train", cfg.epochs, list(m.parameters()), self._warm_step, self._full_step)
         if not self.model_config.stacked or cfg.pretrain_epochs == 0:
             return [full]
         n = len(m.enc_blocks) + 1
@@ -233,6 +233,20 @@ class Trainer:
 
     def _full_step(self, x_in: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         return loss_terms(self.model, x_in, target)
+
+    def _warm_step(self, x_in: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A training step whose VAE KL weight follows the warm-up ramp (validation uses the full beta)."""
+        return loss_terms(self.model, x_in, target, kl_weight=self._kl_weight)
+
+    def _update_kl_weight(self, step: int, total_steps: int) -> None:
+        """KL warm-up: beta ramps linearly from 0 over the first `kl_warmup` of the run's steps.
+
+        Without it a VAE that starts at the mean image (see models.py) has nothing to gain from
+        its code yet and the KL term pushes every dimension onto the prior before the decoder
+        learns to use it: posterior collapse, measured on sparse strokes and on a 200-image folder.
+        """
+        beta, warm = self.model_config.beta, self.train_config.kl_warmup * total_steps
+        self._kl_weight = beta if warm <= 0 else beta * min(1.0, step / warm)
 
     def _layer_step(self, k: int) -> Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]:
         """Greedy layer-wise pretraining: train encoder/decoder pair k on the frozen features below it."""
@@ -289,6 +303,7 @@ class Trainer:
                         return
                     t0 = time.perf_counter()
                     target = self.x_train[order[b * bs:(b + 1) * bs]]
+                    self._update_kl_weight(step, total_steps)
                     x_in = self.noise.apply(target, self._noise_gen)
                     terms = stage.step_fn(x_in, target)
                     loss = terms["total"]
