@@ -168,12 +168,21 @@ def normal_subset(data: ImageSet, normal_classes: Iterable[int | str]) -> ImageS
 
 def train_normal_model(model_config: ModelConfig, train_set: ImageSet, normal_classes: Iterable[int | str],
                        steps: int = ANOMALY_STEPS, progress: Progress | None = None, seed: int = 0,
-                       control: Control | None = None, train_config: TrainConfig | None = None) -> LabTraining:
+                       control: Control | None = None, train_config: TrainConfig | None = None,
+                       val_set: ImageSet | None = None) -> LabTraining:
     """A fresh model of this architecture trained for about `steps` optimizer steps only on the train
-    images of the normal classes (`.model`; `.note(...)` says whether it was still improving)."""
+    images of the normal classes (`.model`; `.note(...)` says whether it was still improving).
+
+    Pass `val_set` to validate on its normal-class images (held out, so "still improving" means the
+    model still generalised better, not that it memorised more); else up to 500 training images."""
     normal = normal_subset(train_set, normal_classes)
+    held_out = None
+    if val_set is not None and val_set.labels is not None:
+        classes = resolve_classes(list(normal_classes), val_set.class_names)
+        if np.isin(val_set.labels, classes).any():
+            held_out = val_set.filter_classes(classes)
     cfg = steps_config(train_config, normal.n, steps, "none", seed)
-    return lab_train(model_config, cfg, normal, None, progress, control)
+    return lab_train(model_config, cfg, normal, held_out, progress, control)
 
 
 @dataclass

@@ -398,7 +398,8 @@ class AnomalyLab(LabPanel):
         if job == "normal":
             tc = req["train_config"]
             trained = core.train_normal_model(data.snapshot.model_config, data.train, req["classes"], req["steps"],
-                                              progress, seed=tc.seed, control=req["control"], train_config=tc)
+                                              progress, seed=tc.seed, control=req["control"], train_config=tc,
+                                              val_set=val)
             model = trained.model
             rep = core.anomaly_report(model, val.images, val.labels, val.class_names)
             normal = core.normal_class_result(rep.scores, val, data.train, req["classes"], req["latent"], tc.seed)
