@@ -512,7 +512,8 @@ def _read_weights(w_file: Path, model: Autoencoder) -> dict[str, torch.Tensor]:
     try:
         with safe_open(str(w_file), framework="pt") as f:
             keys = set(f.keys())
-            optional = {"output_bias"}  # runs saved before the model had a per-pixel output offset
+            # runs saved before the model had a per-pixel output offset and input standardisation
+            optional = {"output_bias", "input_mean", "input_scale"}
             missing = set(expected) - keys - optional
             unexpected = keys - set(expected)
             if missing or unexpected:
@@ -540,6 +541,10 @@ def _read_weights(w_file: Path, model: Autoencoder) -> dict[str, torch.Tensor]:
         raise RunError(f"cannot read {where}: not a valid safetensors file ({first})") from None
     if "output_bias" not in state:
         state["output_bias"] = torch.zeros_like(model.output_bias)
+    if "input_mean" not in state:
+        state["input_mean"] = torch.zeros_like(model.input_mean)
+    if "input_scale" not in state:
+        state["input_scale"] = torch.ones_like(model.input_scale)
     return state
 
 

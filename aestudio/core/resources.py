@@ -106,7 +106,7 @@ def count_params(cfg: ModelConfig) -> tuple[int, int]:
         feat = u
     params += feat * code_out + code_out  # to_code
     params += latent * feat + feat  # from_code
-    params += d  # output_bias
+    params += d + d + 1  # output_bias, and the input_mean / input_scale buffers
     acts += 2 * (code_out + feat + d)
     return params, acts
 

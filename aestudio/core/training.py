@@ -207,7 +207,7 @@ class Trainer:
             self.x_train = x.to(self.device).float().div_(255.0)
             self.x_val = torch.from_numpy(self.val_data.images).to(self.device).float().div_(255.0)
         if fresh:
-            self.model.init_output_bias(self.x_train.mean(0))  # start at the mean image (see models.py)
+            self.model.init_data_stats(self.x_train)  # standardised inputs, output starts at the mean image (models.py)
         self.history: list[dict[str, float | str | int]] = []
         self.doctor = Doctor(self.model_config, cfg, self.x_train.shape[0], math.ceil(self.x_train.shape[0] / cfg.batch_size),
                              self.x_train, self.x_val)
@@ -255,11 +255,11 @@ class Trainer:
 
         def step(x_in: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
             if k == 0:
-                logits = m.dec_blocks[0](m.enc_blocks[0](x_in)) + m.output_bias
+                logits = m.dec_blocks[0](m.enc_blocks[0](m.normalize_input(x_in))) + m.output_bias
                 recon = reconstruction(logits, target, mcfg.loss, mcfg.output)
                 return {"recon": recon, "total": recon}
             with torch.no_grad():
-                h = target
+                h = m.normalize_input(target)
                 for block in m.enc_blocks[:k]:
                     h = block(h)
             if k == last:
