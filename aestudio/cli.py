@@ -163,6 +163,10 @@ def _err(*parts: Any) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
 
+def _images(n: int) -> str:
+    return f"{n:,} image" + ("" if n == 1 else "s")
+
+
 def _fmt_time(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
@@ -509,7 +513,7 @@ def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
         if not own_spec:
             raise UsageError("this run does not record its data set; pass --data SPEC")
         train, val = own_split()
-        return val, train, f"{own_spec} validation split ({val.n:,} images)"
+        return val, train, f"{own_spec} validation split ({_images(val.n)})"
     data = _load(args.data, h if h == w else None, c, args.classes, background=args.background or own_background)
     train = None
     if own_spec:
@@ -517,7 +521,7 @@ def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
             train, _ = own_split()
         except (DatasetError, UsageError) as e:
             _err(f"note: cannot load the run's own data ({e}); fitting baselines and probes on the evaluated set")
-    return data, train, f"{args.data} ({data.n:,} images)"
+    return data, train, f"{args.data} ({_images(data.n)})"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
