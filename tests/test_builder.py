@@ -60,7 +60,7 @@ def test_state_changes_update_the_builder_without_echo(builder, qtbot):
 
 
 def test_user_edit_reaches_state_immediately_and_is_announced_debounced(builder, qtbot):
-    latent = find_by_name(builder, "Latent size")
+    latent = find_by_name(builder, "Code size")
     with qtbot.waitSignal(builder.state.modelConfigChanged, timeout=2000):
         latent.setValue(7)
         assert builder.state.model_config.latent == 7  # Train would use it already
@@ -140,7 +140,7 @@ def test_hidden_sizes_text_and_completeness_badge(builder, qtbot):
     assert builder.config().hidden is None
     badge = find_by_name(builder, "Completeness")
     assert badge.text().startswith("undercomplete") and badge.toolTip()
-    find_by_name(builder, "Latent size").setValue(1000)
+    find_by_name(builder, "Code size").setValue(1000)
     assert badge.text().startswith("overcomplete")
 
 

@@ -228,12 +228,12 @@ class BuilderPanel(QWidget):
         lay.addWidget(g)
 
         # Bottleneck
-        self.kind = _combo(KIND_ITEMS, TIPS["kind"], "Bottleneck kind")
+        self.kind = _combo(KIND_ITEMS, TIPS["kind"], "Kind")
         self.latent = QSpinBox()
         self.latent.setRange(1, 65536)
         self.latent.setKeyboardTracking(False)
         self.latent.setToolTip(TIPS["latent"])
-        self.latent.setAccessibleName("Latent size")
+        self.latent.setAccessibleName("Code size")
         self.beta = style.FloatSpin(0.0, 1000.0, 0.5)
         self.beta.setToolTip(TIPS["beta"])
         self.beta.setAccessibleName("Beta")
