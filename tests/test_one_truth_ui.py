@@ -66,3 +66,61 @@ def test_contract_names_and_save_open_without_dialogs(qtbot, tmp_path, no_dialog
     with qtbot.waitSignal(w2.runOpened, timeout=30000):
         w2.open_run(tmp_path / "run")
     assert w2.state.snapshot is not None and w2.builder.config() == w.state.snapshot.model_config
+
+
+# ---- 2. closing and quitting ----------------------------------------------------------------------
+def test_close_refuses_while_the_thread_runs_and_closes_once_it_stopped(qtbot, monkeypatch, torch_one_thread):
+    w = make_window(qtbot, epochs=500, batch_size=16)
+    with qtbot.waitSignal(w.state.training.progress, timeout=10000):
+        qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
+    ctl = w.state.training
+    thread = ctl._thread
+    monkeypatch.setattr(ctl, "shutdown", lambda timeout_ms=0: False)  # the thread did not end in time
+    w.close()
+    assert w.isVisible() and ctl.running and thread.isRunning()  # nothing destroyed a running thread
+    assert "stopped" in find_by_name(w, "Message bar").message
+    monkeypatch.undo()
+    ctl.stop()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10000)  # it closes by itself once the thread ended
+    assert not ctl.running
+
+
+def test_quit_with_unsaved_model_asks_save_discard_cancel(qtbot, tmp_path, no_dialogs, torch_one_thread):
+    w = make_window(qtbot)
+    train(qtbot, w)
+    asked: list[str] = []
+    answers = {"quit_unsaved": "cancel", "save_path": str(tmp_path / "kept")}
+    w.ask = lambda kind, text: (asked.append(kind), answers[kind])[1]
+    w.quit_action.trigger()
+    assert asked == ["quit_unsaved"] and w.isVisible()  # Cancel keeps the window open
+    answers["quit_unsaved"] = "save"
+    w.quit_action.trigger()
+    assert asked == ["quit_unsaved", "quit_unsaved", "save_path"] and not w.isVisible()
+    assert (tmp_path / "kept" / "config.json").is_file() and (tmp_path / "kept" / "weights.safetensors").is_file()
+
+
+def test_quit_asks_nothing_once_saved_and_discard_closes(qtbot, tmp_path, no_dialogs, torch_one_thread):
+    w = make_window(qtbot)
+    train(qtbot, w)
+    asked: list[str] = []
+    w.ask = lambda kind, text: (asked.append(kind), "discard")[1]
+    assert w.has_unsaved_model()
+    w.save_run(tmp_path / "run")
+    assert not w.has_unsaved_model()
+    w.quit_action.trigger()
+    assert asked == [] and not w.isVisible()
+    w2 = make_window(qtbot)
+    train(qtbot, w2)
+    w2.ask = lambda kind, text: (asked.append(kind), "discard")[1]
+    w2.quit_action.trigger()
+    assert asked == ["quit_unsaved"] and not w2.isVisible()
+
+
+def test_quit_during_training_and_save_saves_the_stopped_model(qtbot, tmp_path, no_dialogs, torch_one_thread):
+    w = make_window(qtbot, epochs=500, batch_size=16)
+    with qtbot.waitSignal(w.state.training.snapshot, timeout=20000):
+        qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
+    w.ask = lambda kind, text: {"quit_unsaved": "save", "save_path": str(tmp_path / "stopped")}[kind]
+    w.quit_action.trigger()
+    assert not w.isVisible() and not w.state.training.running
+    assert (tmp_path / "stopped" / "weights.safetensors").is_file()

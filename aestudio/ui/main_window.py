@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import (
     QByteArray,
+    QCoreApplication,
     QSettings,
     QSize,
     Qt,
@@ -336,8 +337,14 @@ class MainWindow(QMainWindow):
         self.opening_run = False
         self._closed = False
         # Answers the window's questions: ask(kind, text) -> answer. kind "replace_run" answers
-        # "replace" | "beside" | "cancel"; kind "trust_data" answers "yes" | "no". None: a QMessageBox.
+        # "replace" | "beside" | "cancel"; kind "trust_data" answers "yes" | "no"; kind "quit_unsaved"
+        # answers "save" | "discard" | "cancel"; kind "save_path" answers a folder path ("" cancels).
+        # None: a QMessageBox (or a file dialog for "save_path").
         self.ask = None
+        self._saved_snapshot = None  # the snapshot a run folder holds (saved or opened): not "unsaved"
+        self._quit_answer: str | None = None  # the answer to "quit_unsaved" while closing waits for training
+        self._quitting = False  # closing through File > Quit (asks about an unsaved model)
+        self._close_when_stopped = False
         self.labs_window: LabsWindow | None = None
         if restore:
             self._restore_configs()
@@ -466,7 +473,8 @@ class MainWindow(QMainWindow):
                                                "Load a folder of your own images as the data set.", "fa5s.images")
         f.addAction(self.open_folder_action)
         f.addSeparator()
-        f.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "Close the studio."))
+        self.quit_action = self._action("&Quit", self.quit, QKeySequence.StandardKey.Quit, "Close the studio.")
+        f.addAction(self.quit_action)
 
         v = mb.addMenu("&View")
         for dock in self.docks.values():
@@ -523,6 +531,9 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _on_running(self, running: bool) -> None:
+        if not running and self._close_when_stopped:
+            self._close_when_stopped = False
+            QTimer.singleShot(0, self.close)  # the close that waited for training to stop
         self.save_run_action.setEnabled(self.state.snapshot is not None)
         self.open_run_action.setEnabled(not running)
         self.open_folder_action.setEnabled(not running)
@@ -547,8 +558,15 @@ class MainWindow(QMainWindow):
         """Ask the user (or the `ask` hook); see __init__ for the kinds and answers."""
         if self.ask is not None:
             return str(self.ask(kind, text))
+        if kind == "save_path":
+            return self._save_path_dialog(text)
         box = QMessageBox(QMessageBox.Icon.Question, "aestudio", text, QMessageBox.StandardButton.NoButton, self)
-        if kind == "replace_run":
+        if kind == "quit_unsaved":
+            buttons = {"save": box.addButton(QMessageBox.StandardButton.Save),
+                       "discard": box.addButton(QMessageBox.StandardButton.Discard),
+                       "cancel": box.addButton(QMessageBox.StandardButton.Cancel)}
+            box.setDefaultButton(buttons["save"])
+        elif kind == "replace_run":
             buttons = {"replace": box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole),
                        "beside": box.addButton("Save beside", QMessageBox.ButtonRole.AcceptRole),
                        "cancel": box.addButton(QMessageBox.StandardButton.Cancel)}
@@ -559,7 +577,7 @@ class MainWindow(QMainWindow):
             box.setDefaultButton(buttons["no"])
         box.exec()
         clicked = box.clickedButton()
-        return next((k for k, b in buttons.items() if b is clicked), "cancel" if kind == "replace_run" else "no")
+        return next((k for k, b in buttons.items() if b is clicked), "no" if kind == "trust_data" else "cancel")
 
     def _data_trust(self, path: str) -> bool:
         """Whether to read the data a run names outside its folder: asks only when it matters."""
@@ -610,6 +628,7 @@ class MainWindow(QMainWindow):
             return
         if data is not self.state.dataset:
             self.state.set_dataset(data, spec)
+        self._saved_snapshot = snapshot  # what the run folder holds
         self.state.apply_run(run, snapshot)
         self.save_run_action.setEnabled(True)
         path = str(run.path)
@@ -636,12 +655,19 @@ class MainWindow(QMainWindow):
         if self.state.snapshot is None:
             self.show_message("Train a model (or open a run) before saving.", "warning")
             return
-        base = Path(str(self.settings.value("runs/last_dir", str(Path.cwd() / "runs"))))
-        cfg = self.state.snapshot.model_config
-        name = f"{cfg.arch}-{cfg.kind}-{cfg.latent}"
-        path, _ = QFileDialog.getSaveFileName(self, "Save run as folder", str(base / name), "Run folder (*)")
+        path = self._question("save_path", self.suggested_run_path())
         if path:
             self.save_run(path)
+
+    def suggested_run_path(self) -> str:
+        base = Path(str(self.settings.value("runs/last_dir", str(Path.cwd() / "runs"))))
+        snap = self.state.snapshot
+        cfg = snap.model_config if snap is not None else self.state.model_config
+        return str(base / f"{cfg.arch}-{cfg.kind}-{cfg.latent}")
+
+    def _save_path_dialog(self, suggested: str) -> str:
+        path, _ = QFileDialog.getSaveFileName(self, "Save run as folder", suggested, "Run folder (*)")
+        return path or ""
 
     def save_run(self, path: str | os.PathLike, if_exists: str | None = None) -> Path | None:
         """Write the current model (the latest snapshot) as a run folder. Returns its path, None on failure
@@ -680,6 +706,7 @@ class MainWindow(QMainWindow):
             self.show_message(message[0].upper() + message[1:], "error")
             return None
         self.state.run_path = str(out)
+        self._saved_snapshot = snap
         self._add_recent(str(out))
         self.settings.setValue("runs/last_dir", str(out.parent))
         self.statusBar().showMessage(f"Saved run to {out}")
@@ -797,23 +824,68 @@ class MainWindow(QMainWindow):
         s.sync()
 
     # ---- closing --------------------------------------------------------------------------------------
+    def has_unsaved_model(self) -> bool:
+        """Training is running, or the current model is in no run folder (trained, not saved)."""
+        snap = self.state.snapshot
+        return self.state.training.running or (snap is not None and snap is not self._saved_snapshot)
+
+    @Slot()
+    def quit(self) -> None:
+        """File > Quit: close, asking first about a trained model that was not saved."""
+        self._quitting = True
+        try:
+            self.close()
+        finally:
+            self._quitting = False
+
     def _stop_training(self, timeout_s: float) -> bool:
-        """Stop a running training and join its thread, at most `timeout_s` seconds."""
-        return self.state.training.shutdown(int(timeout_s * 1000))
+        """Stop a running training and join its thread, at most `timeout_s` seconds. False: it is
+        still running (its thread is left alone: destroying a running QThread aborts the process)."""
+        ctl = self.state.training
+        if not ctl.running:
+            return True
+        if not ctl.shutdown(int(timeout_s * 1000)):
+            return False
+        # deliver what the worker sent before it ended (the stopped model's snapshot, the finish)
+        QCoreApplication.sendPostedEvents(ctl, 0)
+        return True
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self._closed:
-            self._closed = True
-            try:
-                self.save_settings()
-            except Exception:  # noqa: BLE001 - never block closing on settings
-                pass
-            self._stop_training(2.0)
-            if self.labs_window is not None:
-                self.labs_window.shutdown(2.0)
-                self.labs_window.close()
-            self.data_panel.cancel()
-            if self._run_task is not None:
-                self._run_task.cancel()
-                self._run_task = None
+        if self._closed:
+            event.accept()
+            return
+        asks = self.ask is not None or event.spontaneous() or self._quitting
+        if self._quit_answer is None and asks and self.has_unsaved_model():
+            answer = self._question("quit_unsaved", "The trained model has not been saved.\n\n"
+                                                    "Save it as a run before quitting?")
+            if answer not in ("save", "discard"):
+                self.statusBar().showMessage("Quit cancelled")
+                event.ignore()
+                return
+            self._quit_answer = answer
+        if not self._stop_training(2.0):
+            self._close_when_stopped = True  # _on_running closes again once the thread has ended
+            self.show_message("Training is finishing its current batch; the studio closes as soon as it has "
+                              "stopped.", "warning")
+            event.ignore()
+            return
+        if self._quit_answer == "save" and self.has_unsaved_model():
+            path = self._question("save_path", self.suggested_run_path())
+            if not path or self.save_run(path) is None:
+                self._quit_answer = None
+                self.show_message("The model was not saved, so the studio stays open.", "warning")
+                event.ignore()
+                return
+        self._closed = True
+        try:
+            self.save_settings()
+        except Exception:  # noqa: BLE001 - never block closing on settings
+            pass
+        if self.labs_window is not None:
+            self.labs_window.shutdown(2.0)
+            self.labs_window.close()
+        self.data_panel.cancel()
+        if self._run_task is not None:
+            self._run_task.cancel()
+            self._run_task = None
         event.accept()
