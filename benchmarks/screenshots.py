@@ -40,7 +40,7 @@ def main() -> None:
     w.resize(1400, 900)
     w.show()
     w.builder.set_config(ModelConfig(input_shape=(1, 28, 28)))
-    w.training_panel.set_config(TrainConfig(epochs=args.epochs))
+    w.training_panel.set_config(TrainConfig(epochs=args.epochs, batch_size=32, lr=2e-3))  # the studio's defaults
     w.state.start_training()
     pump_until(lambda: not w.state.training.running, 1800)
     pump_until(lambda: len(w.latent_map.points) > 0 and not w.latent_map.busy_computing, 60)
