@@ -145,7 +145,8 @@ def run_cell(model_name: str, data, steps: int, seed: int = 0) -> dict:
     mean_mse = float(np.mean((x_val - x_train.mean(0, keepdims=True)) ** 2))
     cell = {"model": model_name, "epochs": epochs, "steps": epochs * -(-n_train // BATCH), "seconds": round(seconds, 1),
             "finished": getattr(finished, "reason", "?"), "mse": mse, "mean_mse": mean_mse, "vs_mean": mse / mean_mse,
-            "out_std": float(recon.std(0).mean()), "data_std": float(x_val.std(0).mean())}
+            "out_std": float(recon.std(0).mean()), "data_std": float(x_val.std(0).mean()),
+            "diagnoses": [d["code"] for d in trainer.diagnoses]}
     if model_name == "ae16":
         pca = pca_baseline(x_train, x_val, 16, seed=seed)
         cell["pca_mse"] = float(pca["mse"])
@@ -206,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                 cell = run_cell(m, data, args.steps)
                 cells[s][m] = cell
                 print(f"  {m:<14} {fmt(cell):<24} mse {cell['mse']:.5f}  mean-image {cell['mean_mse']:.5f}  "
-                      f"{cell['epochs']} epochs / {cell['steps']} steps, {cell['seconds']:.0f} s", flush=True)
+                      f"{cell['epochs']} epochs / {cell['steps']} steps, {cell['seconds']:.0f} s"
+                      + (f"; doctor: {', '.join(cell['diagnoses'])}" if cell.get("diagnoses") else ""), flush=True)
     if args.merge:
         for f in args.merge:  # cells of other runs of this script (e.g. sets run in parallel processes)
             for s, row in json.loads(Path(f).read_text()).items():
