@@ -124,3 +124,37 @@ def test_quit_during_training_and_save_saves_the_stopped_model(qtbot, tmp_path, 
     w.quit_action.trigger()
     assert not w.isVisible() and not w.state.training.running
     assert (tmp_path / "stopped" / "weights.safetensors").is_file()
+
+
+# ---- 3. Stop says which weights are kept, and every panel shows that epoch --------------------------------
+def _epochs_named(text: str) -> set[int]:
+    import re
+
+    return {int(n) for n in re.findall(r"[Ee]poch (\d+)", text)}
+
+
+def test_stop_keeps_the_last_completed_epoch_and_every_panel_names_it(qtbot, torch_one_thread):
+    import re
+
+    w = make_window(qtbot, epochs=500, batch_size=16)
+    with qtbot.waitSignal(w.state.training.snapshot, timeout=20000):  # at least one epoch completed
+        qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
+    qtbot.waitSignal(w.state.training.progress, timeout=10000).wait()  # and into the next epoch
+    with qtbot.waitSignal(w.state.training.finished, timeout=10000) as blocker:
+        qtbot.mouseClick(find_by_name(w, "Stop"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=5000)
+    message = blocker.args[0].message
+    kept = int(re.search(r"keeping the weights after epoch (\d+)", message).group(1))
+    assert kept >= 1 and f"keeping the weights after epoch {kept}" in find_by_name(w, "Training status").text()
+    snap = w.state.snapshot
+    assert snap.epoch == kept and len(snap.history) == kept
+    x, _y = w.loss_curves.curve_data("total", "val")
+    assert len(x) == kept and x[-1] == kept  # the curves' last point is the kept epoch
+    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=5000)
+    for text in (w.image_grid.caption.text(), find_by_name(w, "Latent map status").text(),
+                 find_by_name(w, "Code source").text(), find_by_name(w, "Progress").format(),
+                 find_by_name(w, "Loss summary").text(), find_by_name(w, "Decoded sample origin").text()):
+        assert _epochs_named(text) == {kept}, text
+    # the weights kept are the ones the history's last validation loss belongs to
+    trainer = w.state.training.last_trainer
+    assert trainer.evaluate_terms()["total"] == pytest.approx(trainer.history[-1]["val_total"], rel=1e-4)

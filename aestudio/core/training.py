@@ -7,7 +7,8 @@
 The whole data set sits on the device as one float tensor and batches are index slices of
 it (a per-item DataLoader costs about half the throughput on small images). `Control` lets
 another thread pause, resume or stop; stop is honoured within one batch. A NaN or Inf loss
-ends training with a message and restores the weights of the last finite epoch. The training
+ends training with a message and restores the weights of the last finite epoch; so does a
+stop in the middle of an epoch (the weights after the last completed epoch are kept). The training
 doctor (doctor.py) watches the run and yields `Diagnosis` events; `trainer.diagnoses` keeps them.
 """
 from __future__ import annotations
@@ -299,7 +300,7 @@ class Trainer:
                 for b in range(batches):
                     ctl.wait_while_paused()
                     if ctl.stopped:
-                        yield Finished("stopped", f"Stopped by the user after {epochs_done} epoch(s).", epochs_done)
+                        yield Finished("stopped", self._stop_message(m, good_state, epochs_done, b), epochs_done)
                         return
                     t0 = time.perf_counter()
                     target = self.x_train[order[b * bs:(b + 1) * bs]]
@@ -361,6 +362,20 @@ class Trainer:
                 yield from self._diagnosed(doctor.check_end(final_history, stage_steps, stage.epochs))
         m.eval()
         yield Finished("completed", f"Finished {epochs_done} epoch(s).", epochs_done)
+
+    @staticmethod
+    def _stop_message(m: Autoencoder, good_state: dict, epochs_done: int, batches_into_epoch: int) -> str:
+        """Stop in the middle of an epoch keeps the weights after the last completed epoch (restored
+        here), so the weights, the history and every panel name the same epoch. Only a stop during the
+        very first epoch keeps the current, partly trained weights (there is no completed epoch)."""
+        if batches_into_epoch == 0:
+            if epochs_done == 0:
+                return "Stopped before the first batch; the model is untrained."
+            return f"Stopped after epoch {epochs_done}; keeping the weights after epoch {epochs_done}."
+        if epochs_done == 0:
+            return "Stopped during epoch 1; keeping the current weights (epoch 1 was not finished)."
+        m.load_state_dict(good_state)
+        return f"Stopped during epoch {epochs_done + 1}; keeping the weights after epoch {epochs_done}."
 
     def _diagnosed(self, findings: list[Diagnosis]) -> Iterator[Diagnosis]:
         for d in findings:

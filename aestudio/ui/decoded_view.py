@@ -9,6 +9,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from ..workers.training import epoch_label
 from .imaging import ScaledImage
 from .state import StudioState
 
@@ -52,7 +53,9 @@ class DecodedSampleView(QWidget):
         self.current_origin = origin
         self.image.set_image(img)
         c, h, w = img.shape if img.ndim == 3 else (1, *img.shape)
-        self.caption.setText(f"From {origin}  ·  {w}×{h}")
+        snap = self.state.snapshot
+        model = f"  ·  {epoch_label(int(snap.epoch))}" if snap is not None else ""
+        self.caption.setText(f"From {origin}{model}  ·  {w}×{h}")
 
     @Slot(object)
     def _on_snapshot(self, snapshot) -> None:

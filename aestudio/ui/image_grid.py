@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QDialog, QFrame, QGridLayout, QHBoxLayout, QLabel
 
 from ..core.labs.selection import pick_spread
 from ..core.noise import parse_noise
+from ..workers.training import KEPT_STAGE, epoch_label
 from . import imaging
 from .imaging import ScaledImage
 from .state import StudioState
@@ -286,8 +287,11 @@ class ImageGridPanel(QWidget):
 
     @Slot(object)
     def _on_preview(self, p) -> None:
-        when = "before training" if p.stage == "start" else (
-            f"{p.stage}, epoch {p.epoch}" if p.stage not in ("train",) else f"epoch {p.epoch}")
+        if p.stage == KEPT_STAGE:
+            when = f"{epoch_label(p.epoch)}, the weights kept"
+        else:
+            when = "before training" if p.stage == "start" else (
+                f"{p.stage}, epoch {p.epoch}" if p.stage not in ("train",) else f"epoch {p.epoch}")
         self.show_rows(p.originals, p.noisy, p.outputs,
                        f"Validation images and the model's outputs ({when}). Click an image to enlarge it.",
                        getattr(p, "indices", None))
@@ -305,7 +309,7 @@ class ImageGridPanel(QWidget):
         originals = np.asarray(snapshot.images[idx], np.float32)
         noisy, outputs = self._reconstruct(snapshot.model, originals)
         self.show_rows(originals, noisy, outputs,
-                       f"Validation images and the model's outputs (epoch {snapshot.epoch}). "
+                       f"Validation images and the model's outputs ({epoch_label(snapshot.epoch)}). "
                        "Click an image to enlarge it.", idx)
 
     @Slot(object)

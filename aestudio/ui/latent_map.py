@@ -21,6 +21,7 @@ from scipy.spatial import cKDTree
 
 from ..core.latent import Projection, available_methods
 from ..workers.tasks import Task, start
+from ..workers.training import epoch_label
 from . import imaging
 from .state import StudioState
 
@@ -208,8 +209,14 @@ class LatentMapPanel(QWidget):
         self.ring.setZValue(20)
         self.cross = pg.ScatterPlotItem(size=18, symbol="+", pxMode=True)
         self.cross.setZValue(21)
+        # where the latent sliders' code lies on the map: one item, moved with setData
+        self.code_mark = pg.ScatterPlotItem(size=17, symbol="star", pxMode=True)
+        self.code_mark.setZValue(22)
+        self.code_mark.setToolTip("The code the latent sliders hold.")
+        self.marked_code: np.ndarray | None = None
         pi.addItem(self.ring, ignoreBounds=True)
         pi.addItem(self.cross, ignoreBounds=True)
+        pi.addItem(self.code_mark, ignoreBounds=True)
         self.chips = _ClassChips(self)
         self.chips.toggled.connect(self._on_class_toggled)
         self.chips.hide()
@@ -230,6 +237,7 @@ class LatentMapPanel(QWidget):
         scene.sigMouseClicked.connect(self._on_mouse_clicked)
         self.plot.viewport().installEventFilter(self)
         state.snapshotChanged.connect(self._on_snapshot)
+        state.codeChosen.connect(self._on_code_chosen)
 
     # ---- public API ------------------------------------------------------------------------------
     @property
@@ -256,7 +264,36 @@ class LatentMapPanel(QWidget):
         self.last_code = code
         self.cross.setData([x], [y])
         self.state.show_decoded(image, f"latent map ({x:.2f}, {y:.2f})")
+        if self.mode == "direct":
+            how = "exactly: the map of a 2-D code is the code itself"
+        elif self.mode == "strip":
+            how = "the horizontal position is the code"
+        else:
+            method = METHOD_NAMES.get(self.projection.method, self.projection.method)
+            how = ("through the inverse of PCA" if self.projection.method == "pca" else
+                   f"blended from the nearest codes ({method} has no exact inverse)")
+        self.state.choose_code(code.copy(), "map", f"The code at the map point ({x:.2f}, {y:.2f}), {how}.")
+        self.mark_code(code)
         return code
+
+    def map_position(self, code) -> tuple[float, float] | None:
+        """Where a code (latent,) lies on the map as drawn, or None when nothing is drawn."""
+        if self.snapshot is None or self.mode == "none":
+            return None
+        z = np.asarray(code, np.float32).reshape(-1)
+        if self.mode == "direct" and len(z) == 2:
+            return float(z[0]), float(z[1])
+        if self.mode == "strip" and len(z) == 1:
+            return float(z[0]), -0.75  # below the class strips
+        if self.mode == "projection" and self.projection is not None and len(z) == self.projection.codes.shape[1]:
+            p = np.asarray(self.projection.transform(z[None]), np.float32)[0] * self._flip
+            return float(p[0]), float(p[1])
+        return None
+
+    def mark_code(self, code) -> None:
+        """Mark a code (the sliders') on the map; None removes the mark."""
+        self.marked_code = None if code is None else np.asarray(code, np.float32).reshape(-1).copy()
+        self._place_mark()
 
     def code_at(self, x: float, y: float) -> np.ndarray:
         """The latent code this panel decodes for map position (x, y)."""
@@ -279,6 +316,18 @@ class LatentMapPanel(QWidget):
         self.ring.setData([px], [py])
         self._show_thumb(i)
         return i
+
+    @Slot(object, str, str)
+    def _on_code_chosen(self, code, origin: str, _description: str) -> None:
+        if origin != "map":
+            self.mark_code(code)
+
+    def _place_mark(self) -> None:
+        pos = None if self.marked_code is None else self.map_position(self.marked_code)
+        if pos is None:
+            self.code_mark.setData([], [])
+        else:
+            self.code_mark.setData([pos[0]], [pos[1]])
 
     # ---- snapshot and projection -----------------------------------------------------------------
     @Slot(object)
@@ -371,6 +420,7 @@ class LatentMapPanel(QWidget):
         self._build_tree()
         self._hide_hover()
         self.cross.setData([], [])
+        self._place_mark()
         self._label_axes()
         if fresh:
             self.vb.enableAutoRange()
@@ -472,7 +522,7 @@ class LatentMapPanel(QWidget):
             how = "2-D codes, drawn as they are"
         else:
             how = "1-D codes"
-        self.info.setText(f"Epoch {snap.epoch}: {shown}; {how}. Hover a point to see its image; "
+        self.info.setText(f"{epoch_label(snap.epoch).capitalize()}: {shown}; {how}. Hover a point to see its image; "
                           "click anywhere to decode that spot.")
 
     def _set_controls(self, latent: int | None = None) -> None:
@@ -504,6 +554,8 @@ class LatentMapPanel(QWidget):
             item.setData(pos=np.empty((0, 2)))
         self._hide_hover()
         self.cross.setData([], [])
+        self.marked_code = None
+        self.code_mark.setData([], [])
         self._set_controls()
         self.info.setText("Train a model to see where it puts each image in its latent space.")
 
@@ -611,6 +663,8 @@ class LatentMapPanel(QWidget):
         self.ring.setPen(pg.mkPen(fg, width=2))
         self.cross.setPen(pg.mkPen(accent, width=3))
         self.cross.setBrush(pg.mkBrush(accent))
+        self.code_mark.setPen(pg.mkPen(fg, width=1.5))
+        self.code_mark.setBrush(pg.mkBrush(accent))
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):

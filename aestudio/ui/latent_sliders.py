@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPus
 from superqt import QLabeledDoubleSlider
 
 from ..core.latent import CodeStats, code_stats, sample_codes
+from ..workers.training import epoch_label
 from . import imaging
 from .state import StudioState
 
@@ -140,6 +141,7 @@ class LatentSlidersPanel(QWidget):
         self._set_enabled(False)
         state.snapshotChanged.connect(self._on_snapshot)
         state.imageSelected.connect(self._on_image_selected)
+        state.codeChosen.connect(self._on_code_chosen)
 
     # ---- public API ------------------------------------------------------------------------------
     @property
@@ -159,6 +161,8 @@ class LatentSlidersPanel(QWidget):
             self._set_source(source)
         if decode:
             self._decode_now()
+        else:
+            self._announce()
 
     @Slot()
     def random_sample(self) -> None:
@@ -213,11 +217,11 @@ class LatentSlidersPanel(QWidget):
         else:
             zeros, ones = np.zeros(latent, np.float32), np.ones(latent, np.float32)
             self.stats = CodeStats(zeros, ones, -3 * ones, 3 * ones)
+        # a new model: its codes live elsewhere, so start again from the mean of ITS validation codes
         keep = self.code is not None and len(self.code) == latent
-        if not keep:
-            self.code = self.stats.mean.astype(np.float32).copy()
-            self._set_source("The mean of the validation codes.")
-            self._set_thumb(None)
+        self.code = self.stats.mean.astype(np.float32).copy()
+        self._set_source("The mean of the validation codes.")
+        self._set_thumb(None)
         pages = max(1, -(-latent // PAGE))
         self.page_combo.blockSignals(True)
         if self.page_combo.count() != pages or not keep:
@@ -231,6 +235,21 @@ class LatentSlidersPanel(QWidget):
         self.page_label.setVisible(pages > 1)
         self._set_enabled(True)
         self._sync_sliders()
+        self._decode_now()  # the decoded sample shows this model's image, not the previous model's
+
+    @Slot(object, str, str)
+    def _on_code_chosen(self, code, origin: str, description: str) -> None:
+        """Another panel chose a code (a click on the latent map): show it on the sliders. It was decoded
+        and published there already."""
+        if origin == "sliders" or self.snapshot is None or code is None:
+            return
+        z = np.asarray(code, np.float32).reshape(-1)
+        if len(z) != self.latent:
+            return
+        self.code = z.copy()
+        self._sync_sliders()
+        self._set_source(description or "A code chosen on the latent map.")
+        self._set_thumb(None)
 
     @Slot(object)
     def _on_image_selected(self, index) -> None:
@@ -280,6 +299,12 @@ class LatentSlidersPanel(QWidget):
         image = self.snapshot.decode(self.code)[0]
         self.decode_count += 1
         self.state.show_decoded(image, "sliders")
+        self._announce()
+
+    def _announce(self) -> None:
+        """Tell the other latent views (the map marks it) which code the sliders hold."""
+        if self.snapshot is not None and self.code is not None:
+            self.state.choose_code(self.code.copy(), "sliders", self.source.text())
 
     def _is_vae(self) -> bool:
         return self.snapshot is not None and self.snapshot.model_config.kind == "vae"
@@ -338,6 +363,9 @@ class LatentSlidersPanel(QWidget):
         self.source_thumb.setVisible(pixmap is not None)
 
     def _set_source(self, text: str) -> None:
+        """Where the code came from, and which model decodes it (its epoch)."""
+        if self.snapshot is not None:
+            text = f"{text} Model: {epoch_label(int(self.snapshot.epoch))}."
         self.source.setText(text)
 
     def _set_enabled(self, on: bool) -> None:

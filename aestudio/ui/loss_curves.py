@@ -40,6 +40,7 @@ READING_HINTS = {
     "weight_decay": "Falling means smaller weights overall, which usually means a smoother model.",
 }
 
+NO_TRAINING_TEXT = "No training yet: start a run, or open a saved one to see its curves."
 PLOT_HELP = ("Loss per image against epochs. Solid lines: training loss of single batches; dots: its mean over "
              "each epoch, drawn at the epoch's middle. Dashed lines with circles: validation loss at the end of "
              "each epoch, on images the model never trains on. "
@@ -215,6 +216,7 @@ class LossCurvesPanel(QWidget):
         self._epochs_done = 0  # epochs drawn so far (x of the last epoch point)
         self._offset = 0.0  # x where the current run's step 0 sits
         self._stage_count = 1
+        self._last_summary: tuple | None = None  # the last epoch summary shown (stage, epoch, epochs, train, val)
 
         self.plot = pg.PlotWidget(self, axisItems={"left": _LossAxis("left")})
         self.plot.setAccessibleName("Loss curves plot")
@@ -245,7 +247,7 @@ class LossCurvesPanel(QWidget):
         self.log_box.setToolTip("Show the loss on a logarithmic axis: equal steps are equal ratios, so both "
                                 "the big early drop and the slow later progress stay visible.")
         self.log_box.toggled.connect(self._on_log_toggled)
-        self.info = QLabel("No training yet: start a run, or open a saved one to see its curves.", self)
+        self.info = QLabel(NO_TRAINING_TEXT, self)
         self.info.setAccessibleName("Loss summary")
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -271,7 +273,9 @@ class LossCurvesPanel(QWidget):
         t.stageStarted.connect(self._on_stage)
         t.progress.connect(self._on_progress)
         t.epochEnded.connect(self._on_epoch)
+        t.finished.connect(self._on_finished)
         state.historyReset.connect(self._on_history)
+        state.datasetChanged.connect(self._on_dataset)
 
     # ---- public ------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -286,6 +290,7 @@ class LossCurvesPanel(QWidget):
         self._epochs_done = 0
         self._offset = 0.0
         self._stage_count = 1
+        self._last_summary = None
         self._update_tooltip()
 
     def curve_data(self, term: str, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -346,12 +351,29 @@ class LossCurvesPanel(QWidget):
         self._show_epoch_summary(e.stage, e.epoch, e.epochs, e.train, e.val)
 
     @Slot(object)
+    def _on_finished(self, e) -> None:
+        """After a stop the model is the last completed epoch's: say so, not the last batch's epoch."""
+        if e.reason == "completed":
+            return
+        if self._last_summary is not None:
+            self._show_epoch_summary(*self._last_summary)
+            self.info.setText(f"Stopped · kept {self.info.text()}")
+        else:
+            self.info.setText(e.message)
+
+    @Slot(object)
+    def _on_dataset(self, _data) -> None:
+        """Curves of another data set's model mean nothing here."""
+        self.clear()
+        self.info.setText(NO_TRAINING_TEXT)
+
+    @Slot(object)
     def _on_history(self, records) -> None:
         self.clear()
         records = list(records or [])
         if not records:
             self.info.setText("Waiting for the first batches…" if self.state.training.running else
-                              "No training yet: start a run, or open a saved one to see its curves.")
+                              NO_TRAINING_TEXT)
             return
         stages = [r.get("stage", "train") for r in records]
         multi = len(set(stages)) > 1
@@ -445,6 +467,7 @@ class LossCurvesPanel(QWidget):
         self.stage_lines.append(line)
 
     def _show_epoch_summary(self, stage: str, epoch: int, epochs: int | None, train: dict, val: dict) -> None:
+        self._last_summary = (stage, epoch, epochs, train, val)
         parts = []
         if self._stage_count > 1 or stage not in ("train", None):
             parts.append(stage)

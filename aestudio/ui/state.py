@@ -25,6 +25,9 @@ class StudioState(QObject):
     historyReset = Signal(object)  # list[dict]: epoch records to show (a loaded run's, or [] for a new run)
     decoded = Signal(object, str)  # image (C, H, W) float32 in [0, 1], where it came from ("latent map (x, y)")
     imageSelected = Signal(object)  # validation image index the user picked (image grid click)
+    # a latent code (latent,) float32 a panel chose: who chose it ("map", "sliders") and how to say where it
+    # came from. The map marks slider codes; the sliders take the map's clicked codes.
+    codeChosen = Signal(object, str, str)
     statusMessage = Signal(str)
     errorMessage = Signal(str)
 
@@ -104,6 +107,10 @@ class StudioState(QObject):
     def show_decoded(self, image, origin: str) -> None:
         """Publish a freshly decoded sample for the "Decoded sample" view."""
         self.decoded.emit(image, origin)
+
+    def choose_code(self, code, origin: str, description: str = "") -> None:
+        """Publish the code a panel is showing (plain numpy), for the other latent views to follow."""
+        self.codeChosen.emit(code, origin, description)
 
     # ---- runs ----
     def apply_run(self, run: Run, snapshot: ModelSnapshot) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from ..core.config import TrainConfig
 from ..core.noise import NoiseError, parse_noise
 from ..core.training import available_devices
+from ..workers.training import epoch_label
 from . import style
 from .diagnosis_panel import DiagnosisPanel
 from .state import StudioState
@@ -405,7 +406,7 @@ class TrainingPanel(QWidget):
             self.progress.setValue(1000)
             self.progress.setFormat(f"Done · {e.epochs_done} epoch(s)")
         elif e.reason == "stopped":
-            self.progress.setFormat(f"Stopped · {e.epochs_done} epoch(s)")
+            self.progress.setFormat(f"Stopped · keeping {epoch_label(e.epochs_done)}")
         else:
             self.progress.setFormat("Stopped: the loss became NaN")
         self._last_finish = (e.reason, e.message)

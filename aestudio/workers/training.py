@@ -31,6 +31,12 @@ from ..core.training import BatchEnd, Control, Diagnosis, EpochEnd, Finished, St
 PROGRESS_INTERVAL_S = 0.25  # 4 updates a second: live enough, and the GUI thread stays mostly idle
 PREVIEW_INTERVAL_S = 2.0
 MAX_MAP_POINTS = 10_000
+KEPT_STAGE = "kept"  # Preview.stage of the weights kept when training ends early (stop, NaN)
+
+
+def epoch_label(epoch: int) -> str:
+    """How panels name the epoch of a snapshot: "epoch 3"; 0 is a stop during the first epoch."""
+    return f"epoch {epoch}" if epoch > 0 else "epoch 1 (unfinished)"
 
 
 @dataclass
@@ -157,6 +163,9 @@ class TrainingWorker(QObject):
                 self.diagnosis.emit(copy.deepcopy(event))
             elif isinstance(event, Finished):
                 if event.reason != "completed" or epoch == 0:
+                    # the weights kept (after a stop: those of the last completed epoch, see Trainer):
+                    # the grid's last preview and the snapshot show the same epoch
+                    self.preview.emit(self._preview(trainer, epoch, KEPT_STAGE))
                     self.snapshot.emit(make_snapshot(trainer, epoch))
                 self.finished.emit(event)
 
