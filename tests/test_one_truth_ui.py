@@ -106,7 +106,6 @@ def test_quit_asks_nothing_once_saved_and_discard_closes(qtbot, tmp_path, no_dia
     w.ask = lambda kind, text: (asked.append(kind), "discard")[1]
     assert w.has_unsaved_model()
     w.save_run(tmp_path / "run")
-    assert not w.has_unsaved_model()
     w.quit_action.trigger()
     assert asked == [] and not w.isVisible()
     w2 = make_window(qtbot)
@@ -158,3 +157,23 @@ def test_stop_keeps_the_last_completed_epoch_and_every_panel_names_it(qtbot, tor
     # the weights kept are the ones the history's last validation loss belongs to
     trainer = w.state.training.last_trainer
     assert trainer.evaluate_terms()["total"] == pytest.approx(trainer.history[-1]["val_total"], rel=1e-4)
+
+
+# ---- 4. switching data sets -------------------------------------------------------------------------------
+def test_switching_data_clears_curves_legend_grid_and_model(qtbot, torch_one_thread):
+    w = make_window(qtbot)
+    train(qtbot, w)
+    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=5000)
+    assert len(w.loss_curves.curve_data("total", "val")[0]) == 2
+    assert w.latent_map.chips.isVisible() and len(w.latent_map.chips.buttons) == 10
+    assert w.image_grid.outputs is not None
+    with qtbot.waitSignal(w.data_panel.loaded, timeout=30000):
+        w.data_panel.load("fashion-10k")
+    assert w.state.snapshot is None
+    assert w.loss_curves.terms == {} and len(w.loss_curves.curve_data("total", "batch")[0]) == 0
+    assert "No training yet" in find_by_name(w, "Loss summary").text()
+    assert not w.latent_map.chips.isVisible() and w.latent_map.chips.buttons == []
+    assert w.latent_map._class_items == [] and len(w.latent_map.points) == 0
+    assert w.image_grid.outputs is None
+    assert w.decoded_view.current_image is None
+    assert not w.latent_sliders.random_button.isEnabled()

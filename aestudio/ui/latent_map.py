@@ -550,8 +550,12 @@ class LatentMapPanel(QWidget):
         self.points = np.empty((0, 2), np.float32)
         self.point_rows = np.empty(0, np.int64)
         self._tree = None
-        for item in self._class_items:
-            item.setData(pos=np.empty((0, 2)))
+        pi = self.plot.getPlotItem()
+        for item in self._class_items:  # the old data set's classes (and their legend) go with it
+            pi.removeItem(item)
+        self._class_items = []
+        self._class_key = None
+        self.chips.set_classes([], [])
         self._hide_hover()
         self.cross.setData([], [])
         self.marked_code = None
