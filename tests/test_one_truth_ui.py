@@ -177,3 +177,79 @@ def test_switching_data_clears_curves_legend_grid_and_model(qtbot, torch_one_thr
     assert w.image_grid.outputs is None
     assert w.decoded_view.current_image is None
     assert not w.latent_sliders.random_button.isEnabled()
+
+
+# ---- 5. linked exploration ----------------------------------------------------------------------------------
+def _click_map(qtbot, w, x: float, y: float):
+    from PySide6.QtCore import QPointF
+
+    plot, vb = w.latent_map.plot, w.latent_map.vb
+    pos = plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+    with qtbot.waitSignal(w.state.decoded, timeout=2000):
+        qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    spot = vb.mapSceneToView(plot.mapToScene(pos))
+    return spot.x(), spot.y()
+
+
+def test_2d_map_click_sets_the_sliders_and_a_slider_moves_the_mark(qtbot, torch_one_thread):
+    w = make_window(qtbot)
+    train(qtbot, w)
+    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=5000)
+    qtbot.wait(50)
+    target = w.latent_map.points[3]
+    x, y = _click_map(qtbot, w, float(target[0]), float(target[1]))
+    sliders = w.latent_sliders
+    np.testing.assert_allclose(sliders.code, [x, y], atol=1e-5)  # a 2-D code is the clicked point itself
+    assert sliders.sliders[0].value() == pytest.approx(x, abs=0.01)
+    assert sliders.sliders[1].value() == pytest.approx(y, abs=0.01)
+    assert "map point" in find_by_name(w, "Code source").text()
+    np.testing.assert_allclose(w.decoded_view.current_image, w.state.snapshot.decode([x, y])[0], atol=1e-6)
+
+    mark = w.latent_map.code_mark
+    with qtbot.waitSignal(w.state.decoded, timeout=2000):
+        sliders.sliders[0].setValue(sliders.sliders[0].maximum())
+    qtbot.wait(40)
+    assert w.latent_map.code_mark is mark  # moved, not re-created
+    mx, my = mark.getData()
+    assert mx[0] == pytest.approx(float(sliders.code[0])) and my[0] == pytest.approx(float(sliders.code[1]))
+    assert mx[0] == pytest.approx(sliders.sliders[0].maximum(), abs=1e-3)
+
+
+def test_projected_map_click_sets_the_sliders_through_the_inverse(qtbot, torch_one_thread):
+    w = make_window(qtbot, model=ModelConfig(arch="dense", latent=4, hidden=[32]))
+    train(qtbot, w)
+    qtbot.waitUntil(lambda: w.latent_map.mode == "projection" and not w.latent_map.busy_computing, timeout=20000)
+    qtbot.wait(50)
+    target = w.latent_map.points[5]
+    x, y = _click_map(qtbot, w, float(target[0]), float(target[1]))
+    sliders, proj = w.latent_sliders, w.latent_map.projection
+    expected = proj.inverse(np.array([[x, y]], np.float32) * w.latent_map._flip)[0]
+    np.testing.assert_allclose(sliders.code, expected, atol=1e-4)
+    assert "inverse of PCA" in find_by_name(w, "Code source").text()
+    # a slider code is marked where the projection puts it
+    sliders.set_code(np.asarray(w.state.snapshot.codes[9], np.float32))
+    mx, my = w.latent_map.code_mark.getData()
+    p = proj.transform(w.state.snapshot.codes[9:10])[0] * w.latent_map._flip
+    assert (mx[0], my[0]) == (pytest.approx(float(p[0]), abs=1e-4), pytest.approx(float(p[1]), abs=1e-4))
+
+
+def test_each_new_model_refreshes_the_sliders_and_the_decoded_sample(qtbot, torch_one_thread):
+    w = make_window(qtbot, epochs=4)
+    seen: list[tuple[int, np.ndarray, np.ndarray, str, str]] = []
+
+    def record(snap):
+        if snap is not None:
+            seen.append((snap.epoch, snap.codes.mean(0), w.latent_sliders.code.copy(),
+                         find_by_name(w, "Code source").text(), w.decoded_view.caption.text()))
+
+    w.state.snapshotChanged.connect(record)
+    train(qtbot, w)
+    assert [s[0] for s in seen] == [1, 2, 3, 4]
+    for epoch, mean, code, source, caption in seen:
+        np.testing.assert_allclose(code, mean, atol=1e-5)  # not the first epoch's code
+        assert "mean of the validation codes" in source and _epochs_named(source) == {epoch}
+        assert _epochs_named(caption) == {epoch}
+    snap = w.state.snapshot
+    np.testing.assert_allclose(w.decoded_view.current_image, snap.decode(snap.codes.mean(0))[0], atol=1e-5)
+    mx, my = w.latent_map.code_mark.getData()
+    assert mx[0] == pytest.approx(float(snap.codes.mean(0)[0]), abs=1e-5)
