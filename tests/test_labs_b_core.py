@@ -195,7 +195,7 @@ def test_factor_correlation_finds_the_right_dimension(method):
     assert matrix.shape == (6, 4) and np.all((matrix >= 0) & (matrix <= 1))
     assert summary.best_dim.tolist() == perm
     assert np.all(summary.best_score > 0.5) and summary.gap_score > 0.4
-    assert "shape → z4" in summary.line and summary.verdict.startswith("Well disentangled")
+    assert "shape → z5" in summary.line and summary.verdict.startswith("Well disentangled")
     # shuffled codes track nothing
     _, noise = factor_correlations(rng.normal(size=(n, 6)), factors, names, method=method)
     assert noise.gap_score < 0.1 and noise.verdict.startswith("Entangled")
@@ -235,7 +235,7 @@ def test_health_report_flags_a_dead_vae_dimension(digits_vae):
                       progress=lambda d, t: calls.append((d, t)))
     assert r.is_vae and dead in r.inactive.tolist() and r.kl[dead] < 1e-6
     assert r.status(dead) == "inactive"
-    assert any("inactive" in f and f"z{dead}" in f for f in r.findings)
+    assert any("inactive" in f and f"z{dead + 1}" in f for f in r.findings)
     assert r.silhouette is not None and -1 <= r.silhouette <= 1
     assert r.knn_accuracy is not None and r.knn_accuracy > 2 * r.chance
     assert len(r.findings) == len(r.severity) and calls[-1] == (5, 5)

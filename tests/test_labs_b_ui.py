@@ -155,7 +155,7 @@ def test_traversal_lab_on_shapes_shows_factor_scores(qtbot, tmp_path, shapes_vae
     assert lab.number_header == ["dimension", "KL", *data.factor_names] and lab.table.rowCount() == 8
     assert "MIG" in lab.readout.text() and "prior" in lab.readout.text()
     left = lab.trav_plot.getAxis("left")._tickLevels[0]
-    assert len(left) == 4 and left[0][1].startswith(f"z{r.dims[0]}")
+    assert len(left) == 4 and left[0][1].startswith(f"z{r.dims[0] + 1} ")
     _check_exports(lab, tmp_path, "traversal")
 
 

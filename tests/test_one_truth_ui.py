@@ -253,3 +253,67 @@ def test_each_new_model_refreshes_the_sliders_and_the_decoded_sample(qtbot, torc
     np.testing.assert_allclose(w.decoded_view.current_image, snap.decode(snap.codes.mean(0))[0], atol=1e-5)
     mx, my = w.latent_map.code_mark.getData()
     assert mx[0] == pytest.approx(float(snap.codes.mean(0)[0]), abs=1e-5)
+
+
+# ---- 6. small things ------------------------------------------------------------------------------------
+def _wheel(widget, dy: int = -120) -> None:
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    pos = QPointF(widget.rect().center())
+    event = QWheelEvent(pos, QPointF(widget.mapToGlobal(pos.toPoint())), QPoint(0, 0), QPoint(0, dy),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def test_wheel_over_unfocused_fields_scrolls_the_builder_instead(qtbot):
+    from PySide6.QtWidgets import QScrollArea
+
+    w = make_window(qtbot, model=ModelConfig(arch="dense", kind="vae", latent=2, hidden=[32], beta=1.0))
+    w.resize(1200, 500)  # short enough that the Model builder scrolls
+    qtbot.wait(20)
+    beta = find_by_name(w, "Beta")
+    scroll = w.builder.findChild(QScrollArea)
+    bar = scroll.verticalScrollBar()
+    assert bar.maximum() > 0 and not beta.hasFocus()
+    before = bar.value()
+    for _ in range(3):
+        _wheel(beta)
+    assert beta.value() == 1.0 and w.builder.config().beta == 1.0  # the value is untouched
+    assert bar.value() > before  # the builder scrolled
+    for name in ("Kind", "Code size", "Epochs", "Noise"):
+        field = find_by_name(w, name)
+        value = field.currentIndex() if hasattr(field, "currentIndex") else field.value()
+        _wheel(field)
+        assert (field.currentIndex() if hasattr(field, "currentIndex") else field.value()) == value, name
+    beta.setFocus()  # a focused field still takes the wheel
+    qtbot.waitUntil(beta.hasFocus, timeout=1000)
+    _wheel(beta, 120)
+    assert beta.value() != 1.0
+
+
+def test_titles_dimension_names_labs_size_and_empty_plots(qtbot, torch_one_thread):
+    from PySide6.QtGui import QGuiApplication
+
+    w = make_window(qtbot)
+    display = QGuiApplication.applicationDisplayName() or "aestudio"
+    for title in (w.windowTitle(),):
+        assert title.endswith(display) and title.count("aestudio") == 1  # Qt appends nothing, nothing repeats
+    # empty plots: no axes until there is data
+    assert not w.loss_curves.axes_visible and not w.latent_map.axes_visible
+    train(qtbot, w)
+    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=5000)
+    assert w.loss_curves.axes_visible and w.latent_map.axes_visible
+    # one naming of latent dimensions: z1, z2, ...
+    assert [lab.text() for lab in w.latent_sliders.dim_labels[:2]] == ["z1", "z2"]
+    assert w.latent_map.plot.getPlotItem().getAxis("bottom").labelText.startswith("z1")
+    # the Labs window fits the screen it opens on
+    w.show_lab("Latent health")
+    labs = w.labs_window
+    avail = (w.screen() or QGuiApplication.primaryScreen()).availableGeometry()
+    assert labs.width() <= avail.width() and labs.height() <= avail.height()
+    assert labs.windowTitle().endswith(display) and labs.windowTitle().count("aestudio") == 1
+    with qtbot.waitSignal(w.data_panel.loaded, timeout=30000):
+        w.data_panel.load("fashion-10k")
+    assert not w.loss_curves.axes_visible and not w.latent_map.axes_visible

@@ -33,6 +33,11 @@ Progress = Callable[[float, str], None]
 TSNE_DEFAULT_MAX_POINTS = 5000
 
 
+def dim_name(d: int) -> str:
+    """The one name of latent dimension `d` (0-based index) everywhere users read it: z1, z2, ..."""
+    return f"z{int(d) + 1}"
+
+
 def available_methods() -> list[str]:
     """Projection methods usable here: pca and tsne always, umap when umap-learn is installed.
 

@@ -231,6 +231,7 @@ class LatentMapPanel(QWidget):
         lay.addWidget(self.info)
         self._apply_palette()
         self._set_controls()
+        self._set_axes_visible(False)  # no codes yet: no axes
 
         scene = self.plot.scene()
         scene.sigMouseMoved.connect(self._on_mouse_moved)
@@ -422,6 +423,7 @@ class LatentMapPanel(QWidget):
         self.cross.setData([], [])
         self._place_mark()
         self._label_axes()
+        self._set_axes_visible(True)
         if fresh:
             self.vb.enableAutoRange()
         self._update_info()
@@ -483,7 +485,7 @@ class LatentMapPanel(QWidget):
         left, bottom = pi.getAxis("left"), pi.getAxis("bottom")
         left.setTicks(None)
         if self.mode == "direct":
-            x, y = "z₁ (code dimension 1)", "z₂ (code dimension 2)"
+            x, y = "z1 (code dimension 1)", "z2 (code dimension 2)"
             tip = ("The code has two numbers, so each point sits exactly at its code: nothing is projected "
                    "and clicking decodes exactly the code under the cursor.")
         elif self.mode == "strip":
@@ -510,6 +512,15 @@ class LatentMapPanel(QWidget):
         pi.setLabel("left", y)
         for axis in (left, bottom):
             axis.setToolTip(tip)
+
+    @property
+    def axes_visible(self) -> bool:
+        return self.plot.getPlotItem().getAxis("bottom").isVisible()
+
+    def _set_axes_visible(self, on: bool) -> None:
+        pi = self.plot.getPlotItem()
+        for axis in ("left", "bottom"):
+            (pi.showAxis if on else pi.hideAxis)(axis)
 
     def _update_info(self) -> None:
         snap = self.snapshot
@@ -560,6 +571,7 @@ class LatentMapPanel(QWidget):
         self.cross.setData([], [])
         self.marked_code = None
         self.code_mark.setData([], [])
+        self._set_axes_visible(False)
         self._set_controls()
         self.info.setText("Train a model to see where it puts each image in its latent space.")
 

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPus
                                QWidget)
 from superqt import QLabeledDoubleSlider
 
-from ..core.latent import CodeStats, code_stats, sample_codes
+from ..core.latent import CodeStats, code_stats, dim_name, sample_codes
 from ..workers.training import epoch_label
 from . import imaging
 from .state import StudioState
@@ -70,7 +70,7 @@ class LatentSlidersPanel(QWidget):
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(2)
         for i in range(PAGE):
-            lab = QLabel(f"z{i + 1}", self.slider_box)
+            lab = QLabel(dim_name(i), self.slider_box)
             lab.setMinimumWidth(30)
             lab.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             s = QLabeledDoubleSlider(Qt.Orientation.Horizontal, self.slider_box)
@@ -335,9 +335,9 @@ class LatentSlidersPanel(QWidget):
             s.setSingleStep((hi - lo) / 100.0)
             s.setValue(v)
             s.blockSignals(False)
-            lab.setText(f"z{dim + 1}")
+            lab.setText(dim_name(dim))
             mean, std = float(self.stats.mean[dim]), float(self.stats.std[dim])
-            tip = (f"Code dimension z{dim + 1}. Drag to change just this number of the code and watch the "
+            tip = (f"Code dimension {dim_name(dim)}. Drag to change just this number of the code and watch the "
                    f"decoded image. Over the validation images it has mean {mean:.2f} and standard deviation "
                    f"{std:.2f}; the slider spans mean ± 3 standard deviations, where almost all codes lie.")
             if vae:

@@ -241,6 +241,7 @@ class LossCurvesPanel(QWidget):
         for axis in ("left", "bottom"):
             item.getAxis(axis).enableAutoSIPrefix(False)
         item.getViewBox().setLimits(xMin=-0.5)
+        self._set_axes_visible(False)  # an empty plot shows no axes (they would mean nothing yet)
 
         self.log_box = QCheckBox("Log scale", self)
         self.log_box.setAccessibleName("Log scale")
@@ -291,6 +292,7 @@ class LossCurvesPanel(QWidget):
         self._offset = 0.0
         self._stage_count = 1
         self._last_summary = None
+        self._set_axes_visible(False)
         self._update_tooltip()
 
     def curve_data(self, term: str, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -420,6 +422,7 @@ class LossCurvesPanel(QWidget):
             color = QColor(EXTRA_COLORS[len(extra) % len(EXTRA_COLORS)])
         c = _TermCurves(term, color, self.plot.getPlotItem())
         self.terms[term] = c
+        self._set_axes_visible(True)
         # keep the legend in the canonical term order
         order = {t: i for i, t in enumerate(TERM_ORDER)}
         for other in self.terms.values():
@@ -465,6 +468,15 @@ class LossCurvesPanel(QWidget):
                         "the whole network end to end.")
         self.plot.getPlotItem().addItem(line, ignoreBounds=True)
         self.stage_lines.append(line)
+
+    @property
+    def axes_visible(self) -> bool:
+        return self.plot.getPlotItem().getAxis("bottom").isVisible()
+
+    def _set_axes_visible(self, on: bool) -> None:
+        item = self.plot.getPlotItem()
+        for axis in ("left", "bottom"):
+            (item.showAxis if on else item.hideAxis)(axis)
 
     def _show_epoch_summary(self, stage: str, epoch: int, epochs: int | None, train: dict, val: dict) -> None:
         self._last_summary = (stage, epoch, epochs, train, val)

@@ -81,6 +81,12 @@ def studio_settings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
 
 
+def window_title(subject: str) -> str:
+    """A window title that names the application once: "subject — aestudio". It ends with the display
+    name, so Qt (which appends that name to other titles on Linux and Windows) does not repeat it."""
+    return f"{subject} — {APPLICATION}"
+
+
 # ---- opening runs (pool thread) --------------------------------------------------------------
 @torch.no_grad()
 def snapshot_from_run(run: Run, data: ImageSet) -> ModelSnapshot:
@@ -326,7 +332,8 @@ class MainWindow(QMainWindow):
         self.state = state
         if state.parent() is None:
             state.setParent(self)
-        self.setWindowTitle("aestudio — Autoencoder Studio")
+        # Qt appends the application's display name ("aestudio") to a title that does not end with it
+        self.setWindowTitle(window_title("Autoencoder Studio"))
         self.setWindowIcon(style.app_icon())
         self.setAccessibleName("aestudio")
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowNestedDocks |
@@ -396,6 +403,7 @@ class MainWindow(QMainWindow):
         self.resize(*DEFAULT_SIZE)
         self._default_layout()
         self._default_state = self.saveState(LAYOUT_VERSION)
+        style.guard_wheel(self)  # the wheel scrolls the panels, never an unfocused field's value
         if restore:
             self._restore_window()
 
@@ -634,7 +642,7 @@ class MainWindow(QMainWindow):
         path = str(run.path)
         self._add_recent(path)
         self.settings.setValue("runs/last_dir", str(Path(path).parent))
-        self.setWindowTitle(f"{Path(path).name} — aestudio")
+        self.setWindowTitle(window_title(Path(path).name))
         self.statusBar().showMessage(f"Opened run {path}")
         if note:
             self.show_message(f"Opened {Path(path).name}, but {note}.", "warning")

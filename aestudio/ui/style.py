@@ -244,3 +244,47 @@ class FloatSpin(QDoubleSpinBox):
         pos = exp * 3 + idx + steps
         e, i = divmod(pos, 3)
         self.setValue(max(self.minimum(), min(self.maximum(), float(f"{_LADDER[i] * 10.0 ** e:.6g}"))))
+
+
+# ---- the mouse wheel on form fields ------------------------------------------------------------------------
+from PySide6.QtCore import QEvent, QObject  # noqa: E402
+from PySide6.QtWidgets import QAbstractScrollArea, QAbstractSpinBox, QComboBox  # noqa: E402
+
+
+class WheelGuard(QObject):
+    """An event filter: a spin box or combo box without keyboard focus ignores the mouse wheel, which
+    then scrolls whatever holds it (the Model builder's scroll area) instead of changing a value the
+    pointer merely passed over. Click (or tab) into the field first to wheel through its values."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt)
+        if event.type() != QEvent.Type.Wheel or not isinstance(obj, QWidget) or obj.hasFocus():
+            return False
+        area = obj.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is None:
+            event.ignore()  # not accepted: Qt hands the wheel on to the parent widgets
+            return True  # and the field itself never sees it
+        vertical = event.angleDelta().y() != 0
+        bar = area.verticalScrollBar() if vertical else area.horizontalScrollBar()
+        QApplication.sendEvent(bar, event)  # the scroll area that holds the field scrolls
+        return True
+
+
+_WHEEL_GUARD: WheelGuard | None = None
+
+
+def guard_wheel(root: QWidget) -> int:
+    """Install the WheelGuard on every spin box and combo box under `root` (and `root` itself), and let
+    them take focus only from a click or Tab, never from the wheel. Returns how many were guarded."""
+    global _WHEEL_GUARD
+    if _WHEEL_GUARD is None:
+        _WHEEL_GUARD = WheelGuard(QApplication.instance())
+    fields = [w for w in (root, *root.findChildren(QWidget)) if isinstance(w, (QAbstractSpinBox, QComboBox))]
+    for w in fields:
+        if w.property("_wheel_guarded"):
+            continue
+        w.setProperty("_wheel_guarded", True)
+        w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        w.installEventFilter(_WHEEL_GUARD)
+    return len(fields)

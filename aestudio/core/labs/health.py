@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..evaluation import as_float_images, encode_images, inactive_dims, knn_accuracy, per_dim_kl, silhouette
+from ..latent import dim_name
 
 Progress = Callable[[int, int], None]
 
@@ -71,7 +72,7 @@ class HealthReport:
         header = ["dimension"] + (["KL (nats)"] if self.kl is not None else []) + ["variance", "mean", "std", "status"]
         rows = []
         for d in range(self.latent):
-            row: list = [f"z{d}"]
+            row: list = [f"{dim_name(d)}"]
             if self.kl is not None:
                 row.append(float(self.kl[d]))
             row += [float(self.variance[d]), float(self.mean[d]), float(self.std[d]), self.status(d)]
@@ -96,7 +97,7 @@ def dead_units(std: np.ndarray, fraction: float = DEAD_FRACTION) -> tuple[np.nda
 
 
 def _dims(idx: np.ndarray, limit: int = 8) -> str:
-    names = [f"z{int(i)}" for i in idx[:limit]]
+    names = [f"{dim_name(int(i))}" for i in idx[:limit]]
     return ", ".join(names) + (", …" if len(idx) > limit else "")
 
 
@@ -191,7 +192,7 @@ def _findings(r: HealthReport, cfg) -> None:
             _add(r, f"All {r.latent} dimensions are active (each carries at least {r.kl_threshold:g} nats).", "ok")
         if r.kl is not None and r.latent and n_in < r.latent:
             top = int(np.argmax(r.kl))
-            _add(r, f"Total KL {r.total_kl:.2f} nats per image; the most informative dimension, z{top}, "
+            _add(r, f"Total KL {r.total_kl:.2f} nats per image; the most informative dimension, {dim_name(top)}, "
                     f"carries {r.kl[top]:.2f} nats ({_pct(r.kl[top] / max(r.total_kl, 1e-12))} of the total).")
         active = np.setdiff1d(np.arange(r.latent), r.inactive)
         if len(active):
@@ -225,10 +226,10 @@ def _findings(r: HealthReport, cfg) -> None:
 
     if r.max_corr is not None and abs(r.max_corr[2]) >= 0.9:
         i, j, c = r.max_corr
-        _add(r, f"z{i} and z{j} are strongly correlated (r = {c:.2f}): they encode much the same thing.", "warn")
+        _add(r, f"{dim_name(i)} and {dim_name(j)} are strongly correlated (r = {c:.2f}): they encode much the same thing.", "warn")
     elif r.max_corr is not None:
         i, j, c = r.max_corr
-        _add(r, f"No two dimensions are redundant (the most correlated pair, z{i} and z{j}, has r = {c:.2f}).", "ok")
+        _add(r, f"No two dimensions are redundant (the most correlated pair, {dim_name(i)} and {dim_name(j)}, has r = {c:.2f}).", "ok")
 
     if r.silhouette is None and r.knn_accuracy is None:
         _add(r, "No class labels: silhouette and k-NN accuracy need a labelled data set.", "info")

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..evaluation import as_float_images, decode_codes, encode_images, per_dim_kl
-from ..latent import code_stats, interpolate_codes, sample_codes
+from ..latent import code_stats, dim_name, interpolate_codes, sample_codes
 from ..models import Autoencoder
 
 DEFAULT_VALUES = np.linspace(-3.0, 3.0, 7)
@@ -265,7 +265,7 @@ def summarize_factors(matrix: np.ndarray, factor_names: Sequence[str], method: s
     second = srt[1] if latent > 1 else np.zeros(nf)
     gap = best - second
     gap_score = float(gap.mean()) if nf else float("nan")
-    parts = [f"{n} → z{d} ({s:.2f})" if s >= CAPTURED else f"{n} → none ({s:.2f})"
+    parts = [f"{n} → {dim_name(d)} ({s:.2f})" if s >= CAPTURED else f"{n} → none ({s:.2f})"
              for n, d, s in zip(factor_names, best_dim, best)]
     label = "MIG" if method == "mi" else "MIG-like gap"
     line = "; ".join(parts) + f"  ·  {label} {gap_score:.2f}"
@@ -278,7 +278,7 @@ def summarize_factors(matrix: np.ndarray, factor_names: Sequence[str], method: s
     shared = {}
     for k, d in enumerate(best_dim):
         shared.setdefault(int(d), []).append(k)
-    both = [f"z{d} ({', '.join(factor_names[k] for k in ks)})" for d, ks in shared.items() if len(ks) > 1 and
+    both = [f"{dim_name(d)} ({', '.join(factor_names[k] for k in ks)})" for d, ks in shared.items() if len(ks) > 1 and
             all(best[k] > 0.2 for k in ks)]
     if both:
         verdict += " Shared: " + "; ".join(both) + "."
@@ -318,7 +318,7 @@ class TraversalResult:
         order = np.argsort(-self.scores, kind="stable")
         out = []
         for d in order:
-            row: list = [f"z{d}", float(self.scores[d])]
+            row: list = [f"{dim_name(d)}", float(self.scores[d])]
             if self.factor_matrix is not None:
                 row += [float(v) for v in self.factor_matrix[d]]
             out.append(row)

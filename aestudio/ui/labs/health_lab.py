@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QScrollArea, 
 
 from ...core.labs.health import KL_THRESHOLD, HealthReport, health_report
 from ..state import StudioState
+from ...core.latent import dim_name
 from .base import LabData, LabPanel
 
 ACTIVE = "#4e79a7"
@@ -193,9 +194,9 @@ class LatentHealthLab(LabPanel):
         span = max(hi - lo, 1e-6)
         self.stats_plot.setYRange(lo - 0.08 * span, hi + 0.08 * span, padding=0)
         if r.latent <= 32:
-            ticks = [[(i, f"z{i}") for i in range(r.latent)], []]
+            ticks = [[(i, f"{dim_name(i)}") for i in range(r.latent)], []]
         else:
-            ticks = [[(i, f"z{i}") for i in range(0, r.latent, max(1, r.latent // 16))], []]
+            ticks = [[(i, f"{dim_name(i)}") for i in range(0, r.latent, max(1, r.latent // 16))], []]
         for p in (self.bar_plot, self.stats_plot):
             p.getAxis("bottom").setTicks(ticks)
         self._style()

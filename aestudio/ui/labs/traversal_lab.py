@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel,
 from ...core.labs.traversal import CAPTURED, METHOD_LABELS, TraversalResult, mosaic, tile_centres, traversal_experiment
 from .. import imaging
 from ..state import StudioState
+from ...core.latent import dim_name
 from .base import LabData, LabPanel, lab_data
 
 THUMB = 30
@@ -269,7 +270,7 @@ class TraversalLab(LabPanel):
         # traversal grid with row labels (dimension and its score) and sigma columns
         _set_mosaic(self.trav_image, self.trav_plot, r.grid)
         short = "KL" if r.score_name == "KL" else "var"
-        left = [(float(y), f"z{d}  {short} {r.scores[d]:.2g}") for y, d in zip(tile_centres(len(r.dims), h, pad), r.dims)]
+        left = [(float(y), f"{dim_name(d)}  {short} {r.scores[d]:.2g}") for y, d in zip(tile_centres(len(r.dims), h, pad), r.dims)]
         bottom = [(float(x), f"{v:+.0f}".replace("+0", "0") if abs(v - round(v)) < 1e-6 else f"{v:+.1f}")
                   for x, v in zip(tile_centres(len(r.values), w, pad), r.values)]
         self.trav_plot.getAxis("left").setTicks([left, []])
@@ -308,7 +309,7 @@ class TraversalLab(LabPanel):
             self.factor_image.setImage(imaging.heatmap(m, 0.0, 1.0), levels=(0, 255), autoLevels=False)
             self.factor_plot.setRange(xRange=(0, m.shape[1]), yRange=(0, m.shape[0]), padding=0.02)
             self.factor_plot.getAxis("left").setTicks([[(k + 0.5, n) for k, n in enumerate(s.factor_names)], []])
-            self.factor_plot.getAxis("bottom").setTicks([[(i + 0.5, f"z{d}") for i, d in enumerate(r.dims)], []])
+            self.factor_plot.getAxis("bottom").setTicks([[(i + 0.5, f"{dim_name(d)}") for i, d in enumerate(r.dims)], []])
             for k, d in enumerate(s.best_dim):
                 if int(d) in r.dims and s.best_score[k] >= CAPTURED:
                     col = r.dims.index(int(d))
@@ -345,7 +346,7 @@ class TraversalLab(LabPanel):
         s = r.factor_summary
         order = [row[0] for row in self.number_rows]
         for k, d in enumerate(s.best_dim):
-            name = f"z{int(d)}"
+            name = f"{dim_name(int(d))}"
             if name in order and s.best_score[k] >= CAPTURED:
                 item = self.table.item(order.index(name), 2 + k)
                 if item is not None:
