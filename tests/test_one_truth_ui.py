@@ -89,13 +89,14 @@ def test_quit_with_unsaved_model_asks_save_discard_cancel(qtbot, tmp_path, no_di
     w = make_window(qtbot)
     train(qtbot, w)
     asked: list[str] = []
-    answers = {"quit_unsaved": "cancel", "save_path": str(tmp_path / "kept")}
+    answers = {"quit_unsaved": "cancel"}
     w.ask = lambda kind, text: (asked.append(kind), answers[kind])[1]
+    w.choose_save_path = lambda suggested: (asked.append("path"), str(tmp_path / "kept"))[1]
     w.quit_action.trigger()
     assert asked == ["quit_unsaved"] and w.isVisible()  # Cancel keeps the window open
-    answers["quit_unsaved"] = "save"
+    answers["quit_unsaved"] = "Save"
     w.quit_action.trigger()
-    assert asked == ["quit_unsaved", "quit_unsaved", "save_path"] and not w.isVisible()
+    assert asked == ["quit_unsaved", "quit_unsaved", "path"] and not w.isVisible()
     assert (tmp_path / "kept" / "config.json").is_file() and (tmp_path / "kept" / "weights.safetensors").is_file()
 
 
@@ -119,7 +120,8 @@ def test_quit_during_training_and_save_saves_the_stopped_model(qtbot, tmp_path, 
     w = make_window(qtbot, epochs=500, batch_size=16)
     with qtbot.waitSignal(w.state.training.snapshot, timeout=20000):
         qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
-    w.ask = lambda kind, text: {"quit_unsaved": "save", "save_path": str(tmp_path / "stopped")}[kind]
+    w.ask = lambda kind, text: {"quit_unsaved": QMessageBox.StandardButton.Save}[kind]
+    w.choose_save_path = lambda suggested: str(tmp_path / "stopped")
     w.quit_action.trigger()
     assert not w.isVisible() and not w.state.training.running
     assert (tmp_path / "stopped" / "weights.safetensors").is_file()

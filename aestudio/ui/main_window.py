@@ -345,9 +345,11 @@ class MainWindow(QMainWindow):
         self._closed = False
         # Answers the window's questions: ask(kind, text) -> answer. kind "replace_run" answers
         # "replace" | "beside" | "cancel"; kind "trust_data" answers "yes" | "no"; kind "quit_unsaved"
-        # answers "save" | "discard" | "cancel"; kind "save_path" answers a folder path ("" cancels).
-        # None: a QMessageBox (or a file dialog for "save_path").
+        # answers "save" | "discard" | "cancel". None: a QMessageBox.
         self.ask = None
+        # Chooses the folder to save a run in: choose_save_path(suggested) -> path ("" cancels).
+        # None: a file dialog (File > Save run…, and Save when quitting).
+        self.choose_save_path = None
         self._saved_snapshot = None  # the snapshot a run folder holds (saved or opened): not "unsaved"
         self._quit_answer: str | None = None  # the answer to "quit_unsaved" while closing waits for training
         self._quitting = False  # closing through File > Quit (asks about an unsaved model)
@@ -565,9 +567,9 @@ class MainWindow(QMainWindow):
     def _question(self, kind: str, text: str) -> str:
         """Ask the user (or the `ask` hook); see __init__ for the kinds and answers."""
         if self.ask is not None:
-            return str(self.ask(kind, text))
-        if kind == "save_path":
-            return self._save_path_dialog(text)
+            answer = self.ask(kind, text)
+            name = getattr(answer, "name", None)  # a QMessageBox.StandardButton answers too
+            return str(name if isinstance(name, str) else answer).strip().lower()
         box = QMessageBox(QMessageBox.Icon.Question, "aestudio", text, QMessageBox.StandardButton.NoButton, self)
         if kind == "quit_unsaved":
             buttons = {"save": box.addButton(QMessageBox.StandardButton.Save),
@@ -663,7 +665,7 @@ class MainWindow(QMainWindow):
         if self.state.snapshot is None:
             self.show_message("Train a model (or open a run) before saving.", "warning")
             return
-        path = self._question("save_path", self.suggested_run_path())
+        path = self._save_path(self.suggested_run_path())
         if path:
             self.save_run(path)
 
@@ -673,7 +675,10 @@ class MainWindow(QMainWindow):
         cfg = snap.model_config if snap is not None else self.state.model_config
         return str(base / f"{cfg.arch}-{cfg.kind}-{cfg.latent}")
 
-    def _save_path_dialog(self, suggested: str) -> str:
+    def _save_path(self, suggested: str) -> str:
+        """The folder to save a run in ("" when cancelled): `choose_save_path`, else a file dialog."""
+        if self.choose_save_path is not None:
+            return str(self.choose_save_path(suggested) or "")
         path, _ = QFileDialog.getSaveFileName(self, "Save run as folder", suggested, "Run folder (*)")
         return path or ""
 
@@ -864,13 +869,17 @@ class MainWindow(QMainWindow):
             return
         asks = self.ask is not None or event.spontaneous() or self._quitting
         if self._quit_answer is None and asks and self.has_unsaved_model():
-            answer = self._question("quit_unsaved", "The trained model has not been saved.\n\n"
-                                                    "Save it as a run before quitting?")
-            if answer not in ("save", "discard"):
+            try:
+                answer = self._question("quit_unsaved", "The trained model has not been saved.\n\n"
+                                                        "Save it as a run before quitting?")
+            except Exception:  # noqa: BLE001 - a broken `ask` hook never keeps the window (and a thread) alive
+                traceback.print_exc()
+                answer = "discard"
+            if answer == "cancel":
                 self.statusBar().showMessage("Quit cancelled")
                 event.ignore()
                 return
-            self._quit_answer = answer
+            self._quit_answer = "save" if answer == "save" else "discard"
         if not self._stop_training(2.0):
             self._close_when_stopped = True  # _on_running closes again once the thread has ended
             self.show_message("Training is finishing its current batch; the studio closes as soon as it has "
@@ -878,7 +887,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         if self._quit_answer == "save" and self.has_unsaved_model():
-            path = self._question("save_path", self.suggested_run_path())
+            path = self._save_path(self.suggested_run_path())
             if not path or self.save_run(path) is None:
                 self._quit_answer = None
                 self.show_message("The model was not saved, so the studio stays open.", "warning")
