@@ -319,3 +319,15 @@ def test_titles_dimension_names_labs_size_and_empty_plots(qtbot, torch_one_threa
     with qtbot.waitSignal(w.data_panel.loaded, timeout=30000):
         w.data_panel.load("fashion-10k")
     assert not w.loss_curves.axes_visible and not w.latent_map.axes_visible
+
+
+def test_a_labs_empty_plots_hide_their_axes_until_a_result(qtbot, torch_one_thread):
+    w = make_window(qtbot)
+    train(qtbot, w)
+    lab = w.show_lab("Latent health")
+    assert lab.axes_hidden and lab._figure_axes()
+    assert all(not item.getAxis(name).isVisible() for item, name in lab._figure_axes())
+    qtbot.mouseClick(lab.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: lab.last_result is not None, timeout=30000)
+    assert not lab.axes_hidden
+    assert any(item.getAxis(name).isVisible() for item, name in lab._figure_axes())

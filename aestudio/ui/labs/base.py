@@ -104,6 +104,7 @@ class LabPanel(QWidget):
         self.setObjectName(self.title.replace(" ", "_").lower())
         self._task: Task | None = None
         self.last_result: Any = None
+        self._hidden_axes: list[tuple[Any, str]] = []  # axes hidden until the first result (set_figure)
         self.number_header: list[str] = []
         self.number_rows: list[list[Any]] = []
 
@@ -174,6 +175,22 @@ class LabPanel(QWidget):
         self.splitter.addWidget(self.table)
         self.splitter.setStretchFactor(0, 4)
         self.splitter.setStretchFactor(1, 1)
+        self._hidden_axes = [(item, name) for item, name in self._figure_axes() if item.getAxis(name).isVisible()]
+        for item, name in self._hidden_axes:  # an empty plot shows no axes: they would mean nothing yet
+            item.hideAxis(name)
+
+    def _figure_axes(self) -> list[tuple[Any, str]]:
+        """(plot item, axis name) of the left and bottom axes of every plot in the figure."""
+        import pyqtgraph as pg
+
+        views = [w for w in (self.figure, *self.figure.findChildren(QWidget)) if isinstance(w, pg.GraphicsView)]
+        items = [it for v in views for it in v.scene().items() if isinstance(it, pg.PlotItem)]
+        return [(it, name) for it in items for name in ("left", "bottom")]
+
+    @property
+    def axes_hidden(self) -> bool:
+        """True while the figure's plots hide the axes they will show once there is a result."""
+        return bool(self._hidden_axes)
 
     def compute(self, data: LabData, progress: Callable[[int, int], None]) -> Any:  # pragma: no cover
         raise NotImplementedError
@@ -237,6 +254,9 @@ class LabPanel(QWidget):
         self.run_button.setEnabled(True)
         self.notice.setText("")
         self.last_result = result
+        for item, name in self._hidden_axes:  # there is data now (show_result may hide what it wants)
+            item.showAxis(name)
+        self._hidden_axes = []
         self.show_result(result)
         self.export_figure_button.setEnabled(True)
         self.on_idle()
