@@ -60,9 +60,13 @@ def test_contract_names_and_save_open_without_dialogs(qtbot, tmp_path, no_dialog
     w.builder.set_config(TINY)
     assert callable(w.save_run) and callable(w.open_run)
     train(qtbot, w)
+    w.ask = None  # no hook: save_run and open_run still open no dialog
     out = w.save_run(tmp_path / "run")
     assert out is not None and (out / "config.json").is_file()
+    again = w.save_run(tmp_path / "run")  # a run is there already: saved beside it, nothing destroyed
+    assert again is not None and again != out and (again / "config.json").is_file()
     w2 = make_window(qtbot)
+    w2.ask = None
     with qtbot.waitSignal(w2.runOpened, timeout=30000):
         w2.open_run(tmp_path / "run")
     assert w2.state.snapshot is not None and w2.builder.config() == w.state.snapshot.model_config

@@ -562,7 +562,7 @@ class MainWindow(QMainWindow):
             self, "Open run: choose the config.json of a run folder", start_dir,
             "aestudio run (config.json weights.safetensors);;All files (*)")
         if path:
-            self.open_run(path)
+            self.open_run(path, trust=self._data_trust(path))
 
     def _question(self, kind: str, text: str) -> str:
         """Ask the user (or the `ask` hook); see __init__ for the kinds and answers."""
@@ -603,8 +603,10 @@ class MainWindow(QMainWindow):
                                               "Read images from there? Only do so if you trust where this run came from.")
         return answer == "yes"
 
-    def open_run(self, path: str | os.PathLike) -> None:
-        """Load a run on a Task; `runOpened` or `runOpenFailed` follows."""
+    def open_run(self, path: str | os.PathLike, trust: bool | None = None) -> None:
+        """Load a run on a Task; `runOpened` or `runOpenFailed` follows. Opens no dialog: whether to read
+        data the run names outside its folder is `trust`; None asks the `ask` hook if there is one, else
+        does not read it (File > Open run… asks the user)."""
         path = str(path)
         if self.state.training.running:
             msg = "Stop training before opening a run."
@@ -614,7 +616,8 @@ class MainWindow(QMainWindow):
         if self._run_task is not None:
             self._run_task.cancel()
         self._tasks = [t for t in self._tasks if not t.finished_event.is_set()]
-        trust = self._data_trust(path)
+        if trust is None:
+            trust = self._data_trust(path) if self.ask is not None else False
         task = Task(load_run_bundle, path, self.state.data_spec, self.state.dataset, trust)
         task.signals.done.connect(self._on_run_loaded)
         task.signals.failed.connect(self._on_run_failed)
@@ -666,8 +669,23 @@ class MainWindow(QMainWindow):
             self.show_message("Train a model (or open a run) before saving.", "warning")
             return
         path = self._save_path(self.suggested_run_path())
-        if path:
-            self.save_run(path)
+        if not path:
+            return
+        target = self._run_folder(path)
+        choice = self._replace_question(target) if holds_run(target) else None
+        if choice not in (None, "replace", "beside"):
+            self.statusBar().showMessage("Save cancelled")
+            return
+        self.save_run(path, if_exists=choice)
+
+    @staticmethod
+    def _run_folder(path: str | os.PathLike) -> Path:
+        target = Path(path)
+        return target.parent if target.is_file() and target.name == CONFIG_NAME else target
+
+    def _replace_question(self, target: Path) -> str:
+        return self._question("replace_run", f"{target} already holds a run.\n\nReplace it, or save this one "
+                                             f"beside it (as {target.name}-2, ...)?")
 
     def suggested_run_path(self) -> str:
         base = Path(str(self.settings.value("runs/last_dir", str(Path.cwd() / "runs"))))
@@ -684,8 +702,9 @@ class MainWindow(QMainWindow):
 
     def save_run(self, path: str | os.PathLike, if_exists: str | None = None) -> Path | None:
         """Write the current model (the latest snapshot) as a run folder. Returns its path, None on failure
-        or when cancelled. When `path` already holds a run, `if_exists` ("replace", "beside", "cancel")
-        says what to do; None asks (Replace / Save beside / Cancel)."""
+        or when cancelled. Opens no dialog: when `path` already holds a run, `if_exists` ("replace",
+        "beside", "cancel") says what to do; None asks the `ask` hook if there is one, else saves beside it
+        (File > Save run… asks the user)."""
         snap = self.state.snapshot
         if snap is None:
             self.show_message("Train a model (or open a run) before saving.", "warning")
@@ -697,14 +716,10 @@ class MainWindow(QMainWindow):
             diagnoses = list(getattr(trainer, "diagnoses", []))  # the training doctor's findings
         else:
             history, train_cfg = snap.history, self.state.train_config
-        target = Path(path)
-        if target.is_file() and target.name == CONFIG_NAME:
-            target = target.parent
+        target = self._run_folder(path)
         choice = "new"
         if holds_run(target):
-            choice = if_exists or self._question(
-                "replace_run", f"{target} already holds a run.\n\nReplace it, or save this one beside it "
-                               f"(as {target.name}-2, ...)?")
+            choice = if_exists or (self._replace_question(target) if self.ask is not None else "beside")
             if choice not in ("replace", "beside"):
                 self.statusBar().showMessage("Save cancelled")
                 return None
@@ -751,7 +766,7 @@ class MainWindow(QMainWindow):
         for i, p in enumerate(items):
             a = m.addAction(f"&{i + 1}  {Path(p).name}")
             a.setToolTip(p)
-            a.triggered.connect(lambda _=False, p=p: self.open_run(p))
+            a.triggered.connect(lambda _=False, p=p: self.open_run(p, trust=self._data_trust(p)))
         m.addSeparator()
         m.addAction("Clear list", lambda: self.settings.setValue("runs/recent", "[]"))
 
