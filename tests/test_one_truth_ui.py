@@ -335,3 +335,15 @@ def test_a_labs_empty_plots_hide_their_axes_until_a_result(qtbot, torch_one_thre
     qtbot.waitUntil(lambda: lab.last_result is not None, timeout=30000)
     assert not lab.axes_hidden
     assert any(item.getAxis(name).isVisible() for item, name in lab._figure_axes())
+
+
+def test_contract_names_are_unique_with_the_labs_open(qtbot):
+    from conftest import find_all_by_name
+
+    w = make_window(qtbot)
+    for title in ("Few labels", "Denoising lab", "Anomaly lab", "PCA vs autoencoder", "Traversal", "Latent health"):
+        w.show_lab(title)
+    for name in FIELD_NAMES:
+        found = find_all_by_name(w, name)
+        assert len(found) == 1, (name, found)
+        assert found[0].window() is w

@@ -69,7 +69,7 @@ class FewLabelsLab(LabPanel):
                                 "one label per class, which image you happen to label matters a lot.")
         self.seed = QSpinBox()
         self.seed.setRange(0, 99_999)
-        self.seed.setAccessibleName("Seed")
+        self.seed.setAccessibleName("Labelled images seed")  # "Seed" names the Training panel's field
         self.seed.setToolTip("Random seed for picking the labelled images (and PCA): the same seed gives the same numbers.")
         dl.addWidget(self.repeats)
         seed_label = QLabel("seed")
