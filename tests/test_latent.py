@@ -144,3 +144,16 @@ def test_code_stats_ranges():
     np.testing.assert_allclose(st.max, [2.0, 1.0])
     assert st.range(0) == (-2.0, 4.0)
     assert st.range(1) == (-2.0, 4.0)  # a constant dimension still gets a usable range
+
+
+def test_locate_marks_codes_cheaply_and_exactly_for_pca():
+    from aestudio.core.latent import Projection, dim_name
+
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(60, 5)).astype(np.float32)
+    pca = Projection().fit(codes, method="pca")
+    np.testing.assert_allclose(pca.locate(codes[:3]), pca.transform(codes[:3]), atol=1e-6)
+    tsne = Projection().fit(codes, method="tsne", seed=0)
+    np.testing.assert_allclose(tsne.locate(codes[4]), tsne.points[list(tsne.indices).index(4)]
+                               if tsne.indices is not None else tsne.points[4], atol=1e-5)
+    assert [dim_name(d) for d in range(3)] == ["z1", "z2", "z3"]

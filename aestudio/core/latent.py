@@ -163,6 +163,23 @@ class Projection:
             out = self._idw(self._code_tree, codes, self.points)
         return out[0] if single else out
 
+    def locate(self, codes: np.ndarray) -> np.ndarray:
+        """Cheap 2-D positions for marking codes on the map while a slider moves: exact for pca /
+        identity, else the inverse-distance-weighted positions of the nearest fitted codes (UMAP's own
+        transform is too slow for every slider step)."""
+        if self.method in ("identity", "pad", "pca", "tsne"):
+            return self.transform(codes)
+        self._check()
+        codes = np.asarray(codes, dtype=np.float32)
+        single = codes.ndim == 1
+        codes = codes[None] if single else codes
+        from scipy.spatial import cKDTree
+
+        if self._code_tree is None:
+            self._code_tree = cKDTree(self.codes)
+        out = self._idw(self._code_tree, codes, self.points)
+        return out[0] if single else out
+
     def inverse(self, points2d: np.ndarray) -> np.ndarray:
         """Codes for 2-D map positions (M, 2) -> (M, latent); a single (2,) point gives (latent,)."""
         self._check()

@@ -287,7 +287,7 @@ class LatentMapPanel(QWidget):
         if self.mode == "strip" and len(z) == 1:
             return float(z[0]), -0.75  # below the class strips
         if self.mode == "projection" and self.projection is not None and len(z) == self.projection.codes.shape[1]:
-            p = np.asarray(self.projection.transform(z[None]), np.float32)[0] * self._flip
+            p = np.asarray(self.projection.locate(z[None]), np.float32)[0] * self._flip
             return float(p[0]), float(p[1])
         return None
 
