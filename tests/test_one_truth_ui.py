@@ -347,3 +347,14 @@ def test_contract_names_are_unique_with_the_labs_open(qtbot):
         found = find_all_by_name(w, name)
         assert len(found) == 1, (name, found)
         assert found[0].window() is w
+
+
+def test_image_grid_uses_the_noise_the_model_was_trained_with(qtbot, torch_one_thread):
+    w = make_window(qtbot, noise="gaussian:0.3")
+    train(qtbot, w)
+    assert w.state.snapshot.train_config.noise == "gaussian:0.3"
+    noise = find_by_name(w, "Noise")
+    noise.setCurrentIndex(noise.findData("none"))  # today's setting changes, the trained model does not
+    assert w.training_panel.config().noise in (None, "none", "")
+    w.state.set_snapshot(w.state.snapshot)
+    assert w.image_grid.noisy is not None  # still the denoising model's noisy inputs

@@ -195,8 +195,12 @@ def test_image_grid_reconstructs_a_loaded_snapshot(qtbot, state, trained):
         expected = snap.model(torch.from_numpy(snap.images[panel.indices])).clamp(0, 1).numpy()
     np.testing.assert_allclose(panel.outputs, expected, atol=1e-5)
 
-    state.train_config = TrainConfig(noise="gaussian:0.3")  # a denoising run shows its noisy inputs
+    # a denoising run shows its noisy inputs: the noise the model was trained with, not today's setting
+    state.train_config = TrainConfig(noise="gaussian:0.3")
     state.set_snapshot(snap)
+    assert panel.visible_rows() == ["Original", "Reconstruction"]
+    state.train_config = TrainConfig()
+    state.set_snapshot(dataclasses.replace(snap, train_config=TrainConfig(noise="gaussian:0.3")))
     assert panel.visible_rows() == ["Original", "Noisy input", "Denoised"]
     state.set_snapshot(None)
     assert panel.visible_rows() == []

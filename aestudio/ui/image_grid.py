@@ -307,7 +307,7 @@ class ImageGridPanel(QWidget):
         if len(idx) == 0:
             return
         originals = np.asarray(snapshot.images[idx], np.float32)
-        noisy, outputs = self._reconstruct(snapshot.model, originals)
+        noisy, outputs = self._reconstruct(snapshot.model, originals, getattr(snapshot, "train_config", None))
         self.show_rows(originals, noisy, outputs,
                        f"Validation images and the model's outputs ({epoch_label(snapshot.epoch)}). "
                        "Click an image to enlarge it.", idx)
@@ -318,10 +318,10 @@ class ImageGridPanel(QWidget):
 
     # ---- helpers ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def _reconstruct(self, model, originals: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    def _reconstruct(self, model, originals: np.ndarray, trained_with=None) -> tuple[np.ndarray | None, np.ndarray]:
         """Outputs for a handful of images (cheap), with the run's noise if it was a denoising run."""
-        try:
-            noise = parse_noise(self.state.train_config.noise)
+        try:  # the noise the model was trained with (today's setting only for a snapshot that lacks it)
+            noise = parse_noise((trained_with or self.state.train_config).noise)
         except ValueError:
             noise = parse_noise(None)
         was = model.training

@@ -98,9 +98,9 @@ def snapshot_from_run(run: Run, data: ImageSet) -> ModelSnapshot:
     model = run.model.to("cpu").eval()
     codes = [model.encode(torch.from_numpy(images[i:i + 1024])).mu.float() for i in range(0, len(images), 1024)]
     labels = data.labels[val_idx] if data.labels is not None else None
-    epochs = sum(1 for r in run.history if r.get("stage") in ("train", "fine-tune")) or len(run.history)
+    epochs = len(run.history)  # every epoch record, as the loss curves and a live run count them
     return ModelSnapshot(model, run.model_config, torch.cat(codes).numpy(), labels, images,
-                         list(data.class_names), epochs, list(run.history))
+                         list(data.class_names), epochs, list(run.history), run.train_config)
 
 
 def load_run_bundle(path: str, current_spec: str | None = None, current_data: ImageSet | None = None,

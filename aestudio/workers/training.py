@@ -63,6 +63,7 @@ class ModelSnapshot:
     class_names: list[str]
     epoch: int
     history: list[dict]
+    train_config: TrainConfig | None = None  # the settings it was trained with (noise, split), not today's
 
     @torch.no_grad()
     def decode(self, z: np.ndarray) -> np.ndarray:
@@ -97,7 +98,7 @@ def make_snapshot(trainer: Trainer, epoch: int, max_points: int = MAX_MAP_POINTS
     trainer.model.train(was)
     labels = trainer.val_set.labels[:n] if trainer.val_set.labels is not None else None
     return ModelSnapshot(model, trainer.model_config, torch.cat(codes).numpy(), labels, x.cpu().numpy(),
-                         list(trainer.val_set.class_names), epoch, list(trainer.history))
+                         list(trainer.val_set.class_names), epoch, list(trainer.history), trainer.train_config)
 
 
 class TrainingWorker(QObject):
