@@ -358,3 +358,24 @@ def test_image_grid_uses_the_noise_the_model_was_trained_with(qtbot, torch_one_t
     assert w.training_panel.config().noise in (None, "none", "")
     w.state.set_snapshot(w.state.snapshot)
     assert w.image_grid.noisy is not None  # still the denoising model's noisy inputs
+
+
+def test_a_labs_validation_set_is_the_models_after_the_seed_changes(qtbot, tmp_path, torch_one_thread):
+    from aestudio.core.datasets import split_indices
+    from aestudio.ui.labs.base import lab_data
+
+    w = make_window(qtbot, seed=0)
+    train(qtbot, w)
+    _train_idx, val_idx = split_indices(w.state.dataset.n, w.state.train_config.val_fraction, 0)
+    find_by_name(w, "Seed").setValue(5)  # a new setting for the next run
+    find_by_name(w, "Validation fraction").set_exact(0.3)
+    assert w.state.train_config.seed == 5 and w.state.train_config.val_fraction == 0.3
+    data = lab_data(w.state)
+    np.testing.assert_array_equal(data.val.images, w.state.dataset.images[val_idx])
+    assert data.train.n + data.val.n == w.state.dataset.n
+    w.save_run(tmp_path / "run")  # an opened run's lab data is its own split too
+    w2 = make_window(qtbot, seed=9)
+    with qtbot.waitSignal(w2.runOpened, timeout=30000):
+        w2.open_run(tmp_path / "run")
+    find_by_name(w2, "Seed").setValue(11)
+    np.testing.assert_array_equal(lab_data(w2.state).val.images, w.state.dataset.images[val_idx])

@@ -92,15 +92,15 @@ def window_title(subject: str) -> str:
 def snapshot_from_run(run: Run, data: ImageSet) -> ModelSnapshot:
     """A ModelSnapshot of a loaded run: its model plus the codes of its validation split."""
     seed = int(run.meta.get("split_seed", run.train_config.seed))
-    _, val_idx = split_indices(data.n, run.train_config.val_fraction, seed)
-    val_idx = val_idx[:MAX_MAP_POINTS]
+    train_idx, all_val_idx = split_indices(data.n, run.train_config.val_fraction, seed)
+    val_idx = all_val_idx[:MAX_MAP_POINTS]
     images = data.images[val_idx].astype(np.float32) / np.float32(255.0)
     model = run.model.to("cpu").eval()
     codes = [model.encode(torch.from_numpy(images[i:i + 1024])).mu.float() for i in range(0, len(images), 1024)]
     labels = data.labels[val_idx] if data.labels is not None else None
     epochs = len(run.history)  # every epoch record, as the loss curves and a live run count them
     return ModelSnapshot(model, run.model_config, torch.cat(codes).numpy(), labels, images,
-                         list(data.class_names), epochs, list(run.history), run.train_config)
+                         list(data.class_names), epochs, list(run.history), run.train_config, (train_idx, all_val_idx))
 
 
 def load_run_bundle(path: str, current_spec: str | None = None, current_data: ImageSet | None = None,

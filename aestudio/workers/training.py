@@ -64,6 +64,7 @@ class ModelSnapshot:
     epoch: int
     history: list[dict]
     train_config: TrainConfig | None = None  # the settings it was trained with (noise, split), not today's
+    split: tuple[np.ndarray, np.ndarray] | None = None  # (train, validation) indices into the data set it trained on
 
     @torch.no_grad()
     def decode(self, z: np.ndarray) -> np.ndarray:
@@ -98,7 +99,8 @@ def make_snapshot(trainer: Trainer, epoch: int, max_points: int = MAX_MAP_POINTS
     trainer.model.train(was)
     labels = trainer.val_set.labels[:n] if trainer.val_set.labels is not None else None
     return ModelSnapshot(model, trainer.model_config, torch.cat(codes).numpy(), labels, x.cpu().numpy(),
-                         list(trainer.val_set.class_names), epoch, list(trainer.history), trainer.train_config)
+                         list(trainer.val_set.class_names), epoch, list(trainer.history), trainer.train_config,
+                         None if trainer.val_data is not None else (trainer.train_idx.copy(), trainer.val_idx.copy()))
 
 
 class TrainingWorker(QObject):
