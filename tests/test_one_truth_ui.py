@@ -379,3 +379,26 @@ def test_a_labs_validation_set_is_the_models_after_the_seed_changes(qtbot, tmp_p
         w2.open_run(tmp_path / "run")
     find_by_name(w2, "Seed").setValue(11)
     np.testing.assert_array_equal(lab_data(w2.state).val.images, w.state.dataset.images[val_idx])
+
+
+def test_saving_during_a_second_run_saves_that_runs_weights_history_and_settings(qtbot, tmp_path, torch_one_thread):
+    from aestudio.core.checkpoint import load_run
+    from aestudio.core.training import Trainer
+
+    w = make_window(qtbot, epochs=2)
+    train(qtbot, w)
+    first_history = list(w.state.snapshot.history)
+    w.training_panel.set_config(TrainConfig(epochs=500, batch_size=16, lr=5e-3, device="cpu"))
+    snaps = []
+    w.state.training.snapshot.connect(snaps.append)
+    qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(snaps) >= 3, timeout=30000)  # the second run is three epochs in
+    out = w.save_run(tmp_path / "second")
+    w.state.training.stop()
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=10000)
+    run = load_run(out)
+    assert run.train_config.epochs == 500 and run.train_config.batch_size == 16
+    assert len(run.history) >= 3 and run.history[0] != first_history[0]
+    trainer = Trainer(run.model_config, run.train_config, w.state.dataset, model=run.model)
+    evaluated = trainer.evaluate_terms()["total"]
+    assert evaluated == pytest.approx(run.history[-1]["val_total"], rel=0.02)

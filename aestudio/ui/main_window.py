@@ -709,13 +709,15 @@ class MainWindow(QMainWindow):
         if snap is None:
             self.show_message("Train a model (or open a run) before saving.", "warning")
             return None
+        # the snapshot's own history and settings: those of the weights it holds (a finished trainer's
+        # history may belong to an earlier run with the same model settings)
+        history = snap.history
+        train_cfg = getattr(snap, "train_config", None) or self.state.train_config
         trainer = self.state.training.last_trainer
         diagnoses = None
-        if trainer is not None and trainer.model_config is snap.model_config:
-            history, train_cfg = trainer.history, trainer.train_config
-            diagnoses = list(getattr(trainer, "diagnoses", []))  # the training doctor's findings
-        else:
-            history, train_cfg = snap.history, self.state.train_config
+        if (trainer is not None and history and trainer.history and trainer.history[-1] is history[-1]
+                and len(trainer.history) == len(history)):
+            diagnoses = list(getattr(trainer, "diagnoses", []))  # the training doctor's findings, same run
         target = self._run_folder(path)
         choice = "new"
         if holds_run(target):
