@@ -14,6 +14,30 @@ def _isolated_settings(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("AESTUDIO_SETTINGS_DIR", str(tmp_path_factory.mktemp("settings")))
 
 
+@pytest.fixture(autouse=True)
+def _no_modal_dialogs(monkeypatch):
+    """A modal dialog in a headless test would wait forever where pytest-timeout cannot interrupt it
+    (Qt's nested event loop never returns to Python): fail at once instead. Tests that expect a
+    dialog patch it themselves (or answer through the window's `ask` hook)."""
+    try:
+        from PySide6.QtWidgets import QColorDialog, QDialog, QFileDialog, QInputDialog, QMessageBox
+    except ImportError:  # pragma: no cover - core-only environments
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a modal dialog opened during a test (answer it through a patch or window.ask)")
+
+    monkeypatch.setattr(QDialog, "exec", refuse)
+    monkeypatch.setattr(QMessageBox, "exec", refuse)
+    for name in ("question", "warning", "critical", "information"):
+        monkeypatch.setattr(QMessageBox, name, staticmethod(refuse))
+    for name in ("getOpenFileName", "getOpenFileNames", "getSaveFileName", "getExistingDirectory"):
+        monkeypatch.setattr(QFileDialog, name, staticmethod(refuse))
+    monkeypatch.setattr(QColorDialog, "getColor", staticmethod(refuse))
+    for name in ("getText", "getInt", "getDouble", "getItem"):
+        monkeypatch.setattr(QInputDialog, name, staticmethod(refuse))
+
+
 @pytest.fixture(scope="session")
 def digits():
     """scikit-learn's 8x8 digits as an ImageSet (read-only use: tests take subsets, never edit it)."""
