@@ -74,7 +74,7 @@ def _version() -> str:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from aestudio.core.config import ACTIVATIONS, ARCHS, KINDS, LOSSES, OUTPUTS, SPARSITY_PENALTIES
+    from aestudio.core.config import ACTIVATIONS, ARCHS, INITS, KINDS, LOSSES, OUTPUTS, SPARSITY_PENALTIES
 
     p = _Parser(prog=PROG, description="A desktop studio for building, training and exploring autoencoders.")
     p.add_argument("--version", action="version", version=f"aestudio {_version()}")
@@ -104,6 +104,7 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--hidden", type=_int_list, metavar="N,N,...",
                    help="hidden layer sizes: units (dense, recurrent) or channels (conv); default depends on the architecture")
     g.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (default relu)")
+    g.add_argument("--init", choices=INITS, help="weight initialisation: he (Kaiming) or xavier (default he)")
     g.add_argument("--output", choices=OUTPUTS, help="output activation (default sigmoid)")
     g.add_argument("--loss", choices=LOSSES, help="reconstruction loss (default mse)")
     g.add_argument("--dropout", type=float, metavar="P", help="dropout after each hidden layer (default 0)")
@@ -311,7 +312,7 @@ def _model_config(args: argparse.Namespace, input_shape: tuple[int, int, int]):
     from aestudio.core.config import ModelConfig
 
     optional = {
-        "hidden": args.hidden, "activation": args.activation, "output": args.output, "loss": args.loss,
+        "hidden": args.hidden, "activation": args.activation, "init": args.init, "output": args.output, "loss": args.loss,
         "dropout": args.dropout, "batch_norm": args.batch_norm, "tied": args.tied, "stacked": args.stacked,
         "beta": args.beta, "sparsity": args.sparsity, "sparsity_weight": args.sparsity_weight,
         "sparsity_target": args.sparsity_target, "contractive_weight": args.contractive_weight,

@@ -147,3 +147,15 @@ def test_studio_is_lazy_and_reports_a_missing_window(monkeypatch, capsys):
 def test_help_exits_0(capsys):
     assert cli.main(["train", "--help"]) == 0
     assert "--latent" in capsys.readouterr().out
+
+
+def test_init_flag_reaches_the_saved_config(tmp_path, torch_one_thread):
+    import json
+
+    from aestudio import cli
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", "digits", "--arch", "dense", "--latent", "2", "--hidden", "8", "--epochs", "1",
+                     "--init", "xavier", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "config.json").read_text())["model"]["init"] == "xavier"
+    assert cli.main(["train", "--data", "digits", "--init", "uniform", "--out", str(tmp_path / "x")]) == 2
