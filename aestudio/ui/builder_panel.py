@@ -114,7 +114,7 @@ TIPS = {
 
 
 def _combo(items: list[tuple[str, str]], tip: str, name: str) -> QComboBox:
-    c = QComboBox()
+    c = style.NoWheelComboBox()
     for value, label in items:
         c.addItem(label, value)
     c.setToolTip(tip)
@@ -229,7 +229,7 @@ class BuilderPanel(QWidget):
 
         # Bottleneck
         self.kind = _combo(KIND_ITEMS, TIPS["kind"], "Kind")
-        self.latent = QSpinBox()
+        self.latent = style.NoWheelSpinBox()
         self.latent.setRange(1, 65536)
         self.latent.setKeyboardTracking(False)
         self.latent.setToolTip(TIPS["latent"])

@@ -111,7 +111,7 @@ class DataPanel(QWidget):
 
         row = QHBoxLayout()
         row.setSpacing(6)
-        self.combo = QComboBox()
+        self.combo = style.NoWheelComboBox()
         self.combo.setAccessibleName("Dataset")
         self.combo.setToolTip(DATASET_TIP)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -133,14 +133,14 @@ class DataPanel(QWidget):
         opts.setSpacing(6)
         size_label = QLabel("Folder images:")
         size_label.setToolTip(SIZE_TIP)
-        self.size_spin = QSpinBox()
+        self.size_spin = style.NoWheelSpinBox()
         self.size_spin.setRange(4, 512)
         self.size_spin.setValue(28)
         self.size_spin.setSuffix(" px")
         self.size_spin.setToolTip(SIZE_TIP)
         self.size_spin.setAccessibleName("Image size")
         self.size_spin.setKeyboardTracking(False)
-        self.channels_combo = QComboBox()
+        self.channels_combo = style.NoWheelComboBox()
         for label, value in (("Auto", 0), ("Gray", 1), ("RGB", 3)):
             self.channels_combo.addItem(label, value)
         self.channels_combo.setToolTip(CHANNELS_TIP)
@@ -148,7 +148,7 @@ class DataPanel(QWidget):
         opts.addWidget(size_label)
         opts.addWidget(self.size_spin, 1)
         opts.addWidget(self.channels_combo, 1)
-        self.background_combo = QComboBox()
+        self.background_combo = style.NoWheelComboBox()
         for label, value in (("Auto background", "auto"), ("White", "white"), ("Black", "black"),
                              ("Custom colour…", CUSTOM_BACKGROUND)):
             self.background_combo.addItem(label, value)

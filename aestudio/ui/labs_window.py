@@ -5,7 +5,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFrame, QMainWindow, QScrollArea, QTabWidget, QWidget
 
-from . import style
 
 from .labs import LABS
 from .labs.base import LabPanel
@@ -31,7 +30,6 @@ class LabsWindow(QMainWindow):
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setWidget(self.tabs)
         self.setCentralWidget(self.scroll)
-        style.guard_wheel(self)
         self.resize(1150, 800)
         self._fitted = False
 

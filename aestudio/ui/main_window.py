@@ -405,7 +405,6 @@ class MainWindow(QMainWindow):
         self.resize(*DEFAULT_SIZE)
         self._default_layout()
         self._default_state = self.saveState(LAYOUT_VERSION)
-        style.guard_wheel(self)  # the wheel scrolls the panels, never an unfocused field's value
         if restore:
             self._restore_window()
 

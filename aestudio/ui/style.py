@@ -190,6 +190,11 @@ class FloatSpin(QDoubleSpinBox):
         self._log = log
         self._exact = self.value()
         self.valueChanged.connect(self._track)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel changes it only once focused
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt)
+        if not wheel_unfocused(self, event):
+            super().wheelEvent(event)
 
     def _track(self, v: float) -> None:
         self._exact = float(v)
@@ -247,44 +252,45 @@ class FloatSpin(QDoubleSpinBox):
 
 
 # ---- the mouse wheel on form fields ------------------------------------------------------------------------
-from PySide6.QtCore import QEvent, QObject  # noqa: E402
-from PySide6.QtWidgets import QAbstractScrollArea, QAbstractSpinBox, QComboBox  # noqa: E402
+from PySide6.QtWidgets import QAbstractScrollArea, QComboBox, QSpinBox  # noqa: E402
 
 
-class WheelGuard(QObject):
-    """An event filter: a spin box or combo box without keyboard focus ignores the mouse wheel, which
-    then scrolls whatever holds it (the Model builder's scroll area) instead of changing a value the
-    pointer merely passed over. Click (or tab) into the field first to wheel through its values."""
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt)
-        if event.type() != QEvent.Type.Wheel or not isinstance(obj, QWidget) or obj.hasFocus():
-            return False
-        area = obj.parentWidget()
-        while area is not None and not isinstance(area, QAbstractScrollArea):
-            area = area.parentWidget()
-        if area is None:
-            event.ignore()  # not accepted: Qt hands the wheel on to the parent widgets
-            return True  # and the field itself never sees it
-        vertical = event.angleDelta().y() != 0
-        bar = area.verticalScrollBar() if vertical else area.horizontalScrollBar()
-        QApplication.sendEvent(bar, event)  # the scroll area that holds the field scrolls
+def wheel_unfocused(widget: QWidget, event) -> bool:
+    """For a field's wheelEvent: a spin box or combo box without keyboard focus ignores the wheel, which
+    scrolls whatever holds it (the Model builder's scroll area) instead of changing a value the pointer
+    merely passed over. True when it was handled that way; click (or tab) into the field to wheel it."""
+    if widget.hasFocus():
+        return False
+    area = widget.parentWidget()
+    while area is not None and not isinstance(area, QAbstractScrollArea):
+        area = area.parentWidget()
+    if area is None:
+        event.ignore()  # Qt hands an ignored wheel on to the parent widgets
         return True
+    bar = area.verticalScrollBar() if event.angleDelta().y() != 0 else area.horizontalScrollBar()
+    QApplication.sendEvent(bar, event)
+    return True
 
 
-_WHEEL_GUARD: WheelGuard | None = None
+class NoWheelComboBox(QComboBox):
+    """A combo box that takes the wheel only when it has focus (see `wheel_unfocused`)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt)
+        if not wheel_unfocused(self, event):
+            super().wheelEvent(event)
 
 
-def guard_wheel(root: QWidget) -> int:
-    """Install the WheelGuard on every spin box and combo box under `root` (and `root` itself), and let
-    them take focus only from a click or Tab, never from the wheel. Returns how many were guarded."""
-    global _WHEEL_GUARD
-    if _WHEEL_GUARD is None:
-        _WHEEL_GUARD = WheelGuard(QApplication.instance())
-    fields = [w for w in (root, *root.findChildren(QWidget)) if isinstance(w, (QAbstractSpinBox, QComboBox))]
-    for w in fields:
-        if w.property("_wheel_guarded"):
-            continue
-        w.setProperty("_wheel_guarded", True)
-        w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        w.installEventFilter(_WHEEL_GUARD)
-    return len(fields)
+class NoWheelSpinBox(QSpinBox):
+    """A spin box that takes the wheel only when it has focus (see `wheel_unfocused`)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt)
+        if not wheel_unfocused(self, event):
+            super().wheelEvent(event)

@@ -94,7 +94,7 @@ class TrainingPanel(QWidget):
         form = style.tune_form(QFormLayout())
         self.form = form
 
-        self.device = QComboBox()
+        self.device = style.NoWheelComboBox()
         for name in ["auto", *available_devices()]:
             self.device.addItem(DEVICE_LABELS.get(name, name), name)
         self.device.setToolTip(TIPS["device"])
@@ -105,7 +105,7 @@ class TrainingPanel(QWidget):
         self.lr = style.FloatSpin(1e-7, 10.0, log=True)
         self.lr.setToolTip(TIPS["lr"])
         self.lr.setAccessibleName("Learning rate")
-        self.noise = QComboBox()
+        self.noise = style.NoWheelComboBox()
         for value, label in NOISE_ITEMS:
             self.noise.addItem(label, value)
         self.noise.setToolTip(TIPS["noise"])
@@ -203,7 +203,7 @@ class TrainingPanel(QWidget):
         self.stop_btn.clicked.connect(self._stop)
 
     def _spin(self, lo: int, hi: int, tip: str, name: str) -> QSpinBox:
-        s = QSpinBox()
+        s = style.NoWheelSpinBox()
         s.setRange(lo, hi)
         s.setToolTip(tip)
         s.setAccessibleName(name)
