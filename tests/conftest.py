@@ -15,6 +15,23 @@ def _isolated_settings(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _collect_qt_garbage_on_the_gui_thread(request):
+    """Free the windows a test leaves behind here, on the GUI thread, at the end of each test.
+
+    pyqtgraph items and panels form reference cycles, so a closed window's Qt objects wait for
+    Python's cyclic GC. If that GC happens to run on a worker thread (any allocation can trigger
+    it), a QWidget destructor runs there, takes Qt's connection lock and waits for the GIL while
+    the GUI thread holds the GIL and waits for that lock: a deadlock (seen as a hung test run,
+    diagnosed with py-spy). Collecting here keeps such garbage off the workers.
+    """
+    import gc
+
+    yield
+    if "qtbot" in request.fixturenames:  # only tests that made widgets leave Qt garbage
+        gc.collect()
+
+
+@pytest.fixture(autouse=True)
 def _no_modal_dialogs(monkeypatch):
     """A modal dialog in a headless test would wait forever where pytest-timeout cannot interrupt it
     (Qt's nested event loop never returns to Python): fail at once instead. Tests that expect a
