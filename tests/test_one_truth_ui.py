@@ -10,6 +10,8 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from aestudio.app import create_window
 from aestudio.core.config import ModelConfig, TrainConfig
+from test_app import make_window as make_app_window
+from test_app import train  # noqa: F401  (used by the tests below)
 
 TINY = ModelConfig(arch="dense", latent=2, hidden=[32])
 FIELD_NAMES = ["Architecture", "Kind", "Code size", "Epochs", "Batch size", "Learning rate", "Seed",
@@ -28,20 +30,10 @@ def no_dialogs(monkeypatch):
 
 
 def make_window(qtbot, spec: str = "digits", model: ModelConfig = TINY, **train):
-    w = create_window(spec)
-    qtbot.addWidget(w)
-    w.show()
+    """test_app's window, with the quit question answered (Discard) so teardown never blocks."""
+    w = make_app_window(qtbot, spec, model, **train)
     w.ask = lambda kind, text: "discard" if kind == "quit_unsaved" else "cancel"
-    w.builder.set_config(ModelConfig.from_dict(model.to_dict()))
-    w.training_panel.set_config(TrainConfig(**{"epochs": 2, "batch_size": 32, "device": "cpu", **train}))
     return w
-
-
-def train(qtbot, w, timeout: int = 30000):
-    with qtbot.waitSignal(w.state.training.finished, timeout=timeout) as blocker:
-        qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not w.state.training.running, timeout=5000)
-    return blocker.args[0]
 
 
 # ---- 1. contract ------------------------------------------------------------------------------

@@ -272,8 +272,8 @@ def wheel_unfocused(widget: QWidget, event) -> bool:
     return True
 
 
-class NoWheelComboBox(QComboBox):
-    """A combo box that takes the wheel only when it has focus (see `wheel_unfocused`)."""
+class _FocusWheel:
+    """Mixin: the widget takes the wheel only when it has focus (see `wheel_unfocused`)."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -284,13 +284,9 @@ class NoWheelComboBox(QComboBox):
             super().wheelEvent(event)
 
 
-class NoWheelSpinBox(QSpinBox):
-    """A spin box that takes the wheel only when it has focus (see `wheel_unfocused`)."""
+class NoWheelComboBox(_FocusWheel, QComboBox):
+    """A combo box that takes the wheel only when it has focus."""
 
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
-    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt)
-        if not wheel_unfocused(self, event):
-            super().wheelEvent(event)
+class NoWheelSpinBox(_FocusWheel, QSpinBox):
+    """A spin box that takes the wheel only when it has focus."""
