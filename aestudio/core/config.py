@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .fields import labelled, ui
 from .schema import MAX_JSON_DEPTH, MODEL_FIELDS, TRAIN_FIELDS, check_fields, field_problem, json_depth
 
 ARCHS = ("dense", "conv", "recurrent")
@@ -24,6 +25,20 @@ SPARSITY_PENALTIES = ("l1", "kl")
 RNN_CELLS = ("lstm", "gru")
 
 FORMAT_VERSION = 1
+
+# ---- how the fields appear in the studio's forms (see aestudio.core.fields) --------------------
+ARCH_LABELS = {"dense": "Dense (fully connected)", "conv": "Convolutional", "recurrent": "Recurrent (rows as a sequence)"}
+KIND_LABELS = {"ae": "Plain autoencoder", "vae": "Variational (VAE)", "sparse": "Sparse", "contractive": "Contractive"}
+ACTIVATION_LABELS = {"relu": "ReLU", "leaky_relu": "Leaky ReLU", "elu": "ELU", "tanh": "tanh", "sigmoid": "sigmoid"}
+OUTPUT_LABELS = {"sigmoid": "Sigmoid: pixels in [0, 1]", "linear": "Linear: unbounded"}
+LOSS_LABELS = {"mse": "Mean squared error", "bce": "Binary cross-entropy"}
+INIT_LABELS = {"he": "He (Kaiming)", "xavier": "Xavier (Glorot)"}
+SPARSITY_LABELS = {"kl": "KL to a target rate ρ", "l1": "L1 on the code"}
+RNN_CELL_LABELS = {"lstm": "LSTM", "gru": "GRU"}
+NOISE_KINDS = ("none", "gaussian", "saltpepper", "mask")
+NOISE_LABELS = {"none": "None", "gaussian": "Gaussian", "saltpepper": "Salt and pepper", "mask": "Masking"}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICE_LABELS = {"auto": "Auto (best available)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
 
 
 class ConfigError(ValueError):
@@ -56,27 +71,108 @@ def default_hidden(arch: str, input_shape: tuple[int, int, int], latent: int) ->
 class ModelConfig:
     """What autoencoder to build. Every field is plain JSON data."""
 
-    arch: str = "conv"
-    kind: str = "ae"
+    arch: str = field(default="conv", metadata=ui("Type", (
+            "How encoder and decoder are built. Dense layers see every pixel at once; convolutional layers share "
+            "small filters across the image (fewer parameters, built-in translation structure); recurrent layers "
+            "read the image one row at a time as a sequence."),
+        accessible="Architecture", choices=labelled(ARCHS, ARCH_LABELS), group="Architecture"))
+    kind: str = field(default="ae", metadata=ui("Kind", (
+            "What the bottleneck does. Plain: a deterministic code. VAE: the encoder outputs a mean and a variance "
+            "and samples the code with the reparameterisation trick, with a KL term pulling codes towards N(0, I) "
+            "so you can sample new images. Sparse: only a few code units may be active. Contractive: the code is "
+            "made insensitive to small input changes."),
+        choices=labelled(KINDS, KIND_LABELS), group="Bottleneck"))
     input_shape: tuple[int, int, int] = (1, 28, 28)
-    latent: int = 16
-    hidden: list[int] | None = None  # None: default_hidden(); dense: units, conv: channels, recurrent: units
-    activation: str = "relu"  # used for every hidden layer unless `activations` is given
-    activations: list[str] | None = None  # one per hidden layer
-    output: str = "sigmoid"
-    loss: str = "mse"
-    init: str = "he"
-    dropout: float = 0.0
-    batch_norm: bool = False
-    tied: bool = False  # dense only: decoder weights are the transposed encoder weights
-    stacked: bool = False  # greedy layer-wise pretraining before end-to-end fine-tuning
-    beta: float = 1.0  # vae: weight on the KL term
-    sparsity: str = "kl"  # sparse: "l1" activity penalty or "kl" to a target activation rho
-    sparsity_weight: float = 1e-3
-    sparsity_target: float = 0.05
-    contractive_weight: float = 1e-2
-    weight_decay: float = 0.0  # L2 penalty, reported as its own loss term
-    rnn_cell: str = "lstm"
+    latent: int = field(default=16, metadata=ui("Code size", (
+            "Number of code units. Smaller than the input (undercomplete) forces the network to compress and keep "
+            "only what matters; larger (overcomplete) needs a regulariser (sparsity, noise, contraction) or it can "
+            "just copy the input."),
+        lo=1, hi=65536, group="Bottleneck"))
+    # None: default_hidden(); dense: units, conv: channels, recurrent: units
+    hidden: list[int] | None = field(default=None, metadata=ui("Hidden sizes", (
+            "Layer sizes from the input towards the code, mirrored in the decoder: units for dense layers, channels "
+            "for conv layers (each halves the image side), units for the recurrent layer. Leave empty for the "
+            "default: halve each layer."),
+        widget="int_list", group="Layers"))
+    # used for every hidden layer unless `activations` is given
+    activation: str = field(default="relu", metadata=ui("Activation", (
+            "The non-linearity after each hidden layer. Without one, a stack of layers is a single linear map and "
+            "the autoencoder can do no better than PCA."),
+        choices=labelled(ACTIVATIONS, ACTIVATION_LABELS), group="Layers", enabled_when={"activations": None},
+        unavailable="Overridden by the per-layer list below."))
+    # one per hidden layer
+    activations: list[str] | None = field(default=None, metadata=ui("Per layer", (
+            "Optional: one activation per hidden layer, separated by commas (e.g. \"relu, tanh\"). Empty: the "
+            "activation above for every layer."),
+        widget="name_list", accessible="Per-layer activations", group="Layers", placeholder="same for every layer"))
+    output: str = field(default="sigmoid", metadata=ui("Output", (
+            "The last activation of the decoder. Sigmoid keeps pixels in [0, 1] like the images (and is needed for "
+            "binary cross-entropy); linear outputs any value, which suits MSE on unbounded data."),
+        accessible="Output activation", choices=labelled(OUTPUTS, OUTPUT_LABELS), group="Output & loss"))
+    loss: str = field(default="mse", metadata=ui("Loss", (
+            "How reconstructions are scored. MSE: squared pixel differences. BCE: treats each pixel as a "
+            "probability, sharper on near-black-and-white images; needs a sigmoid output."),
+        choices=labelled(LOSSES, LOSS_LABELS), group="Output & loss"))
+    init: str = field(default="he", metadata=ui("Init", (
+            "How weights start. He suits ReLU-like activations, Xavier suits tanh and sigmoid; a bad start can make "
+            "deep networks train slowly or not at all."),
+        accessible="Initialisation", choices=labelled(INITS, INIT_LABELS), group="Layers"))
+    dropout: float = field(default=0.0, metadata=ui("Dropout", (
+            "Fraction of hidden units randomly switched off during training, a regulariser against memorising the "
+            "training images."),
+        lo=0.0, hi=0.95, step=0.05, group="Layers"))
+    batch_norm: bool = field(default=False, metadata=ui("Batch normalisation", (
+            "Normalise each layer's outputs over the batch: usually faster, more stable training; slightly "
+            "different behaviour in training and evaluation."),
+        group="Layers"))
+    # dense only: decoder weights are the transposed encoder weights
+    tied: bool = field(default=False, metadata=ui("Tied weights", (
+            "Dense only: the decoder reuses the encoder's weight matrices, transposed. Halves the weights and acts "
+            "as a regulariser (a linear tied autoencoder learns the PCA subspace)."),
+        group="Options", enabled_when={"arch": "dense"},
+        unavailable=("Not available: tied weights need the dense architecture (a transposed conv or recurrent "
+                     "layer is not the inverse of its encoder layer).")))
+    # greedy layer-wise pretraining before end-to-end fine-tuning
+    stacked: bool = field(default=False, metadata=ui("Stacked pretraining", (
+            "Greedy layer-wise pretraining: first train each encoder/decoder pair on its own, from the outside in, "
+            "then fine-tune the whole network end to end (the classic way deep autoencoders were first trained)."),
+        group="Options", enabled_when={"arch": ("dense", "conv")},
+        unavailable="Not available for the recurrent architecture, which has a single encoder/decoder pair."))
+    # vae: weight on the KL term
+    beta: float = field(default=1.0, metadata=ui("β (KL weight)", (
+            "β weights the KL term of the VAE. β > 1 pushes codes towards the prior: smoother, more disentangled "
+            "latent space but blurrier reconstructions; β < 1 favours sharp reconstructions over a well-organised "
+            "latent space."),
+        accessible="Beta", lo=0.0, hi=1000.0, step=0.5, group="Bottleneck", visible_when={"kind": "vae"}))
+    # sparse: "l1" activity penalty or "kl" to a target activation rho
+    sparsity: str = field(default="kl", metadata=ui("Penalty", (
+            "How sparsity is measured. KL: the average activation of each code unit is pulled towards the target "
+            "rate ρ. L1: the absolute values of the code are penalised, driving most to zero."),
+        accessible="Sparsity penalty", choices=labelled(SPARSITY_PENALTIES, SPARSITY_LABELS), group="Bottleneck",
+        visible_when={"kind": "sparse"}))
+    sparsity_weight: float = field(default=1e-3, metadata=ui("Weight", (
+            "Weight of the sparsity penalty. Larger: fewer active code units per image, at some cost in "
+            "reconstruction quality."),
+        widget="log", accessible="Sparsity weight", lo=0.0, hi=1000.0, group="Bottleneck",
+        visible_when={"kind": "sparse"}))
+    sparsity_target: float = field(default=0.05, metadata=ui("Target ρ", (
+            "ρ, the desired average activation of each code unit (e.g. 0.05 means each unit fires for about 5% of "
+            "the images)."),
+        accessible="Sparsity target rho", lo=0.0, hi=1.0, step=0.01, group="Bottleneck",
+        visible_when={"kind": "sparse", "sparsity": "kl"}))
+    contractive_weight: float = field(default=1e-2, metadata=ui("Weight", (
+            "Weight of the contractive penalty ‖∂z/∂x‖²: how strongly the code is made insensitive to tiny input "
+            "changes, so it follows the data manifold instead of every pixel wiggle."),
+        widget="log", accessible="Contractive weight", lo=0.0, hi=1000.0, group="Bottleneck",
+        visible_when={"kind": "contractive"}))
+    # L2 penalty, reported as its own loss term
+    weight_decay: float = field(default=0.0, metadata=ui("Weight decay", "L2 penalty on all weights, reported as its own loss term: a simple guard against overfitting.",
+        widget="log", lo=0.0, hi=10.0, group="Output & loss"))
+    rnn_cell: str = field(default="lstm", metadata=ui("Cell", (
+            "The recurrent unit. LSTM keeps a separate memory cell with gates; GRU is a lighter variant with fewer "
+            "parameters that often trains just as well."),
+        accessible="Recurrent cell", choices=labelled(RNN_CELLS, RNN_CELL_LABELS), group="Architecture",
+        visible_when={"arch": "recurrent"}))
 
     # ---- derived -------------------------------------------------------------------------
     @property
@@ -162,16 +258,46 @@ class ModelConfig:
 class TrainConfig:
     """How to train: optimiser settings, noise for denoising, split and device."""
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    noise: str = "none"  # none | gaussian:SIGMA | saltpepper:P | mask:P
-    val_fraction: float = 0.2
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | mps
-    pretrain_epochs: int = 2  # per layer, for stacked models
-    grad_clip: float = 0.0  # 0: off
-    kl_warmup: float = 0.2  # vae: fraction of the run over which the KL weight ramps from 0 to beta (0: off)
+    epochs: int = field(default=10, metadata=ui("Epochs", "Passes over the training images. More epochs fit the data better, until the validation loss stops falling.",
+        lo=1, hi=100000))
+    batch_size: int = field(default=128, metadata=ui("Batch", (
+            "Images per gradient step. Larger batches give smoother, faster steps per image; smaller ones update "
+            "more often and add helpful noise."),
+        accessible="Batch size", lo=1, hi=65536, beside="epochs"))
+    lr: float = field(default=1e-3, metadata=ui("Learning rate", (
+            "Learning rate: the step size of the Adam optimiser. Too high and the loss jumps or becomes NaN; too low "
+            "and training crawls. 1e-3 is a good start."),
+        widget="log", lo=1e-7, hi=10.0))
+    # none | gaussian:SIGMA | saltpepper:P | mask:P
+    noise: str = field(default="none", metadata=ui("Noise", (
+            "Corrupt the input, but score the output against the clean image: a denoising autoencoder. It must "
+            "learn the structure of the images rather than copy pixels, which also lets an overcomplete code learn "
+            "something useful."),
+        widget="noise", choices=labelled(NOISE_KINDS, NOISE_LABELS)))
+    val_fraction: float = field(default=0.2, metadata=ui("Validation", (
+            "Share of the images held out for validation. They are never trained on, so their loss shows how well "
+            "the model generalises, and the latent map shows their codes."),
+        accessible="Validation fraction", lo=0.01, hi=0.9, step=0.05))
+    seed: int = field(default=0, metadata=ui("Seed", "Random seed for the split, the initial weights, shuffling and noise: the same seed repeats a run.",
+        lo=0, hi=2**31 - 1, beside="val_fraction"))
+    # auto | cpu | cuda | mps
+    device: str = field(default="auto", metadata=ui("Device", (
+            "Where the network trains. Only devices present on this machine are listed; Auto picks a GPU when "
+            "there is one."),
+        widget="device", choices=labelled(DEVICES, DEVICE_LABELS)))
+    # per layer, for stacked models
+    pretrain_epochs: int = field(default=2, metadata=ui("Pretrain epochs", (
+            "Stacked models only: epochs spent pretraining each encoder/decoder pair on its own before the "
+            "end-to-end fine-tuning."),
+        accessible="Pretraining epochs", lo=0, hi=10000, visible_when={"stacked": True}))
+    # 0: off
+    grad_clip: float = field(default=0.0, metadata=ui("Grad clip", "Rescale gradients whose norm exceeds this value (0: off); steadies training with high learning rates.",
+        accessible="Gradient clipping", lo=0.0, hi=1e6, step=0.5))
+    # vae: fraction of the run over which the KL weight ramps from 0 to beta (0: off)
+    kl_warmup: float = field(default=0.2, metadata=ui("KL warm-up", (
+            "VAE only: the share of the run over which the KL weight ramps from 0 up to β (0: off). Starting "
+            "without the pull towards the prior lets the code carry information first, against posterior collapse."),
+        accessible="KL warm-up", lo=0.0, hi=1.0, step=0.05, visible_when={"kind": "vae"}))
 
     def problems(self) -> list[str]:
         from .noise import NoiseError, parse_noise
