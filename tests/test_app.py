@@ -205,7 +205,7 @@ def test_layout_and_choices_are_remembered(qtbot):
     qtbot.addWidget(w2)
     w2.show()
     assert w2.state.data_spec == "digits"
-    assert w2.builder.config().latent == 7 and w2.builder.config().hidden == [48]
+    assert w2.builder.config().latent == 7 and w2.builder.config().hidden == (48,)
     assert w2.training_panel.config().epochs == 3
     assert w2.docks["sliders"].isHidden()
     w2.reset_layout()

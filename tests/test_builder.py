@@ -132,10 +132,10 @@ def test_hidden_sizes_text_and_completeness_badge(builder, qtbot):
     hidden = find_by_name(builder, "Hidden sizes")
     assert "512, 256" in hidden.placeholderText()
     hidden.setText("128, 64")
-    assert builder.config().hidden == [128, 64]
+    assert builder.config().hidden == (128, 64)
     hidden.setText("12x, 4")
     assert not find_by_name(builder, "Hidden sizes error").isHidden()
-    assert builder.config().hidden == [128, 64]  # the last valid sizes stay in use
+    assert builder.config().hidden == (128, 64)  # the last valid sizes stay in use
     hidden.setText("")
     assert builder.config().hidden is None
     badge = find_by_name(builder, "Completeness")

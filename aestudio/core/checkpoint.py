@@ -473,8 +473,7 @@ def read_config(path: str | Path) -> tuple[ModelConfig, TrainConfig, dict[str, A
         cfg_file = cfg_file / CONFIG_NAME
     try:
         d = read_json(cfg_file)
-        model_config, train_config, meta = from_json(d)
-        model_config.input_shape = tuple(int(v) for v in model_config.input_shape)
+        model_config, train_config, meta = from_json(d)  # frozen configs; input_shape is a tuple of ints
         problems = model_config.problems() + train_config.problems()
         if problems:
             raise ConfigError(problems[0])

@@ -16,8 +16,8 @@ from .fields import labelled, ui
 from .schema import MAX_JSON_DEPTH, MODEL_FIELDS, TRAIN_FIELDS, check_fields, field_problem, json_depth
 
 ARCHS = ("dense", "conv", "recurrent")
-KINDS = ("ae", "vae", "sparse", "contractive")
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
+KINDS = ("ae", "vae", "sparse", "contractive", "aae")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid", "linear")
 OUTPUTS = ("sigmoid", "linear")
 LOSSES = ("mse", "bce")
 INITS = ("he", "xavier")
@@ -67,9 +67,14 @@ def default_hidden(arch: str, input_shape: tuple[int, int, int], latent: int) ->
     return sizes or [max(2 * latent, 8)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
-    """What autoencoder to build. Every field is plain JSON data."""
+    """What autoencoder to build. Every field is plain JSON data.
+
+    Frozen: change a copy with `dataclasses.replace(cfg, latent=8)`. Lists given for `hidden`,
+    `activations` and `input_shape` are kept as tuples (hashable, and nobody can edit them in place);
+    `to_dict()` writes them as JSON lists.
+    """
 
     arch: str = field(default="conv", metadata=ui("Type", (
             "How encoder and decoder are built. Dense layers see every pixel at once; convolutional layers share "
@@ -89,7 +94,7 @@ class ModelConfig:
             "just copy the input."),
         lo=1, hi=65536, group="Bottleneck"))
     # None: default_hidden(); dense: units, conv: channels, recurrent: units
-    hidden: list[int] | None = field(default=None, metadata=ui("Hidden sizes", (
+    hidden: tuple[int, ...] | None = field(default=None, metadata=ui("Hidden sizes", (
             "Layer sizes from the input towards the code, mirrored in the decoder: units for dense layers, channels "
             "for conv layers (each halves the image side), units for the recurrent layer. Leave empty for the "
             "default: halve each layer."),
@@ -101,7 +106,7 @@ class ModelConfig:
         choices=labelled(ACTIVATIONS, ACTIVATION_LABELS), group="Layers", enabled_when={"activations": None},
         unavailable="Overridden by the per-layer list below."))
     # one per hidden layer
-    activations: list[str] | None = field(default=None, metadata=ui("Per layer", (
+    activations: tuple[str, ...] | None = field(default=None, metadata=ui("Per layer", (
             "Optional: one activation per hidden layer, separated by commas (e.g. \"relu, tanh\"). Empty: the "
             "activation above for every layer."),
         widget="name_list", accessible="Per-layer activations", group="Layers", placeholder="same for every layer"))
@@ -173,6 +178,13 @@ class ModelConfig:
             "parameters that often trains just as well."),
         accessible="Recurrent cell", choices=labelled(RNN_CELLS, RNN_CELL_LABELS), group="Architecture",
         visible_when={"arch": "recurrent"}))
+    free_bits: float = 0.0  # vae: each latent dimension's KL counts as at least this many nats (0: off)
+
+    def __post_init__(self) -> None:
+        _freeze_lists(self, ("hidden", "activations", "input_shape"))
+        shape = self.input_shape
+        if isinstance(shape, tuple) and all(_is_int(v) for v in shape):
+            object.__setattr__(self, "input_shape", tuple(int(v) for v in shape))
 
     # ---- derived -------------------------------------------------------------------------
     @property
@@ -182,7 +194,8 @@ class ModelConfig:
 
     @property
     def hidden_sizes(self) -> list[int]:
-        return list(self.hidden) if self.hidden else default_hidden(self.arch, self.input_shape, self.latent)
+        """The hidden layer sizes; [] (given explicitly) means no hidden layer: input -> code -> output."""
+        return list(self.hidden) if self.hidden is not None else default_hidden(self.arch, self.input_shape, self.latent)
 
     @property
     def layer_activations(self) -> list[str]:
@@ -211,8 +224,13 @@ class ModelConfig:
         if c not in (1, 3):
             p.append(f"images must have 1 or 3 channels, got {c}")
         hidden = self.hidden_sizes
-        if self.hidden is not None and len(hidden) == 0:
-            p.append(f"hidden sizes must be positive whole numbers, got {self.hidden}")
+        if self.hidden is not None and len(hidden) == 0:  # no hidden layer: one dense layer each way
+            if self.arch == "conv":
+                p.append("a conv model needs at least one conv layer; for no hidden layer use the dense architecture")
+            elif self.arch == "recurrent":
+                p.append("a recurrent model needs its recurrent layer: give its units as the hidden size")
+            if self.stacked:
+                p.append("stacked (layer-wise) pretraining needs at least one hidden layer")
         if self.activations is not None:
             if len(self.activations) != len(hidden):
                 p.append(f"give one activation per hidden layer: {len(hidden)} layers, {len(self.activations)} activations")
@@ -237,6 +255,18 @@ class ModelConfig:
                 )
         return p
 
+    def warnings(self) -> list[str]:
+        """Things that work but are probably not what the user wants (shown, never refused)."""
+        w: list[str] = []
+        if self.latent >= self.input_dim:
+            fix = ("noise, sparsity or a contractive penalty" if self.kind in ("ae", "aae") else
+                   "a strong enough penalty")
+            w.append(f"the code ({self.latent:,} values) is not smaller than the input ({self.input_dim:,} values): "
+                     f"an over-complete autoencoder can learn to copy its input; it needs {fix} to learn structure")
+        if self.free_bits > 0 and self.kind != "vae":
+            w.append("free bits only affect variational autoencoders (kind vae)")
+        return w
+
     def validate(self) -> "ModelConfig":
         p = self.problems()
         if p:
@@ -246,7 +276,9 @@ class ModelConfig:
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["input_shape"] = list(self.input_shape)
+        for k in ("input_shape", "hidden", "activations"):
+            if isinstance(d[k], tuple):
+                d[k] = list(d[k])
         return d
 
     @classmethod
@@ -254,9 +286,10 @@ class ModelConfig:
         return _from_dict(cls, d, tuple_fields={"input_shape"})
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """How to train: optimiser settings, noise for denoising, split and device."""
+    """How to train: optimiser settings, noise for denoising, split and device. Frozen: change a copy
+    with `dataclasses.replace`."""
 
     epochs: int = field(default=10, metadata=ui("Epochs", "Passes over the training images. More epochs fit the data better, until the validation loss stops falling.",
         lo=1, hi=100000))
@@ -298,6 +331,8 @@ class TrainConfig:
             "VAE only: the share of the run over which the KL weight ramps from 0 up to β (0: off). Starting "
             "without the pull towards the prior lets the code carry information first, against posterior collapse."),
         accessible="KL warm-up", lo=0.0, hi=1.0, step=0.05, visible_when={"kind": "vae"}))
+    amp: bool = False  # mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling)
+    channels_last: bool = False  # channels-last memory for conv models on CUDA
 
     def problems(self) -> list[str]:
         from .noise import NoiseError, parse_noise
@@ -396,10 +431,12 @@ MODEL_LABELS = {
     "input_shape": "input shape", "latent": "latent size", "hidden": "hidden sizes", "batch_norm": "batch norm",
     "sparsity_weight": "sparsity weight", "sparsity_target": "target activation rho",
     "contractive_weight": "contractive weight", "weight_decay": "weight decay", "rnn_cell": "recurrent cell",
+    "free_bits": "free bits",
 }
 TRAIN_LABELS = {
     "batch_size": "batch size", "lr": "learning rate", "val_fraction": "validation fraction",
     "pretrain_epochs": "pretraining epochs", "grad_clip": "gradient clipping",
+    "kl_warmup": "KL warm-up",
 }
 
 
@@ -428,6 +465,19 @@ def _from_dict(cls: type, d: dict[str, Any], tuple_fields: set[str] = frozenset(
             v = tuple(v)
         kwargs[k] = v
     return cls(**kwargs)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) or type(v).__module__ == "numpy" and hasattr(v, "dtype") \
+        and v.dtype.kind in "iu"
+
+
+def _freeze_lists(obj: Any, names: tuple[str, ...]) -> None:
+    """Lists given to a frozen config become tuples (nothing else is touched: validation reports it)."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, list):
+            object.__setattr__(obj, name, tuple(value))
 
 
 def _jsonable(v: Any) -> bool:

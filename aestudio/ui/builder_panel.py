@@ -8,6 +8,7 @@ background Task (a large dense model can take a while to build), discarding stal
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -529,10 +530,9 @@ class BuilderPanel(QWidget):
         self.configEdited.emit(cfg)
 
     def _state_copy(self, cfg: ModelConfig) -> ModelConfig:
-        copy = ModelConfig.from_dict(cfg.to_dict())
         if self.state.dataset is not None:
-            copy.input_shape = tuple(self.state.dataset.shape)
-        return copy
+            return dataclasses.replace(cfg, input_shape=tuple(self.state.dataset.shape))
+        return cfg
 
     @Slot()
     def _push(self) -> None:

@@ -60,14 +60,9 @@ def describe_settings(settings: dict) -> str:
 def apply_settings(model_config: ModelConfig, train_config: TrainConfig,
                    settings: dict) -> tuple[ModelConfig, TrainConfig]:
     """Copies of the two configs with a finding's settings written into whichever owns each field."""
-    mc = ModelConfig.from_dict(model_config.to_dict())
-    tc = TrainConfig.from_dict(train_config.to_dict())
-    for key, value in settings.items():
-        if key in _TRAIN_FIELDS:
-            setattr(tc, key, value)
-        elif key in _MODEL_FIELDS:
-            setattr(mc, key, value)
-    return mc, tc
+    train = {k: v for k, v in settings.items() if k in _TRAIN_FIELDS}
+    model = {k: v for k, v in settings.items() if k in _MODEL_FIELDS and k not in _TRAIN_FIELDS}
+    return dataclasses.replace(model_config, **model), dataclasses.replace(train_config, **train)
 
 
 class _FindingCard(QFrame):

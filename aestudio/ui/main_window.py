@@ -796,7 +796,6 @@ class MainWindow(QMainWindow):
         if raw:
             try:
                 cfg = ModelConfig.from_dict(json.loads(str(raw)))
-                cfg.input_shape = tuple(int(v) for v in cfg.input_shape)
                 if not any(p.startswith("unknown") for p in cfg.problems()):
                     self.state.set_model_config(cfg)
             except (ValueError, TypeError, KeyError):

@@ -51,7 +51,7 @@ class StudioState(QObject):
         self.dataset, self.data_spec = data, spec
         shape = tuple(data.shape)
         if tuple(self.model_config.input_shape) != shape:
-            self.model_config.input_shape = shape
+            self.model_config = replace(self.model_config, input_shape=shape)
             self.modelConfigChanged.emit(self.model_config)
         self.set_snapshot(None)
         if self.epochs_auto:
@@ -62,8 +62,8 @@ class StudioState(QObject):
 
     # ---- configs ----
     def set_model_config(self, config: ModelConfig) -> None:
-        if self.dataset is not None:
-            config.input_shape = tuple(self.dataset.shape)
+        if self.dataset is not None and tuple(config.input_shape) != tuple(self.dataset.shape):
+            config = replace(config, input_shape=tuple(self.dataset.shape))
         self.model_config = config
         self.modelConfigChanged.emit(config)
 
