@@ -28,8 +28,10 @@ FORMAT_VERSION = 1
 
 # ---- how the fields appear in the studio's forms (see aestudio.core.fields) --------------------
 ARCH_LABELS = {"dense": "Dense (fully connected)", "conv": "Convolutional", "recurrent": "Recurrent (rows as a sequence)"}
-KIND_LABELS = {"ae": "Plain autoencoder", "vae": "Variational (VAE)", "sparse": "Sparse", "contractive": "Contractive"}
-ACTIVATION_LABELS = {"relu": "ReLU", "leaky_relu": "Leaky ReLU", "elu": "ELU", "tanh": "tanh", "sigmoid": "sigmoid"}
+KIND_LABELS = {"ae": "Plain autoencoder", "vae": "Variational (VAE)", "sparse": "Sparse", "contractive": "Contractive",
+               "aae": "Adversarial (AAE)"}
+ACTIVATION_LABELS = {"relu": "ReLU", "leaky_relu": "Leaky ReLU", "elu": "ELU", "tanh": "tanh", "sigmoid": "sigmoid",
+                     "linear": "linear (none)"}
 OUTPUT_LABELS = {"sigmoid": "Sigmoid: pixels in [0, 1]", "linear": "Linear: unbounded"}
 LOSS_LABELS = {"mse": "Mean squared error", "bce": "Binary cross-entropy"}
 INIT_LABELS = {"he": "He (Kaiming)", "xavier": "Xavier (Glorot)"}
@@ -85,7 +87,9 @@ class ModelConfig:
             "What the bottleneck does. Plain: a deterministic code. VAE: the encoder outputs a mean and a variance "
             "and samples the code with the reparameterisation trick, with a KL term pulling codes towards N(0, I) "
             "so you can sample new images. Sparse: only a few code units may be active. Contractive: the code is "
-            "made insensitive to small input changes."),
+            "made insensitive to small input changes. Adversarial: a second small network (a discriminator) tries "
+            "to tell codes from N(0, I) samples while the encoder learns to fool it, which shapes the codes into "
+            "the prior without a KL term."),
         choices=labelled(KINDS, KIND_LABELS), group="Bottleneck"))
     input_shape: tuple[int, int, int] = (1, 28, 28)
     latent: int = field(default=16, metadata=ui("Code size", (
@@ -97,7 +101,8 @@ class ModelConfig:
     hidden: tuple[int, ...] | None = field(default=None, metadata=ui("Hidden sizes", (
             "Layer sizes from the input towards the code, mirrored in the decoder: units for dense layers, channels "
             "for conv layers (each halves the image side), units for the recurrent layer. Leave empty for the "
-            "default: halve each layer."),
+            "default: halve each layer. Dense only: \"none\" for no hidden layer at all (input, code, output: "
+            "one dense layer each way)."),
         widget="int_list", group="Layers"))
     # used for every hidden layer unless `activations` is given
     activation: str = field(default="relu", metadata=ui("Activation", (
@@ -132,8 +137,9 @@ class ModelConfig:
         group="Layers"))
     # dense only: decoder weights are the transposed encoder weights
     tied: bool = field(default=False, metadata=ui("Tied weights", (
-            "Dense only: the decoder reuses the encoder's weight matrices, transposed. Halves the weights and acts "
-            "as a regulariser (a linear tied autoencoder learns the PCA subspace)."),
+            "Dense only: each hidden decoder layer reuses the matching encoder layer's weight matrix, transposed "
+            "(the code layer keeps its own). Fewer weights, and a regulariser. Tied or not, an autoencoder with "
+            "linear activations and output learns the same subspace as PCA."),
         group="Options", enabled_when={"arch": "dense"},
         unavailable=("Not available: tied weights need the dense architecture (a transposed conv or recurrent "
                      "layer is not the inverse of its encoder layer).")))
@@ -178,7 +184,12 @@ class ModelConfig:
             "parameters that often trains just as well."),
         accessible="Recurrent cell", choices=labelled(RNN_CELLS, RNN_CELL_LABELS), group="Architecture",
         visible_when={"arch": "recurrent"}))
-    free_bits: float = 0.0  # vae: each latent dimension's KL counts as at least this many nats (0: off)
+    # vae: each latent dimension's KL counts as at least this many nats in the loss (0: off)
+    free_bits: float = field(default=0.0, metadata=ui("Free bits", (
+            "VAE only: a floor, in nats, on each code dimension's KL in the loss. Below it a dimension costs the same "
+            "whatever it carries, so the optimiser has no reason to squash it onto the prior (against posterior "
+            "collapse). 0: off; 0.1 to 0.5 is typical."),
+        lo=0.0, hi=1000.0, step=0.05, group="Bottleneck", visible_when={"kind": "vae"}))
 
     def __post_init__(self) -> None:
         _freeze_lists(self, ("hidden", "activations", "input_shape"))

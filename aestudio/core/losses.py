@@ -17,6 +17,10 @@ TERM_HELP = {
     "sparsity": "Sparsity penalty on the code activations (L1, or KL divergence to the target activation rho), before its weight.",
     "contractive": "Squared Frobenius norm of the encoder Jacobian dz/dx (random-projection estimate), before its weight.",
     "weight_decay": "Sum of squared weights (L2), before its weight.",
+    "disc": ("Adversarial autoencoder: the discriminator's loss (binary cross-entropy) at telling prior samples "
+             "from codes. About 1.39 (2 ln 2) means it cannot tell them apart."),
+    "gen": ("Adversarial autoencoder: the encoder's loss at fooling the discriminator (binary cross-entropy of "
+            "its codes labelled as prior samples). About 0.69 (ln 2) when the discriminator is guessing."),
 }
 
 
@@ -54,14 +58,42 @@ def contractive_penalty(code: Code, x: torch.Tensor, projections: int = 1) -> to
 
 
 def weight_penalty(model: Autoencoder) -> torch.Tensor:
-    return sum(p.pow(2).sum() for name, p in model.named_parameters() if p.dim() > 1)
+    """Sum of squared weights of the encoder and decoder (an AAE's discriminator is not penalised)."""
+    return sum(p.pow(2).sum() for name, p in model.named_parameters()
+               if p.dim() > 1 and not name.startswith("discriminator."))
+
+
+def kl_free_bits(kl_per_dim: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """sum_j max(KL_j, lambda): each dimension's batch-mean KL counts as at least `free_bits` nats,
+    so the optimiser gains nothing by pushing a dimension all the way onto the prior."""
+    return kl_per_dim.clamp(min=free_bits).sum() if free_bits > 0 else kl_per_dim.sum()
+
+
+def adversarial_losses(model: Autoencoder, z: torch.Tensor,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(discriminator loss, generator loss) of an adversarial autoencoder for codes `z`.
+
+    The discriminator D scores a code with the logit of "drawn from the N(0, I) prior":
+    disc = BCE(D(prior sample), 1) + BCE(D(z), 0), and the encoder's (generator's)
+    gen = BCE(D(z), 1). Gradients flow wherever the inputs allow; detach `z` to train D only.
+    """
+    prior = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+    d_fake = model.discriminator(z)
+    d_real = model.discriminator(prior)
+    ones, zeros = torch.ones_like(d_real), torch.zeros_like(d_fake)
+    disc = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, zeros)
+    gen = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+    return disc, gen
 
 
 def loss_terms(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor,
                kl_weight: float | None = None) -> dict[str, torch.Tensor]:
     """Forward pass plus every loss term. `x_in` may be a corrupted copy of `target`.
 
-    `kl_weight` replaces the VAE's beta in the total (the trainer's KL warm-up ramps it from 0).
+    `kl_weight` replaces the VAE's beta in the total (the trainer's KL warm-up ramps it from 0);
+    with `free_bits` the total counts each dimension's KL as at least that many nats (the reported
+    "kl" term stays the true KL). For an adversarial autoencoder ("aae") the "disc" and "gen" terms
+    are reported without gradient: `adversarial.AdversarialStep` does those updates.
     """
     cfg = model.config
     contractive = cfg.kind == "contractive" and model.training and cfg.contractive_weight > 0
@@ -72,8 +104,16 @@ def loss_terms(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor,
     terms: dict[str, torch.Tensor] = {"recon": reconstruction(logits, target, cfg.loss, cfg.output)}
     total = terms["recon"]
     if cfg.kind == "vae":
-        terms["kl"] = kl_normal(code.mu, code.logvar)
-        total = total + (cfg.beta if kl_weight is None else kl_weight) * terms["kl"]
+        kl_dims = kl_normal(code.mu, code.logvar, per_dim=True)
+        terms["kl"] = kl_dims.sum()
+        total = total + (cfg.beta if kl_weight is None else kl_weight) * kl_free_bits(kl_dims, cfg.free_bits)
+    elif cfg.kind == "aae":
+        # reported only: adversarial.AdversarialStep trains the discriminator and the encoder against it
+        gen = None if model.training else torch.Generator(device=code.z.device).manual_seed(0)
+        with torch.no_grad():
+            disc, gen_loss = adversarial_losses(model, code.z.detach(), gen)
+        terms["disc"], terms["gen"] = disc, gen_loss
+        total = total + gen_loss
     elif cfg.kind == "sparse":
         terms["sparsity"] = sparsity_penalty(code.z, cfg.sparsity, cfg.sparsity_target)
         total = total + cfg.sparsity_weight * terms["sparsity"]

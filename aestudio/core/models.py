@@ -4,6 +4,11 @@ Every model has the same shape, so the studio can treat them alike:
 
     encoder blocks  ->  code layer (z, or mu/logvar for a VAE)  ->  decoder blocks (mirrored)
 
+A dense model may have no hidden layer (`hidden=[]`): input -> code -> output, one dense layer
+each way; with `output="linear"` that is a linear autoencoder, which learns PCA's subspace. An
+adversarial autoencoder ("aae") also holds `discriminator`, a small MLP over codes that
+`adversarial.AdversarialStep` trains against N(0, I) samples; it is saved with the other weights.
+
 `encode(x)` returns a `Code`; `decode(z)` maps codes back to images in [0, 1] (or unbounded
 for a linear output).
 
@@ -54,7 +59,18 @@ def make_activation(name: str) -> nn.Module:
         "elu": nn.ELU,
         "tanh": nn.Tanh,
         "sigmoid": nn.Sigmoid,
+        "linear": nn.Identity,  # no non-linearity: with it everywhere the autoencoder is a linear map
     }[name]()
+
+
+#: Hidden units of each of the AAE discriminator's two hidden layers.
+DISCRIMINATOR_WIDTH = 128
+
+
+def make_discriminator(latent: int, width: int = DISCRIMINATOR_WIDTH) -> nn.Sequential:
+    """The adversarial autoencoder's discriminator: a small MLP scoring a code (logit of "drawn from the prior")."""
+    return nn.Sequential(nn.Linear(latent, width), nn.LeakyReLU(0.2), nn.Linear(width, width), nn.LeakyReLU(0.2),
+                         nn.Linear(width, 1))
 
 
 class TiedLinear(nn.Module):
@@ -113,7 +129,12 @@ class Autoencoder(nn.Module):
         feat_dim, self.feat_shape = builder()
         code_out = 2 * config.latent if config.kind == "vae" else config.latent
         self.to_code = nn.Linear(feat_dim, code_out)
-        self.from_code = nn.Sequential(nn.Linear(config.latent, feat_dim), make_activation(config.layer_activations[-1]))
+        if self.enc_blocks:
+            self.from_code = nn.Sequential(nn.Linear(config.latent, feat_dim), make_activation(config.layer_activations[-1]))
+        else:  # no hidden layer: code -> pixels in one dense layer, like the outermost decoder layer
+            self.from_code = nn.Sequential(nn.Linear(config.latent, feat_dim))
+        if config.kind == "aae":  # the adversarial autoencoder's critic of codes (adversarial.py trains it)
+            self.discriminator = make_discriminator(config.latent)
         # per-pixel offset of the output logits; `init_output_bias` starts it at the mean image
         self.output_bias = nn.Parameter(torch.zeros(tuple(config.input_shape)))
         # input standardisation, set from the training data by `init_data_stats` (identity until then)
@@ -150,6 +171,8 @@ class Autoencoder(nn.Module):
                 self.dec_blocks.append(nn.Sequential(lin, nn.Unflatten(1, tuple(cfg.input_shape))))
             else:
                 self.dec_blocks.append(self._block(lin, sizes[i], acts[i - 1]))
+        if len(sizes) == 1:  # no hidden layer: the decoder's one layer outputs the image itself
+            return sizes[-1], tuple(cfg.input_shape)
         return sizes[-1], (sizes[-1],)
 
     def _build_conv(self) -> tuple[int, tuple[int, ...]]:
@@ -198,7 +221,7 @@ class Autoencoder(nn.Module):
                 nn.init.zeros_(m.bias)
         # The layer that produces pixels has no ReLU after it: start it small, so the untrained
         # output is close to `output_bias` (the mean image once training initialises it).
-        last = self.dec_blocks[0]
+        last = self.dec_blocks[0] if len(self.dec_blocks) else self.from_code
         layer = last.row if isinstance(last, RowDecoder) else last[0]
         with torch.no_grad():
             if isinstance(layer, TiedLinear):
@@ -255,6 +278,11 @@ class Autoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> Code:
         return self.code_from_features(self.features(x))
+
+    def autoencoder_parameters(self) -> list[nn.Parameter]:
+        """Encoder and decoder parameters: every parameter but the AAE discriminator's."""
+        critic = {id(p) for p in self.discriminator.parameters()} if hasattr(self, "discriminator") else set()
+        return [p for p in self.parameters() if id(p) not in critic]
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         h = self.from_code(z).reshape(z.shape[0], *self.feat_shape)
@@ -337,4 +365,6 @@ def summarize(config: ModelConfig) -> ModelSummary:
         for i, block in reversed(list(enumerate(model.dec_blocks))):
             g = block(g)
             rows.append(LayerRow(f"decoder {len(model.dec_blocks) - i}", tuple(g.shape[1:]), own_params(block)))
+        if hasattr(model, "discriminator"):
+            rows.append(LayerRow("discriminator (codes)", (1,), own_params(model.discriminator)))
     return ModelSummary(count_parameters(model), rows, config.input_dim, config.latent, config.completeness)

@@ -107,6 +107,11 @@ def count_params(cfg: ModelConfig) -> tuple[int, int]:
     params += feat * code_out + code_out  # to_code
     params += latent * feat + feat  # from_code
     params += d + d + 1  # output_bias, and the input_mean / input_scale buffers
+    if cfg.kind == "aae":  # the discriminator of codes (models.make_discriminator)
+        from .models import DISCRIMINATOR_WIDTH as dw
+
+        params += latent * dw + dw + dw * dw + dw + dw + 1
+        acts += 4 * dw
     acts += 2 * (code_out + feat + d)
     return params, acts
 

@@ -180,6 +180,7 @@ MODEL_FIELDS: dict[str, Field] = {
     "contractive_weight": Field("float", 0.0, 1e6),
     "weight_decay": Field("float", 0.0, 1e6),
     "rnn_cell": Field("str", max_len=100),
+    "free_bits": Field("float", 0.0, 1e3),
 }
 
 TRAIN_FIELDS: dict[str, Field] = {
@@ -214,6 +215,8 @@ DIAGNOSIS_FIELDS: dict[str, Field] = {
 }
 
 MAX_HISTORY = 1_000_000
+#: History keys whose value is a list of numbers (a VAE's kl_per_dim: one value per latent dimension).
+HISTORY_LIST_KEYS = frozenset({"kl_per_dim"})
 
 
 def check_history(records: Any, label: str = "history") -> str | None:
@@ -226,7 +229,10 @@ def check_history(records: Any, label: str = "history") -> str | None:
         if not isinstance(r, dict):
             return f"{label}[{i}] must be an object, got {_show(r)}"
         for k, v in r.items():
-            if not (v is None or isinstance(v, (str, bool, int, float))):
+            if isinstance(v, list) and k in HISTORY_LIST_KEYS:
+                if len(v) > MAX_LATENT or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+                    return f"{label}[{i}].{k} must be a list of at most {MAX_LATENT} numbers, got {_show(v)}"
+            elif not (v is None or isinstance(v, (str, bool, int, float))):
                 return f"{label}[{i}].{k} must be a number or text, got {_show(v)}"
     return None
 
