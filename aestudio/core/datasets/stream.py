@@ -1,0 +1,556 @@
+"""Folders too large for memory: decoded once into a uint8 cache file, then streamed.
+
+    budget = parse_size("4GB")                      # or default_budget()
+    data = load_folder_budgeted("photos/", image_size=64, budget=budget, progress=cb)
+    # an ordinary ImageSet when the folder fits the budget, else a StreamedImageSet:
+    rows = data.read_rows(np.array([5, 17, 3]))    # (3, C, H, W) uint8, read from the cache file
+
+The cache
+    A folder is listed (as the folder loader does), and when its decoded images would not fit the
+    memory budget they are decoded in chunks of :data:`CHUNK` files (by the folder loader's worker
+    threads, with progress) and appended to one raw uint8 file ``images.u8`` of shape
+    ``(N, C, H, W)`` in a cache folder named after the folder, the image size, the channels and
+    the background. ``manifest.json`` (labels, class names, skipped files, the file list) is
+    written last, with write-then-rename, so a cache whose build was interrupted is never used.
+    The manifest records a fingerprint of the folder (every file's path, size and modification
+    time): when files are added, removed or changed, the cache is stale and is built again (the
+    ``note`` callback says so). Builds of the same cache are serialised by a lock, so the ranks of
+    a torchrun job (or two studios) decode a folder once.
+
+    The cache lives in ``$AESTUDIO_CACHE_DIR`` or ``~/.cache/aestudio/decoded`` (or the folder
+    passed as ``cache_dir``, the CLI's ``--cache-dir``). A folder that is read-only or has too
+    little space gives one clear :class:`DatasetError` before decoding starts (free space is
+    checked first) or as soon as a write fails; the partial file is removed.
+
+    With ``channels=None`` the cache is written in RGB and, when no image turned out to have
+    colour, rewritten in gray at the end (the folder loader's rule). With ``background="auto"``
+    the background is chosen from the first chunk holding transparent images and kept for the
+    rest (the in-memory loader decides from all of them at once).
+
+Streaming
+    :class:`StreamedImageSet` is an :class:`ImageSet` whose ``images`` is a read-only memory map
+    of the cache (indexing a few images works as usual). Training reads batches with
+    :meth:`StreamedImageSet.read_rows` (plain ``pread`` calls into one buffer, so memory use does
+    not grow with the data set) on the background thread of a :class:`Prefetcher`.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import json
+import os
+import queue
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import DatasetError, ImageSet, to_grayscale
+from .folder import (
+    DEFAULT_IMAGE_SIZE,
+    HEARTBEAT_S,
+    SCAN_TIMEOUT_S,
+    _Alpha,
+    _auto_background,
+    _call_abortable,
+    _composite,
+    _decode_all,
+    _natural_key,
+    _nothing_loaded,
+    _scan,
+    _Skip,
+    background_name,
+    parse_background,
+)
+
+__all__ = [
+    "CACHE_ENV",
+    "IN_MEMORY_BYTES_PER_PIXEL",
+    "Prefetcher",
+    "StreamedImageSet",
+    "default_budget",
+    "default_cache_dir",
+    "fmt_size",
+    "in_memory_bytes",
+    "is_streamed",
+    "load_folder_budgeted",
+    "parse_size",
+]
+
+CACHE_ENV = "AESTUDIO_CACHE_DIR"
+CACHE_FORMAT = 1
+#: Files decoded per chunk when building a cache (their pixels are held in memory at once).
+CHUNK = 2048
+#: Peak bytes per pixel of the in-memory training path: the decoded set, its copy on the device
+#: (the same memory on a CPU) and the float statistics pass over the training split.
+IN_MEMORY_BYTES_PER_PIXEL = 6
+#: The default memory budget: this fraction of the memory available when loading starts.
+DEFAULT_FRACTION = 0.5
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+# ---- sizes ----------------------------------------------------------------------------------
+def parse_size(text: str | int) -> int:
+    """Bytes from ``"512MB"``, ``"4GB"``, ``"1.5G"``, ``"800MiB"`` or a plain number of bytes."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        m = _SIZE.match(str(text))
+        if not m:
+            raise ValueError(f"expected a size such as 512MB or 4GB, got {text!r}")
+        unit = (m.group(2) or "").lower().rstrip("b") if (m.group(2) or "").lower() != "b" else ""
+        value = int(float(m.group(1)) * _UNITS[unit])
+    if value <= 0:
+        raise ValueError(f"a memory budget must be more than 0 bytes, got {text!r}")
+    return value
+
+
+def fmt_size(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def default_budget(device: Any = None) -> int:
+    """:data:`DEFAULT_FRACTION` of the free memory (of the device too, when it is a GPU)."""
+    from ..resources import available_bytes
+
+    free = available_bytes("cpu") or 8 * 10**9
+    budget = int(free * DEFAULT_FRACTION)
+    kind = str(getattr(device, "type", device) or "cpu").split(":")[0]
+    if kind == "cuda":
+        dev_free = available_bytes(device)
+        if dev_free:
+            budget = min(budget, int(dev_free * DEFAULT_FRACTION))
+    return max(budget, 1)
+
+
+def in_memory_bytes(n: int, channels: int, size: int) -> int:
+    """Peak memory of training on `n` images in memory (see IN_MEMORY_BYTES_PER_PIXEL)."""
+    return int(n) * int(channels) * int(size) * int(size) * IN_MEMORY_BYTES_PER_PIXEL
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "aestudio" / "decoded"
+
+
+# ---- the streamed set -----------------------------------------------------------------------
+_PREADV = getattr(os, "preadv", None)
+
+
+@dataclasses.dataclass(repr=False)
+class StreamedImageSet(ImageSet):
+    """An ImageSet whose images stay in a cache file (``images`` is a read-only memory map)."""
+
+    cache_file: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._fd: int | None = None
+        self._fd_lock = threading.Lock()
+
+    @property
+    def row_bytes(self) -> int:
+        c, h, w = self.shape
+        return c * h * w
+
+    def _descriptor(self) -> int:
+        with self._fd_lock:
+            if self._fd is None:
+                try:
+                    self._fd = os.open(self.cache_file, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                except OSError as e:
+                    raise DatasetError(f"The decode cache {self.cache_file} cannot be read ({e.strerror or e}); "
+                                       "load the folder again.") from None
+            return self._fd
+
+    def read_rows(self, idx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Images `idx` (any order, repeats allowed) as a new (len(idx), C, H, W) uint8 array,
+        read with plain file reads (no memory map, so nothing stays resident afterwards)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        n = len(idx)
+        if out is None:
+            out = np.empty((n, *self.shape), dtype=np.uint8)
+        if n == 0:
+            return out
+        if idx.min() < 0 or idx.max() >= self.n:
+            raise IndexError(f"image index out of range 0..{self.n - 1}")
+        fd, row = self._descriptor(), self.row_bytes
+        order = np.argsort(idx, kind="stable")
+        s = idx[order]
+        flat = out.reshape(n, row)
+        k = 0
+        while k < n:
+            j = k + 1  # merge rows that are neighbours both in the file and in `out`
+            while j < n and s[j] == s[j - 1] + 1 and order[j] == order[j - 1] + 1:
+                j += 1
+            start = int(order[k])
+            view = memoryview(flat[start:start + (j - k)]).cast("B")
+            self._read_into(fd, view, int(s[k]) * row)
+            k = j
+        return out
+
+    def _read_into(self, fd: int, view: memoryview, offset: int) -> None:
+        while len(view):
+            try:
+                if _PREADV is not None:
+                    got = _PREADV(fd, [view], offset)
+                else:  # pragma: no cover - platforms without preadv
+                    data = os.pread(fd, len(view), offset)
+                    view[:len(data)] = data
+                    got = len(data)
+            except OSError as e:
+                raise DatasetError(f"Reading the decode cache {self.cache_file} failed ({e.strerror or e}).") from None
+            if got <= 0:
+                raise DatasetError(f"The decode cache {self.cache_file} is shorter than its manifest says; "
+                                   "delete its folder and load the data again.")
+            view, offset = view[got:], offset + got
+
+    def plain(self) -> ImageSet:
+        """The same set as a plain ImageSet (its images still the memory map)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(ImageSet)}
+        return ImageSet(**values)
+
+    def subset(self, idx) -> ImageSet:  # type: ignore[override]
+        """The selected images, in memory (an ordinary ImageSet)."""
+        return self.plain().subset(idx)
+
+    def close(self) -> None:
+        with self._fd_lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_fd"], state["_fd_lock"] = None, None
+        return state
+
+
+def is_streamed(data: Any) -> bool:
+    return isinstance(data, StreamedImageSet)
+
+
+class Prefetcher:
+    """Reads the batches `index_batches` names from a StreamedImageSet on a background thread,
+    `depth` batches ahead of the consumer, so reading overlaps with training. Iterate it once;
+    `close()` (or leaving the loop) stops the thread. A reading error is raised in the consumer.
+
+    `transform` (optional) runs on the thread too, e.g. `torch.from_numpy(a).pin_memory()`."""
+
+    _END = object()
+
+    def __init__(self, data: StreamedImageSet, index_batches: Iterable[np.ndarray], depth: int = 4,
+                 transform: Callable[[np.ndarray], Any] | None = None):
+        self.data, self.batches, self.transform = data, index_batches, transform
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._work, name="aestudio-prefetch", daemon=True)
+        self.thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self) -> None:
+        try:
+            for idx in self.batches:
+                if self.stop.is_set():
+                    return
+                rows = self.data.read_rows(idx)
+                if not self._put(self.transform(rows) if self.transform else rows):
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            self._put(e)
+            return
+        self._put(self._END)
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            while True:
+                item = self.q.get()
+                if item is self._END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.q.get_nowait()
+
+
+# ---- loading ---------------------------------------------------------------------------------
+def load_folder_budgeted(
+    path: str | Path,
+    *,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    channels: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    background: str = "auto",
+    budget: int | None = None,
+    cache_dir: str | Path | None = None,
+    note: Callable[[str], None] | None = None,
+    force_stream: bool = False,
+) -> ImageSet:
+    """The folder in memory (`load_folder`) when training on it fits `budget` bytes (default:
+    `default_budget()`), else a StreamedImageSet over its decode cache (built when missing or
+    stale). `note(text)` hears about cache decisions (one line each)."""
+    from .folder import load_folder
+
+    wanted = parse_background(background)
+    root = Path(path).expanduser().resolve()
+    if not root.is_dir():
+        return load_folder(path, image_size=image_size, channels=channels, progress=progress, background=background)
+    stop = threading.Event()
+    files, file_labels, class_names, skipped, linked = _call_abortable(
+        lambda: _scan(root, stop), stop, progress, SCAN_TIMEOUT_S,
+        f"Listing the folder {root} took longer than {SCAN_TIMEOUT_S:g} s, so loading was stopped "
+        "(is it on a drive that stopped responding?).",
+    )
+    budget = default_budget() if budget is None else int(budget)
+    need = in_memory_bytes(len(files), channels or 3, image_size)
+    if not force_stream and need <= budget:
+        return load_folder(path, image_size=image_size, channels=channels, progress=progress, background=background)
+    if note is not None:
+        note(f"{root.name}: {len(files):,} images would need about {fmt_size(need)} in memory, more than the "
+             f"budget of {fmt_size(budget)}; streaming them from a decode cache")
+    cache = _Cache(root, image_size, channels, background, Path(cache_dir) if cache_dir else default_cache_dir())
+    fingerprint = _fingerprint(files)
+    return cache.open_or_build(files, file_labels, class_names, skipped, linked, fingerprint, wanted, progress, note)
+
+
+def _fingerprint(files: list[str]) -> str:
+    h = hashlib.sha256()
+    for p in files:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        except OSError:
+            h.update(f"{p}\tmissing\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+class _Cache:
+    def __init__(self, root: Path, size: int, channels: int | None, background: str, base: Path):
+        self.root, self.size, self.channels, self.background = root, size, channels, background
+        key = json.dumps([CACHE_FORMAT, str(root), size, channels, str(background).strip().lower()])
+        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", root.name)[:40] or "folder"
+        self.dir = base / f"{safe}-{size}px-{channels or 'auto'}ch-{digest}"
+        self.data_file = self.dir / "images.u8"
+        self.manifest = self.dir / "manifest.json"
+
+    def _fail(self, e: OSError, doing: str) -> DatasetError:
+        reason = e.strerror or str(e)
+        hint = ("free some space or choose another cache folder (--cache-dir or $AESTUDIO_CACHE_DIR)"
+                if e.errno in (errno.ENOSPC, errno.EDQUOT if hasattr(errno, "EDQUOT") else errno.ENOSPC, errno.EFBIG)
+                else "choose a writable cache folder (--cache-dir or $AESTUDIO_CACHE_DIR)")
+        return DatasetError(f"Cannot {doing} the decode cache in {self.dir.parent} ({reason}); {hint}.")
+
+    def open_or_build(self, files, file_labels, class_names, skipped, linked, fingerprint, wanted, progress, note):
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise self._fail(e, "create") from None
+        with self._locked(progress):
+            manifest = self._read_manifest()
+            if manifest is not None:
+                if manifest.get("fingerprint") == fingerprint:
+                    if note is not None:
+                        note(f"using the decode cache {self.dir}")
+                    return self._open(manifest)
+                if note is not None:
+                    note(f"the decode cache of {self.root.name} is out of date (files were added, removed or "
+                         "changed since it was built); decoding the folder again")
+            return self._open(self._build(files, file_labels, class_names, skipped, linked, fingerprint, wanted,
+                                          progress))
+
+    @contextlib.contextmanager
+    def _locked(self, progress):
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock (one builder at a time is the user's job)
+            yield
+            return
+        try:
+            fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise self._fail(e, "write") from None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if progress is not None:
+                        progress(0, 0)  # another process is building this cache: wait for it
+                    time.sleep(HEARTBEAT_S)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read_manifest(self) -> dict | None:
+        from ..schema import SchemaError, read_json
+
+        if not self.manifest.exists():
+            return None
+        try:
+            m = read_json(self.manifest, max_bytes=1 << 30)
+        except SchemaError:
+            return None
+        if not isinstance(m, dict) or m.get("format") != CACHE_FORMAT:
+            return None
+        shape = m.get("shape")
+        n = m.get("n")
+        if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)
+                and isinstance(n, int) and n > 0):
+            return None
+        try:
+            if os.path.getsize(self.data_file) != n * shape[0] * shape[1] * shape[2]:
+                return None
+        except OSError:
+            return None
+        return m
+
+    def _open(self, m: dict) -> StreamedImageSet:
+        n, shape = m["n"], tuple(m["shape"])
+        images = np.memmap(self.data_file, dtype=np.uint8, mode="r", shape=(n, *shape))
+        labels = None
+        class_names = m.get("class_names") or []
+        if m.get("labels"):
+            labels = np.load(self.dir / "labels.npy", allow_pickle=False)
+        return StreamedImageSet(
+            name=self.root.name or str(self.root), images=images, labels=labels, class_names=list(class_names),
+            skipped=[tuple(s) for s in m.get("skipped", [])], source=str(self.root), files=m.get("files"),
+            transparent_fraction=m.get("transparent_fraction"), background=m.get("background"),
+            cache_file=str(self.data_file),
+        )
+
+    def _build(self, files, file_labels, class_names, skipped, linked, fingerprint, wanted, progress) -> dict:
+        total = len(files)
+        channels = self.channels or 3
+        need = total * channels * self.size * self.size
+        with contextlib.suppress(OSError):
+            self.manifest.unlink()
+        try:
+            free = shutil.disk_usage(self.dir).free
+        except OSError:
+            free = None
+        if free is not None and free < need:
+            raise DatasetError(f"Not enough space for the decode cache in {self.dir.parent}: it needs about "
+                               f"{fmt_size(need)} but {fmt_size(free)} is free; free some space or choose another "
+                               "cache folder (--cache-dir or $AESTUDIO_CACHE_DIR).")
+        tmp = self.dir / "images.u8.tmp"
+        kept_files: list[str] = []
+        kept_labels: list[int] = []
+        skipped = list(skipped)
+        colour = self.channels is not None  # with channels=None: did any image have colour?
+        bg = wanted
+        transparent, pixels_with_alpha = 0.0, False
+        n_done = 0
+        try:
+            with open(tmp, "wb") as out:
+                for start in range(0, total, CHUNK):
+                    chunk = files[start:start + CHUNK]
+
+                    def chunk_progress(done: int, _total: int, start=start) -> None:
+                        if progress is not None:
+                            progress(start + done if _total else 0, total if _total else 0)
+
+                    results = _decode_all(chunk, str(self.root), self.size, self.channels, chunk_progress, linked)
+                    keep = [i for i, r in enumerate(results) if not isinstance(r, _Skip)]
+                    skipped += [(chunk[i], str(r)) for i, r in enumerate(results) if isinstance(r, _Skip)]
+                    arrays = [results[i] for i in keep]
+                    if bg == "auto" and any(isinstance(a, _Alpha) for a in arrays):
+                        bg = _auto_background([a for a in arrays if isinstance(a, _Alpha)])
+                    fraction, _used = _composite(arrays, bg, self.size, self.channels)
+                    if fraction is not None:
+                        pixels_with_alpha = True
+                        transparent += fraction * len(arrays)
+                    block = np.empty((len(arrays), channels, self.size, self.size), dtype=np.uint8)
+                    for row, a in zip(block, arrays, strict=True):
+                        if a.ndim == 2:
+                            row[...] = a
+                        else:
+                            colour = True
+                            row[...] = a.transpose(2, 0, 1) if channels == 3 else to_grayscale(a, axis=2)
+                    out.write(block.tobytes())
+                    n_done += len(arrays)
+                    kept_files += [chunk[i] for i in keep]
+                    if class_names is not None:
+                        kept_labels += [file_labels[start + i] for i in keep]
+                    del results, arrays, block
+                out.flush()
+                os.fsync(out.fileno())
+            if not n_done:
+                raise DatasetError(_nothing_loaded(self.root, skipped))
+            if self.channels is None and not colour:
+                self._to_gray(tmp, n_done)
+                channels = 1
+            os.replace(tmp, self.data_file)
+            labels_saved = class_names is not None
+            if labels_saved:
+                np.save(self.dir / "labels.npy.tmp.npy", np.asarray(kept_labels, dtype=np.int64), allow_pickle=False)
+                os.replace(self.dir / "labels.npy.tmp.npy", self.dir / "labels.npy")
+            manifest = {
+                "format": CACHE_FORMAT, "root": str(self.root), "fingerprint": fingerprint, "n": n_done,
+                "shape": [channels, self.size, self.size], "labels": labels_saved,
+                "class_names": class_names or [], "files": kept_files,
+                "skipped": sorted(([p, r] for p, r in skipped), key=lambda item: _natural_key(item[0])),
+                "transparent_fraction": (transparent / n_done) if pixels_with_alpha else None,
+                "background": (background_name(bg) if isinstance(bg, tuple) else None) if pixels_with_alpha else None,
+            }
+            text = json.dumps(manifest)
+            with open(self.dir / "manifest.json.tmp", "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(self.dir / "manifest.json.tmp", self.manifest)
+            return manifest
+        except OSError as e:
+            raise self._fail(e, "write") from None
+        finally:
+            for leftover in (tmp, self.dir / "manifest.json.tmp", self.dir / "labels.npy.tmp.npy", self.dir / "gray.tmp"):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+
+    def _to_gray(self, tmp: Path, n: int) -> None:
+        """Rewrite an RGB cache whose images all turned out gray as one channel (a chunk at a time)."""
+        plane = self.size * self.size
+        gray = self.dir / "gray.tmp"
+        with open(tmp, "rb") as src, open(gray, "wb") as dst:
+            for start in range(0, n, CHUNK):
+                count = min(CHUNK, n - start)
+                block = np.frombuffer(src.read(count * 3 * plane), dtype=np.uint8).reshape(count, 3, plane)
+                dst.write(np.ascontiguousarray(block[:, 0]).tobytes())  # all three planes are equal
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(gray, tmp)

@@ -1,0 +1,180 @@
+"""Training on several processes with PyTorch's own tools: torchrun starts the processes, DDP
+averages the gradients. Nothing here starts processes itself except `torchrun_command`, which
+builds the torchrun command line that `aestudio train --nproc N` runs.
+
+    torchrun --nproc-per-node 2 -m aestudio train --data FOLDER --out runs/big
+
+Under torchrun every process (a *rank*) runs the same `aestudio train`. They
+
+* build the same model from the same seed (DDP also copies rank 0's weights to the others);
+* shuffle the training images with the same seeded permutation and each take their own part of
+  every global batch (`rank_slice`): `--batch-size` stays the global batch, so a run on N
+  processes follows the same optimisation as one process with that batch;
+* agree, at every check (`agree`), on whether to stop (Ctrl-C on any rank) and whether the loss
+  went non-finite, so they all leave the loop at the same batch;
+* leave logging, validation, the training doctor and every file write to rank 0.
+
+A rank that dies ends the others: torchrun's agent stops them, and a rank blocked in a collective
+gets an error from the backend, which `DistributedError` turns into one line.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+class DistributedError(RuntimeError):
+    """Another training process failed or could not be reached. The message is meant for users."""
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE = DistInfo()
+
+
+def env_info() -> DistInfo:
+    """The rank layout torchrun put in the environment (a single process when there is none)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise DistributedError("RANK, LOCAL_RANK and WORLD_SIZE must be whole numbers (they are set by torchrun)") from None
+    if world < 1 or not 0 <= rank < world:
+        raise DistributedError(f"RANK {rank} does not fit WORLD_SIZE {world} (they are set by torchrun)")
+    return DistInfo(rank, world, local)
+
+
+def under_torchrun() -> bool:
+    return env_info().enabled
+
+
+def current() -> DistInfo:
+    """The layout of the initialised process group, or a single process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return DistInfo(torch.distributed.get_rank(), torch.distributed.get_world_size(), env_info().local_rank)
+    return SINGLE
+
+
+def init(device_name: str = "auto", timeout_s: float = 600.0) -> tuple[DistInfo, str]:
+    """Join torchrun's process group: NCCL when training on CUDA, else gloo.
+
+    Returns the layout and the device this rank trains on (`cuda:LOCAL_RANK` on GPUs). A single
+    process (no torchrun) returns (SINGLE, device_name) and initialises nothing."""
+    info = env_info()
+    if not info.enabled:
+        return info, device_name
+    if not torch.distributed.is_available():
+        raise DistributedError("this PyTorch build has no distributed support; train in one process")
+    base = device_name.split(":")[0]
+    cuda = torch.cuda.is_available() and base in ("auto", "cuda")
+    if base == "mps":
+        raise DistributedError("several processes cannot share an Apple GPU (mps); use --device cpu with torchrun")
+    if cuda:
+        count = torch.cuda.device_count()
+        if info.local_rank >= count:
+            raise DistributedError(f"process {info.local_rank} on this machine has no GPU of its own "
+                                   f"({count} found); start at most {count} processes per machine")
+        torch.cuda.set_device(info.local_rank)
+        device = f"cuda:{info.local_rank}"
+    else:
+        device = "cpu"
+    if not torch.distributed.is_initialized():
+        try:
+            torch.distributed.init_process_group("nccl" if cuda else "gloo",
+                                                 timeout=datetime.timedelta(seconds=timeout_s))
+        except (RuntimeError, ValueError) as e:
+            raise DistributedError(f"could not join the other training processes: {' '.join(str(e).split())[:300]}") from None
+    return current(), device
+
+
+def shutdown() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        try:
+            torch.distributed.destroy_process_group()
+        except Exception:  # noqa: BLE001 - a peer already gone: nothing left to tidy
+            pass
+
+
+def rank_slice(batch_indices: np.ndarray | torch.Tensor, info: DistInfo):
+    """This rank's part of one global batch (as equal as possible, in order)."""
+    n = len(batch_indices)
+    lo = (n * info.rank) // info.world_size
+    hi = (n * (info.rank + 1)) // info.world_size
+    return batch_indices[lo:hi]
+
+
+def agree(flags: list[float], device: torch.device | str, info: DistInfo) -> list[float]:
+    """The maximum of each flag over all ranks (one small all_reduce). Every rank must call it
+    at the same point; a single process returns `flags` unchanged."""
+    if not info.enabled:
+        return flags
+    t = torch.tensor(flags, dtype=torch.float32, device=device)
+    try:
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    except Exception as e:  # noqa: BLE001 - the backend raises several types when a peer is gone
+        raise lost_peer(e) from None
+    return [float(v) for v in t.cpu()]
+
+
+def all_sum(values: list[float], device: torch.device | str, info: DistInfo) -> list[float]:
+    """The sum of each value over all ranks (one all_reduce); unchanged in a single process."""
+    if not info.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64 if device == "cpu" or str(device) == "cpu" else torch.float32,
+                     device=device)
+    try:
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+    except Exception as e:  # noqa: BLE001
+        raise lost_peer(e) from None
+    return [float(v) for v in t.cpu()]
+
+
+def broadcast_state(model: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's parameters and buffers to every rank (after rank 0 alone restored weights)."""
+    if not info.enabled:
+        return
+    try:
+        for t in model.state_dict().values():
+            torch.distributed.broadcast(t, src=0)
+    except Exception as e:  # noqa: BLE001
+        raise lost_peer(e) from None
+
+
+def barrier(info: DistInfo) -> None:
+    if not info.enabled:
+        return
+    try:
+        torch.distributed.barrier()
+    except Exception as e:  # noqa: BLE001
+        raise lost_peer(e) from None
+
+
+def lost_peer(e: BaseException) -> DistributedError:
+    detail = " ".join(str(e).split())[:200] or type(e).__name__
+    return DistributedError(f"another training process stopped or cannot be reached, so this one stops too "
+                            f"(rank {current().rank}: {detail}); the run folder keeps its last complete save")
+
+
+def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
+    """`torchrun --standalone --nproc-per-node N -m aestudio ARGV...` with this Python interpreter."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={int(nproc)}",
+            "-m", "aestudio", *argv]
