@@ -135,6 +135,16 @@ def make_parser() -> argparse.ArgumentParser:
                    help="replace a run already in --out (default: save beside it as DIR-2, DIR-3, ...)")
     g.add_argument("--quiet", action="store_true", help="no per-batch progress line")
 
+    g = t.add_argument_group("scaling out (see README, Scaling out)")
+    g.add_argument("--memory-budget", metavar="SIZE",
+                   help="memory the data set may take, e.g. 512MB or 4GB; a folder that needs more is decoded once "
+                        "into a cache and streamed (default: half of the free memory)")
+    g.add_argument("--cache-dir", metavar="DIR",
+                   help="where streamed folders are cached (default $AESTUDIO_CACHE_DIR or ~/.cache/aestudio/decoded)")
+    g.add_argument("--nproc", type=int, metavar="N",
+                   help="train on N processes of this machine with DistributedDataParallel (runs torchrun for you; "
+                        "one per GPU on a GPU server); --batch-size stays the global batch")
+
     e = sub.add_parser("evaluate", help="measure a trained run (reconstruction, baselines, probes, ...)",
                        description="Evaluate a run folder. Without --data: on the run's own validation split "
                                    "(PCA and probes fitted on its training split). With --data: on that whole set.")
@@ -160,7 +170,13 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 # ---- helpers -----------------------------------------------------------------------------------
+#: Set on the ranks other than 0 of a torchrun job: they print errors only (rank 0 reports the rest).
+_SILENT_RANK = False
+
+
 def _err(*parts: Any) -> None:
+    if _SILENT_RANK and not (parts and str(parts[0]).startswith(f"{PROG}:")):
+        return
     print(*parts, file=sys.stderr, flush=True)
 
 
@@ -233,12 +249,20 @@ def _select_classes(data, classes: list[str] | None):
 
 
 def _load(spec: str, image_size: int | None, channels: int | None, classes: list[str] | None,
-          allow_download: bool = True, background: str = "auto"):
+          allow_download: bool = True, background: str = "auto", memory_budget: int | None = None,
+          cache_dir: str | None = None):
     from aestudio.core.datasets import load_dataset
 
     progress = _data_progress(f"loading {spec}")
+
+    def note(text: str) -> None:
+        if progress.dirty:
+            _clear_line()
+        _err(f"note: {text}")
+
     data = load_dataset(spec, image_size=image_size, channels=channels, progress=progress,
-                        allow_download=allow_download, background=background)
+                        allow_download=allow_download, background=background, memory_budget=memory_budget,
+                        decode_cache_dir=cache_dir, note=note)
     if progress.dirty:
         _clear_line()
     return _select_classes(data, classes)
@@ -382,6 +406,107 @@ class _Progress:
         print(text, flush=True)
 
 
+def _memory_budget(args: argparse.Namespace) -> int | None:
+    text = getattr(args, "memory_budget", None)
+    if text is None:
+        return None
+    from aestudio.core.datasets.stream import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise UsageError(f"{e} (--memory-budget)") from None
+
+
+def _launch_torchrun(args: argparse.Namespace) -> int:
+    """`--nproc N`: run this same command under torchrun with N processes, and wait for it."""
+    import subprocess
+
+    from aestudio.core.distributed import torchrun_command, under_torchrun
+
+    if under_torchrun():
+        raise UsageError("--nproc starts torchrun itself; leave it out when you run torchrun")
+    if args.nproc < 1 or args.nproc > 1024:
+        raise UsageError(f"--nproc must be a whole number from 1 to 1024, got {args.nproc}")
+    argv, skip = [], False
+    for a in getattr(args, "argv", None) or sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    command = torchrun_command(args.nproc, argv)
+    _err(f"starting {args.nproc} training processes: torchrun --standalone --nproc-per-node={args.nproc} "
+         f"-m aestudio {' '.join(argv)}")
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches torchrun and its workers directly
+    try:
+        proc = subprocess.run(command, check=False)
+    except OSError as e:
+        raise UsageError(f"cannot start torchrun: {e.strerror or e}") from None
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if proc.returncode not in (0, 1, 2, 130):
+        _err(f"{PROG}: error: a training process failed (torchrun exited with status {proc.returncode}); "
+             "the run folder keeps its last complete save")
+    return proc.returncode
+
+
+def _join_ranks(args: argparse.Namespace):
+    """Join torchrun's process group when started by torchrun (else a single process)."""
+    global _SILENT_RANK
+    from aestudio.core.distributed import init
+
+    rank, device = init(args.device or "auto")
+    args.rank_device = device
+    if rank.enabled and not rank.is_main:
+        _SILENT_RANK = True
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - per-epoch lines come from rank 0 only
+        args.quiet = True
+    return rank
+
+
+def _rank_train_config(train_cfg, rank, device: str):
+    """The config this rank trains with: its own GPU under torchrun (the saved config keeps the user's)."""
+    if not rank.enabled:
+        return train_cfg
+    import dataclasses
+
+    return dataclasses.replace(train_cfg, device=device)
+
+
+def _run_meta(args: argparse.Namespace, data) -> dict[str, Any]:
+    """The run-level fields of config.json that describe the data."""
+    classes = None
+    if args.classes:
+        present = sorted(set(int(v) for v in data.labels)) if data.labels is not None else []
+        classes = [data.class_names[i] for i in present]
+    return {"data": _data_spec_for_run(args.data), "classes": classes,
+            "image_size": data.height if data.height == data.width else None, "channels": data.channels,
+            "background": args.background}
+
+
+def _history(trainer) -> list[dict[str, Any]]:
+    from aestudio.core.distributed import current
+
+    world = current().world_size
+    return [{**h, "world_size": h.get("world_size", world)} for h in trainer.history]
+
+
+def _live_save(saver, model_cfg, train_cfg, trainer, meta: dict[str, Any], t0: float):
+    """Save the run folder while training (followers see it grow). A failed live save is reported once
+    and switches live saving off; the final save still happens."""
+    from aestudio.core.checkpoint import RunError
+
+    try:
+        saver.save(model_cfg, train_cfg, trainer.model, history=_history(trainer),
+                   diagnoses=getattr(trainer, "diagnoses", None), seconds=round(time.monotonic() - t0, 2), **meta)
+    except RunError as e:
+        _err(f"note: live saving stopped ({e}); the run is saved when training ends")
+        return None
+    return saver
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from aestudio.core.checkpoint import save_run
     from aestudio.core.training import BatchEnd, Diagnosis, EpochEnd, Finished, StageStarted, Trainer
@@ -392,22 +517,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aestudio.core.datasets import parse_background
 
     parse_background(args.background)  # an unknown --background fails before anything else happens
+    budget = _memory_budget(args)
+    if getattr(args, "nproc", None) is not None:
+        return _launch_torchrun(args)
+    rank = _join_ranks(args)  # under torchrun: this process's place (rank 0 alone reports and writes)
     out = Path(args.out)
-    try:
-        check_writable(out)  # before loading anything: an unwritable --out would waste the training
-    except RunError as e:
-        raise UsageError(str(e)) from None
+    if rank.is_main:
+        try:
+            check_writable(out)  # before loading anything: an unwritable --out would waste the training
+        except RunError as e:
+            raise UsageError(str(e)) from None
     train_cfg = _train_config(args)  # cheap checks before loading data
-    data = _load(args.data, args.image_size, args.channels, args.classes, background=args.background)
+    data = _load(args.data, args.image_size, args.channels, args.classes, background=args.background,
+                 memory_budget=budget, cache_dir=getattr(args, "cache_dir", None))
     _err(data.summary())
     if args.epochs is None:
         train_cfg = _auto_epochs(train_cfg, data.n)
     model_cfg = _model_config(args, data.shape)
     try:
-        check_writable(out, estimated_run_bytes(model_cfg))  # free space for the weights, before training
+        if rank.is_main:
+            check_writable(out, estimated_run_bytes(model_cfg))  # free space for the weights, before training
     except RunError as e:
         raise UsageError(str(e)) from None
-    trainer = Trainer(model_cfg, train_cfg, data)
+    trainer = Trainer(model_cfg, _rank_train_config(train_cfg, rank, args.rank_device), data)
+    if rank.enabled:
+        _err(f"distributed: {rank.world_size} processes ({trainer.device.type}), global batch {train_cfg.batch_size}")
     _err(f"model: {model_cfg.arch} {model_cfg.kind}, latent {model_cfg.latent}, hidden {model_cfg.hidden_sizes}; "
          f"{len(trainer.train_idx):,} training / {len(trainer.val_idx):,} validation images on {trainer.device}")
 
@@ -415,8 +549,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     finished = None
     interrupts = [0]
 
+    first_interrupt = [0.0]
+
     def on_sigint(signum, frame) -> None:  # noqa: ARG001
+        if rank.enabled and interrupts[0] and time.monotonic() - first_interrupt[0] < 2.0:
+            return  # torchrun passes the terminal's Ctrl-C on to its workers: the same one, twice
         interrupts[0] += 1
+        first_interrupt[0] = first_interrupt[0] or time.monotonic()
         if interrupts[0] > 1:
             raise KeyboardInterrupt
         trainer.control.stop()
@@ -429,6 +568,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError:  # not the main thread
         old_handler = None
     t0 = time.monotonic()
+    from aestudio.core.follow import LiveSaver, safe_final
+
+    saver = LiveSaver(out, overwrite=bool(args.overwrite)) if rank.is_main else None
     try:
         for ev in trainer.run():
             if isinstance(ev, BatchEnd):
@@ -440,6 +582,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 val = f" | val {_fmt_terms(ev.val)}" if ev.val else ""
                 progress.line(f"{ev.stage} epoch {ev.epoch}/{ev.epochs}  train {_fmt_terms(ev.train)}{val}  "
                               f"({ev.seconds:.1f} s, {ev.images_per_sec:,.0f} img/s)")
+                if saver is not None and saver.due():
+                    saver = _live_save(saver, model_cfg, train_cfg, trainer, _run_meta(args, data), t0)
             elif isinstance(ev, Diagnosis):
                 progress.line(f"diagnosis: {ev.text()}")
             elif isinstance(ev, Finished):
@@ -449,20 +593,22 @@ def cmd_train(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, old_handler)
         progress.clear()
     trainer.model.eval()
-    spec = _data_spec_for_run(args.data)
-    classes = None
-    if args.classes:
-        present = sorted(set(int(v) for v in data.labels)) if data.labels is not None else []
-        classes = [data.class_names[i] for i in present]
-    image_size = data.height if data.height == data.width else None
+    if not rank.is_main:  # rank 0 saves the run; the others only trained
+        from aestudio.core.distributed import shutdown
+
+        shutdown()
+        return {"completed": 0, "nan": 1, "stopped": 130}.get(finished.reason if finished else "", 1)
     # A failed, NaN or interrupted run never replaces a run already there: it goes beside it.
     good = finished is not None and finished.reason == "completed"
     replace = bool(args.overwrite) and good
-    saved = save_run(out, model_cfg, train_cfg, trainer.model, history=trainer.history,
-                     diagnoses=getattr(trainer, "diagnoses", None), data=spec, classes=classes,
-                     image_size=image_size, channels=data.channels, background=args.background,
-                     finished=finished.reason if finished else "unknown",
-                     seconds=round(time.monotonic() - t0, 2), overwrite=replace, beside=not replace)
+    saved = safe_final(saver, model_cfg, train_cfg, trainer.model, history=_history(trainer),
+                       diagnoses=getattr(trainer, "diagnoses", None), **_run_meta(args, data),
+                       finished=finished.reason if finished else "unknown",
+                       seconds=round(time.monotonic() - t0, 2), completed=good)
+    if rank.enabled:
+        from aestudio.core.distributed import shutdown
+
+        shutdown()
     if Path(saved) != Path(os.path.abspath(out)):
         why = "" if good or not args.overwrite else f" (a {finished.reason if finished else 'failed'} run never replaces one)"
         _err(f"note: {out} already holds a run; saved this one beside it as {saved}{why}")
@@ -579,6 +725,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in (None, "studio"):
             return cmd_studio(args)
         if args.command == "train":
+            args.argv = argv  # `--nproc` starts torchrun with these arguments
             return cmd_train(args)
         return cmd_evaluate(args)
     except UsageError as e:

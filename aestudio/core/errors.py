@@ -8,11 +8,12 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from .checkpoint import RunError
     from .config import ConfigError
     from .datasets import DatasetError
+    from .distributed import DistributedError
     from .noise import NoiseError
     from .schema import SchemaError
     from .training import DeviceError
 
-    return (ConfigError, DatasetError, RunError, DeviceError, NoiseError, SchemaError)
+    return (ConfigError, DatasetError, RunError, DeviceError, NoiseError, SchemaError, DistributedError)
 
 
 OUT_OF_MEMORY = "Out of memory: try a smaller batch size, image size or data set."

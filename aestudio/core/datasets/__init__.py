@@ -35,6 +35,7 @@ from .base import DatasetError, ImageSet, convert_channels, resize_images, split
 from .folder import DEFAULT_IMAGE_SIZE, IMAGE_EXTENSIONS, IMAGE_FORMATS, load_folder, parse_background
 from .idx import read_idx
 from .mnist import load_fashion10k, load_mnist_family
+from .stream import StreamedImageSet, is_streamed, load_folder_budgeted
 from .synthetic import load_digits, make_shapes
 
 __all__ = [
@@ -44,7 +45,9 @@ __all__ = [
     "BACKGROUNDS",
     "DatasetError",
     "ImageSet",
+    "StreamedImageSet",
     "bundled_names",
+    "is_streamed",
     "load_dataset",
     "make_shapes",
     "parse_background",
@@ -73,6 +76,9 @@ def load_dataset(
     cache_dir: str | Path | None = None,
     allow_download: bool = True,
     background: str = "auto",
+    memory_budget: int | None = None,
+    decode_cache_dir: str | Path | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> ImageSet:
     """Load a named set or a folder of images (see the module documentation).
 
@@ -81,6 +87,9 @@ def load_dataset(
     instantly do not call it.  ``cache_dir`` replaces the user cache root used for
     ``mnist``/``fashion-mnist``; ``allow_download=False`` forbids the network.  ``background``
     composites transparent folder images (``"auto"``, ``"white"``, ``"black"`` or a colour).
+    A folder whose training would need more than ``memory_budget`` bytes (default: half the free
+    memory) is decoded into a cache in ``decode_cache_dir`` and returned as a
+    :class:`StreamedImageSet` (see :mod:`.stream`); ``note(text)`` hears about that.
     Any problem a user can fix raises :class:`DatasetError` with a one-sentence message.
     """
     if image_size is not None:
@@ -100,9 +109,9 @@ def load_dataset(
     elif key in _DOWNLOADABLE:
         dataset = load_mnist_family(key, cache_dir=cache_dir, allow_download=allow_download, progress=progress)
     elif key and Path(spec).expanduser().exists():
-        return load_folder(
+        return load_folder_budgeted(
             spec, image_size=image_size or DEFAULT_IMAGE_SIZE, channels=channels, progress=progress,
-            background=background,
+            background=background, budget=memory_budget, cache_dir=decode_cache_dir, note=note,
         )
     else:
         names = ", ".join(_BUNDLED + _DOWNLOADABLE)

@@ -220,6 +220,9 @@ class StreamedImageSet(ImageSet):
                                    "delete its folder and load the data again.")
             view, offset = view[got:], offset + got
 
+    def summary(self) -> str:
+        return super().summary() + "; streamed from a decode cache"
+
     def plain(self) -> ImageSet:
         """The same set as a plain ImageSet (its images still the memory map)."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(ImageSet)}
