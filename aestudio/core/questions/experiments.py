@@ -1,0 +1,841 @@
+"""The experiments behind the questions (no Qt). Each is `experiment(ctx) -> Answer`.
+
+Every experiment trains small models on a seeded subset of a bundled data set, measures what the
+question is about, and writes an answer that quotes this run's numbers (stored through
+`Numbers.put`, so numbers.json and the text agree). The wording adapts to the outcome: when a run
+does not show the textbook effect, the answer says so instead of claiming it.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig
+from ..evaluation import (anomaly_auroc, as_float_images, decode_codes, encode_images, inactive_dims,
+                          knn_accuracy, mean_image_mse, pca_reconstruct, per_dim_kl, probe_accuracy,
+                          reconstruct_images, silhouette)
+from ..labs.denoising import corrupt, denoise_report
+from ..latent import interpolate_codes, sample_codes
+from ..models import count_parameters
+from ..presets import get_preset, linear_activation_supported, no_hidden_layers_supported
+from . import figures as fg
+from .base import Context, Numbers
+
+FASHION = "fashion-10k"
+SHOW = 8
+
+
+# ---- small helpers ---------------------------------------------------------------------------------
+def dense(latent: int, hidden: list[int] | None = None, **kw) -> ModelConfig:
+    return replace(ModelConfig(), arch="dense", latent=int(latent), hidden=[256] if hidden is None else list(hidden),
+                   **kw)
+
+
+def mse(model, x: np.ndarray, x_in: np.ndarray | None = None) -> float:
+    x = as_float_images(x)
+    rec = np.clip(reconstruct_images(model, x if x_in is None else x_in), 0.0, 1.0)
+    return float(np.mean((rec - x).astype(np.float64) ** 2))
+
+
+def recons(model, x: np.ndarray) -> np.ndarray:
+    return np.clip(reconstruct_images(model, as_float_images(x)), 0.0, 1.0)
+
+
+def fit_pca(train_x: np.ndarray, k: int, seed: int = 0):
+    """PCA with k components by randomized SVD (seeded): a fraction of a second where the exact
+    eigendecomposition of a 784 x 784 covariance takes seconds on a busy 2-core machine."""
+    from sklearn.decomposition import PCA
+
+    flat = as_float_images(train_x).reshape(len(train_x), -1)
+    k = int(max(1, min(k, flat.shape[0], flat.shape[1])))
+    return PCA(n_components=k, svd_solver="randomized", n_oversamples=20, iterated_power=7,
+               random_state=seed).fit(flat)
+
+
+def pca_mse(train_x: np.ndarray, val_x: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+    pca = fit_pca(train_x, k)
+    rec = pca_reconstruct(pca, val_x)
+    return float(np.mean((rec - as_float_images(val_x)).astype(np.float64) ** 2)), rec
+
+
+def val_curve(t) -> tuple[list[float], list[float]]:
+    """(steps, validation reconstruction error per image) at each epoch end of the last stage."""
+    rows = [h for h in t.history if "val_recon" in h]
+    if rows:
+        stage = rows[-1].get("stage")
+        rows = [h for h in rows if h.get("stage") == stage]
+    spe = t.training.steps_per_epoch
+    return [float((i + 1) * spe) for i in range(len(rows))], [float(h["val_recon"]) for h in rows]
+
+
+def noise_images(n: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed + 99).random((n, *shape)).astype(np.float32)
+
+
+def code_shift(model, x: np.ndarray, sigma: float = 0.05, seed: int = 0) -> float:
+    """How far codes move when inputs get Gaussian noise of `sigma`, relative to the codes' own spread:
+    mean ||z(x + e) - z(x)|| / sqrt(mean ||z(x) - mean z||^2)."""
+    x = as_float_images(x)
+    g = np.random.default_rng(seed + 7)
+    xn = np.clip(x + sigma * g.standard_normal(x.shape).astype(np.float32), 0.0, 1.0)
+    z, zn = encode_images(model, x), encode_images(model, xn)
+    spread = float(np.sqrt(np.mean(np.sum((z - z.mean(0)) ** 2, axis=1)))) or 1.0
+    return float(np.mean(np.linalg.norm(zn - z, axis=1)) / spread)
+
+
+def nearest_mse(samples: np.ndarray, real: np.ndarray) -> float:
+    """Mean over samples of the MSE to the nearest real image: low when samples look like real images."""
+    a = as_float_images(samples).reshape(len(samples), -1).astype(np.float64)
+    b = as_float_images(real).reshape(len(real), -1).astype(np.float64)
+    d = (a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None, :] - 2 * a @ b.T
+    return float(np.mean(np.maximum(d.min(1), 0.0)) / a.shape[1])
+
+
+def times(a: float, b: float) -> float:
+    """a / b, guarded."""
+    return float(a / b) if b > 0 else float("inf")
+
+
+# ---- 1. what an autoencoder learns ---------------------------------------------------------------------
+def q_what_is(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    cfg = get_preset("hands-on").model_config(train.shape)
+    t = ctx.train("hands-on", cfg, train, val, steps=1500)
+    vx = val.as_float()
+    n = Numbers()
+    ae = n.put("val_mse", mse(t.model, vx))
+    base = n.put("mean_image_mse", mean_image_mse(train.as_float(), vx))
+    ratio = n.put("error_vs_mean_image", times(n["val_mse"], n["mean_image_mse"]))
+    comp = n.put("compression", cfg.input_dim / cfg.latent)
+    params = n.put("parameters", count_parameters(t.model))
+    xs, ys = val_curve(t)
+    fig = fg.stack([
+        fg.image_rows([("original", vx[:SHOW]), ("reconstruction", recons(t.model, vx[:SHOW]))],
+                      title=f"Unseen images through a {cfg.latent}-number code"),
+        fg.lines("Validation error while training", [("reconstruction error per image", xs, ys)], xlabel="step"),
+    ])
+    text = (f"The encoder squeezed each 784-pixel image into {cfg.latent} numbers ({comp}× fewer) and the decoder "
+            f"rebuilt it from them alone. On images it never trained on, the error per pixel is {ae}, "
+            f"{ratio}× the error of always answering with the average image ({base}). Nobody told the model "
+            f"what a shoe or a shirt is: with {params} parameters it found which few numbers describe an image "
+            "of this data set, which is what an autoencoder learns.")
+    nxt = "Question 2: shrink the code and see which details disappear first."
+    return ctx.answer(n, fig, text, nxt, data_spec=FASHION)
+
+
+# ---- 2. code size -------------------------------------------------------------------------------------
+def q_code_size(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx, tx = val.as_float(), train.as_float()
+    n = Numbers()
+    sizes = [2, 8, 32]
+    rows = [("original", vx[:SHOW])]
+    ae, pc = [], []
+    for k in sizes:
+        t = ctx.train(f"code {k}", dense(k), train, val, steps=1000)
+        ae.append(mse(t.model, vx))
+        pc.append(pca_mse(tx, vx, k)[0])
+        n.put(f"ae_mse_{k}", ae[-1])
+        n.put(f"pca_mse_{k}", pc[-1])
+        rows.append((f"code {k}", recons(t.model, vx[:SHOW])))
+    gain = n.put("error_ratio_2_to_32", times(ae[0], ae[-1]))
+    fig = fg.stack([fg.image_rows(rows, title="Reconstructions by code size"),
+                    fg.lines("Validation error per pixel", [("autoencoder", sizes, ae), ("PCA", sizes, pc)],
+                             xlabel="code size", logy=True)])
+    text = (f"With 2 numbers the error per pixel is {fmt(n, 'ae_mse_2')}, with 8 it is {fmt(n, 'ae_mse_8')} and "
+            f"with 32 it is {fmt(n, 'ae_mse_32')}: the smallest code loses {gain}× more. A tight bottleneck keeps "
+            "only the coarse shape and brightness (the figure's top rows) and drops texture and small parts, so an "
+            "excessively undercomplete code underfits. PCA at the same sizes gives "
+            f"{fmt(n, 'pca_mse_2')}, {fmt(n, 'pca_mse_8')} and {fmt(n, 'pca_mse_32')}: the non-linear network "
+            + ("gains most where the code is smallest." if ae[0] < pc[0] else "did not beat it at 2 numbers on this budget."))
+    nxt = "Open the PCA vs autoencoder lab to sweep every size, or go the other way: question 3 makes the code larger than the image."
+    return ctx.answer(n, fig, text, nxt, setup=ctx.trained[1], data_spec=FASHION)
+
+
+def fmt(n: Numbers, key: str) -> str:
+    from .base import fmt_num
+
+    return fmt_num(n[key])
+
+
+# ---- 3. perfect reconstruction ---------------------------------------------------------------------------
+def q_perfect(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    noise = noise_images(len(vx), vx.shape[1:], ctx.seed)
+    copier = ctx.train("over-complete", get_preset("overcomplete").model_config(train.shape), train, val, steps=1500)
+    small = ctx.train("bottleneck", dense(32), train, val, steps=1500)
+    n = Numbers()
+    cv = n.put("overcomplete_images_mse", mse(copier.model, vx))
+    cn = n.put("overcomplete_noise_mse", mse(copier.model, noise))
+    bv = n.put("bottleneck_images_mse", mse(small.model, vx))
+    bn = n.put("bottleneck_noise_mse", mse(small.model, noise))
+    ratio = n.put("noise_error_ratio", times(n["bottleneck_noise_mse"], n["overcomplete_noise_mse"]))
+    fig = fg.stack([
+        fg.image_rows([("random noise", noise[:SHOW]), ("over-complete", recons(copier.model, noise[:SHOW])),
+                       ("bottleneck 32", recons(small.model, noise[:SHOW]))], title="Random noise in, what comes out"),
+        fg.image_rows([("unseen image", vx[:SHOW]), ("over-complete", recons(copier.model, vx[:SHOW])),
+                       ("bottleneck 32", recons(small.model, vx[:SHOW]))], title="Unseen images"),
+        fg.bars("Error per pixel", ["over-complete: images", "over-complete: noise", "bottleneck: images",
+                                    "bottleneck: noise"], [n["overcomplete_images_mse"], n["overcomplete_noise_mse"],
+                                                           n["bottleneck_images_mse"], n["bottleneck_noise_mse"]]),
+    ])
+    copies = n["overcomplete_noise_mse"] < n["bottleneck_noise_mse"]
+    text = (f"No. The over-complete model (a 1024-number code for 784 pixels) rebuilds unseen images with error {cv}, "
+            f"but it also rebuilds pure random noise with error {cn}, {ratio}× "
+            + ("better" if copies else "no better")
+            + f" than the 32-number bottleneck does ({bn}; {bv} on images). "
+            + ("A model that reconstructs anything has learned to copy, not what clothes look like. "
+               if copies else "On this budget it had not yet learned to copy well. ")
+            + "Judge an autoencoder by what its code is good for: how it handles inputs unlike the data, "
+              "how its codes separate classes (questions 11 and 21), or how well it denoises.")
+    nxt = "Question 4 adds noise, sparsity or contraction to the same over-complete model."
+    return ctx.answer(n, fig, text, nxt, setup=copier, data_spec=FASHION)
+
+
+# ---- 4. over-complete fixes ---------------------------------------------------------------------------
+def q_overcomplete_fixes(ctx: Context):
+    train, val = ctx.images(FASHION, 2400)
+    vx = val.as_float()
+    noise = noise_images(len(vx), vx.shape[1:], ctx.seed)
+    base = get_preset("overcomplete").model_config(train.shape)
+    variants = [
+        ("plain", base, "none"),
+        ("denoising", base, "gaussian:0.5"),
+        ("sparse", replace(base, kind="sparse", sparsity="kl", sparsity_target=0.05, sparsity_weight=0.1), "none"),
+        ("contractive", replace(base, kind="contractive", contractive_weight=0.1), "none"),
+    ]
+    n = Numbers()
+    labels, ratios, rows = [], [], [("random noise", noise[:SHOW])]
+    for name, cfg, nz in variants:
+        t = ctx.train(name, cfg, train, val, steps=800, noise=nz)
+        n.put(f"{name}_images_mse", mse(t.model, vx))
+        n.put(f"{name}_noise_mse", mse(t.model, noise))
+        r = n.put(f"{name}_noise_to_image_ratio", times(mse(t.model, noise), mse(t.model, vx)))
+        labels.append(name)
+        ratios.append(float(r))
+        rows.append((name, recons(t.model, noise[:SHOW])))
+    best = labels[int(np.argmax(ratios[1:])) + 1]
+    fig = fg.stack([fg.image_rows(rows, title="Random noise through each over-complete model"),
+                    fg.bars("Noise error ÷ image error (higher: learned the data, not a copy)", labels, ratios)])
+    text = (f"All four models have the same 1024-number code. The plain one reconstructs noise with error "
+            f"{fmt(n, 'plain_noise_mse')} against {fmt(n, 'plain_images_mse')} on images, a ratio of "
+            f"{fmt(n, 'plain_noise_to_image_ratio')}. Training on noisy inputs raises that ratio to "
+            f"{fmt(n, 'denoising_noise_to_image_ratio')}, a sparsity penalty to {fmt(n, 'sparse_noise_to_image_ratio')} "
+            f"and a contractive penalty to {fmt(n, 'contractive_noise_to_image_ratio')}. A higher ratio means the "
+            "model rebuilds images of the data set much better than arbitrary inputs, that is, it learned their "
+            f"structure instead of the identity. Here {best} did that most.")
+    nxt = "Raise each penalty (sparsity or contractive weight, noise σ) in the builder and watch the ratio and the image error trade off."
+    return ctx.answer(n, fig, text, nxt, setup=ctx.trained[1], data_spec=FASHION)
+
+
+# ---- 5. PCA vs autoencoder -----------------------------------------------------------------------------
+def q_pca(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx, tx = val.as_float(), train.as_float()
+    k = 4
+    t = ctx.train("non-linear", dense(k, [256, 64]), train, val, steps=1500)
+    n = Numbers()
+    a = n.put("ae_mse", mse(t.model, vx))
+    p_mse, p_rec = pca_mse(tx, vx, k)
+    p = n.put("pca_mse", p_mse)
+    r = n.pct("ae_error_below_pca", 1 - times(n["ae_mse"], n["pca_mse"]))
+    fig = fg.stack([fg.image_rows([("original", vx[:SHOW]), (f"PCA-{k}", p_rec[:SHOW]),
+                                   (f"autoencoder-{k}", recons(t.model, vx[:SHOW]))], title=f"Both with {k} numbers"),
+                    fg.bars("Error per pixel", [f"PCA-{k}", f"autoencoder-{k}"], [n["pca_mse"], n["ae_mse"]])])
+    better = n["ae_mse"] < n["pca_mse"]
+    text = (f"PCA projects images onto the {k} straight directions of largest variance; the autoencoder learns a "
+            f"curved map through ReLU layers. With {k} numbers each, PCA's error per pixel is {p} and the "
+            f"autoencoder's is {a}, " + (f"{r} lower" if better else "no lower") + ". A linear autoencoder can at best "
+            "match PCA (question 6); the non-linearity is what lets a small code follow the curved set of real "
+            "images. The price: it must be trained, its directions are not ordered or orthogonal, and with "
+            "little data or training it can lose to PCA.")
+    nxt = "The PCA vs autoencoder lab sweeps the code size; try sizes 2 and 32 to see where the gap opens and closes."
+    return ctx.answer(n, fig, text, nxt, data_spec=FASHION)
+
+
+# ---- 6. linear autoencoder = PCA -------------------------------------------------------------------------
+def subspace_angle(model, pca) -> float:
+    """Mean principal angle (degrees) between the decoder's column space and PCA's components."""
+    try:
+        from ..evaluation import subspace_angle_deg  # the evaluation module's own measure, where it exists
+
+        return float(subspace_angle_deg(model, pca.components_))
+    except (ImportError, TypeError):
+        pass
+    w = decoder_matrix(model)
+    qa, _ = np.linalg.qr(w)
+    qb, _ = np.linalg.qr(np.asarray(pca.components_, np.float64).T)
+    s = np.clip(np.linalg.svd(qa.T @ qb, compute_uv=False), -1.0, 1.0)
+    return float(np.degrees(np.arccos(s)).mean())
+
+
+def decoder_matrix(model) -> np.ndarray:
+    """The linear decoder's (pixels, k) matrix, from its response to unit codes."""
+    k = model.config.latent
+    with torch.no_grad():
+        model.eval()
+        z = torch.cat([torch.zeros(1, k), torch.eye(k)])
+        out = model.decode_logits(z).reshape(k + 1, -1).double().numpy()
+    return (out[1:] - out[:1]).T
+
+
+def q_linear_pca(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx, tx = val.as_float(), train.as_float()
+    k = 16
+    cfg = replace(get_preset("linear-pca").model_config(train.shape), latent=k)
+    t = ctx.train("linear", cfg, train, val, steps=2000, lr=1e-3)
+    n = Numbers()
+    a = n.put("linear_ae_mse", mse(t.model, vx))
+    pca = fit_pca(tx, k)
+    rec = pca_reconstruct(pca, vx)
+    p = n.put("pca_mse", float(np.mean((rec - vx).astype(np.float64) ** 2)))
+    gap = n.pct("gap_to_pca", times(n["linear_ae_mse"], n["pca_mse"]) - 1)
+    ang = n.put("subspace_angle_deg", subspace_angle(t.model, pca))
+    fig = fg.stack([fg.image_rows([("original", vx[:SHOW]), (f"PCA-{k}", rec[:SHOW]),
+                                   (f"linear AE-{k}", recons(t.model, vx[:SHOW]))], title="Linear autoencoder vs PCA"),
+                    fg.bars("Error per pixel", [f"PCA-{k}", f"linear AE-{k}"], [n["pca_mse"], n["linear_ae_mse"]])])
+    shallow = no_hidden_layers_supported() and linear_activation_supported()
+    text = (f"A {'784 → 16 → 784 model with no non-linearity' if shallow else 'linear model'} trained by gradient "
+            f"descent reaches error {a} per pixel; PCA-16 gets {p} ({gap} apart). The mean principal angle between "
+            f"the decoder's 16 directions and PCA's top 16 components is {ang}°: "
+            + ("small, so the network found PCA's subspace, though its individual directions are mixtures of the "
+               "components rather than the components themselves." if n["subspace_angle_deg"] < 20 else
+               "not yet small; more steps bring it down.")
+            + " A linear autoencoder minimising squared error can do no better than PCA, which is why the "
+              "non-linear layers matter (question 5).")
+    nxt = "Open the PCA vs autoencoder lab with this model; then switch the activation to ReLU and add a hidden layer."
+    return ctx.answer(n, fig, text, nxt, data_spec=FASHION)
+
+
+# ---- 7. denoising -------------------------------------------------------------------------------------
+def q_denoising(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    spec = "gaussian:0.5"
+    cfg = dense(32)
+    plain = ctx.train("plain", cfg, train, val, steps=1500)
+    den = ctx.train("denoising", cfg, train, val, steps=1500, noise=spec)
+    noisy = corrupt(vx, spec, ctx.seed + 5)
+    rp = denoise_report(plain.model, vx, spec, noisy=noisy)
+    rd = denoise_report(den.model, vx, spec, noisy=noisy)
+    n = Numbers()
+    pn = n.put("psnr_noisy_db", rp.psnr_noisy_mean)
+    pp = n.put("psnr_plain_db", rp.psnr_out_mean)
+    pd = n.put("psnr_denoising_db", rd.psnr_out_mean)
+    gain = n.put("denoising_gain_db", rd.psnr_out_mean - rp.psnr_out_mean)
+    fig = fg.stack([fg.image_rows([("clean", vx[:SHOW]), ("noisy input", noisy[:SHOW]),
+                                   ("plain AE", rp.outputs), ("denoising AE", rd.outputs)],
+                                  title="Gaussian noise σ 0.5, the same inputs for both"),
+                    fg.bars("PSNR to the clean image (dB, higher is better)", ["noisy input", "plain AE", "denoising AE"],
+                            [n["psnr_noisy_db"], n["psnr_plain_db"], n["psnr_denoising_db"]])])
+    text = (f"A denoising autoencoder sees a corrupted image and is scored against the clean one. On the same noisy "
+            f"inputs (PSNR {pn} dB), the plain model trained on clean images reaches {pp} dB and the denoising "
+            f"model {pd} dB, {gain} dB {'better' if n['denoising_gain_db'] > 0 else 'worse'}. Because the noise "
+            "cannot be predicted, the only way to lower its loss is to learn what clean images look like and pull "
+            "the input back towards them.")
+    nxt = "Open the Denoising lab: try salt-and-pepper or masking noise, and a stronger σ."
+    return ctx.answer(n, fig, text, nxt, setup=den, data_spec=FASHION)
+
+
+# ---- 8. sparsity ----------------------------------------------------------------------------------------
+def q_sparse(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    base = get_preset("sparse").model_config(train.shape)
+    free = ctx.train("no penalty", replace(base, sparsity_weight=0.0), train, val, steps=1200)
+    sp = ctx.train("sparse", base, train, val, steps=1200)
+    n = Numbers()
+    out = {}
+    for name, t in (("free", free), ("sparse", sp)):
+        z = encode_images(t.model, vx)
+        out[name] = np.sort(z.mean(0))[::-1]
+        n.put(f"{name}_mean_activation", float(z.mean()))
+        n.pct(f"{name}_units_on", float(np.mean(z > 0.1)))
+        n.put(f"{name}_mse", mse(t.model, vx))
+    fig = fg.stack([
+        fg.lines("Mean activation of each code unit (sorted)", [("no penalty", range(len(out["free"])), out["free"]),
+                                                                ("sparse", range(len(out["sparse"])), out["sparse"])],
+                 xlabel="unit (by activity)", markers=False),
+        fg.image_rows([("original", vx[:SHOW]), ("no penalty", recons(free.model, vx[:SHOW])),
+                       ("sparse", recons(sp.model, vx[:SHOW]))], title="Reconstructions"),
+    ])
+    text = (f"Both models have 64 code units with a sigmoid (0 to 1). Without a penalty a unit's mean activation is "
+            f"{fmt(n, 'free_mean_activation')} and {fmt(n, 'free_units_on')}% of units are above 0.1 for a typical "
+            f"image. With the KL penalty towards a 5% target, the mean drops to {fmt(n, 'sparse_mean_activation')} "
+            f"and {fmt(n, 'sparse_units_on')}% are on, at an error of {fmt(n, 'sparse_mse')} per pixel "
+            f"(vs {fmt(n, 'free_mse')}). Each image is described by a few active units, so each unit tends to stand "
+            "for one recurring feature, and the code can be wide without copying (question 4).")
+    nxt = "Raise the sparsity weight or lower ρ in the builder; compare the L1 penalty, which drives activations to exactly zero."
+    return ctx.answer(n, fig, text, nxt, setup=sp, data_spec=FASHION)
+
+
+# ---- 9. robustness of codes ------------------------------------------------------------------------------
+def q_robust(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    base = dense(32)
+    models = [
+        ("plain", ctx.train("plain", base, train, val, steps=1000)),
+        ("denoising", ctx.train("denoising", base, train, val, steps=1000, noise="gaussian:0.3")),
+        ("contractive", ctx.train("contractive", get_preset("contractive").model_config(train.shape), train, val,
+                                  steps=1000)),
+    ]
+    n = Numbers()
+    sigma = 0.05
+    shifts = []
+    for name, t in models:
+        shifts.append(float(n.put(f"{name}_code_shift", code_shift(t.model, vx, sigma, ctx.seed))))
+        n.put(f"{name}_mse", mse(t.model, vx))
+    fig = fg.stack([fg.bars(f"Code movement under noise σ {sigma} (÷ spread of the codes)", [m[0] for m in models],
+                            shifts),
+                    fg.bars("Error per pixel", [m[0] for m in models], [n[f"{m[0]}_mse"] for m in models])])
+    order = [models[i][0] for i in np.argsort(shifts)]
+    text = (f"Three models of the same size (784 → 256 → 32) saw each validation image twice, once with faint "
+            f"Gaussian noise (σ {sigma}). The codes moved by {fmt(n, 'plain_code_shift')} of their typical spread for the plain "
+            f"model, {fmt(n, 'denoising_code_shift')} for the denoising one and {fmt(n, 'contractive_code_shift')} for the "
+            f"contractive one (steadiest first: {', '.join(order)}). The contractive penalty directly shrinks the "
+            "encoder's sensitivity to its input, and denoising training teaches it to ignore perturbations, so "
+            "nearby inputs keep nearby codes. Reconstruction errors: "
+            f"{fmt(n, 'plain_mse')}, {fmt(n, 'denoising_mse')}, {fmt(n, 'contractive_mse')}.")
+    nxt = "Raise the contractive weight in the builder (the Contractive preset) until the reconstructions blur: that is the trade-off."
+    return ctx.answer(n, fig, text, nxt, setup=models[2][1], data_spec=FASHION)
+
+
+# ---- 10. anomalies -----------------------------------------------------------------------------------------
+def q_anomaly(ctx: Context):
+    full = ctx.dataset(FASHION)
+    normal_classes = [0, 2, 3, 4, 6]  # tops and dresses; footwear, trousers and bags are the anomalies
+    train, val = ctx.images(FASHION, 4000)
+    is_normal_tr = np.isin(train.labels, normal_classes)
+    normal_train = train.subset(np.flatnonzero(is_normal_tr))
+    normal_val = val.subset(np.flatnonzero(np.isin(val.labels, normal_classes)))
+    t = ctx.train("normal-class", dense(16), normal_train, normal_val, steps=1500)
+    vx = val.as_float()
+    err = np.mean((recons(t.model, vx) - vx).reshape(len(vx), -1).astype(np.float64) ** 2, axis=1)
+    anomalous = ~np.isin(val.labels, normal_classes)
+    pca = fit_pca(normal_train.as_float(), 16)
+    perr = np.mean((pca_reconstruct(pca, vx) - vx).reshape(len(vx), -1).astype(np.float64) ** 2, axis=1)
+    n = Numbers()
+    auc = n.put("auroc_autoencoder", anomaly_auroc(err, anomalous))
+    pauc = n.put("auroc_pca16", anomaly_auroc(perr, anomalous))
+    n.put("mean_error_normal", float(err[~anomalous].mean()))
+    n.put("mean_error_anomalous", float(err[anomalous].mean()))
+    hi = np.percentile(err, 99)
+    edges = np.linspace(0, hi, 31)
+    hn = np.histogram(err[~anomalous], edges)[0]
+    ha = np.histogram(err[anomalous], edges)[0]
+    mid = (edges[:-1] + edges[1:]) / 2
+    top = np.argsort(-err)[:SHOW]
+    names = [full.class_names[c] for c in normal_classes]
+    fig = fg.stack([fg.lines("Reconstruction error of validation images", [("normal classes", mid, hn),
+                                                                            ("other classes", mid, ha)],
+                             xlabel="error per pixel", markers=False),
+                    fg.image_rows([("most unusual", vx[top]), ("reconstruction", recons(t.model, vx[top]))],
+                                  title="Highest-error validation images")])
+    text = (f"Trained only on {', '.join(names)}, the model rebuilds those classes with error "
+            f"{fmt(n, 'mean_error_normal')} per pixel on average and the classes it never saw with "
+            f"{fmt(n, 'mean_error_anomalous')}. Ranking validation images by that error separates the two with an "
+            f"area under the ROC curve of {auc} (0.5 is chance, 1 perfect); PCA-16's error gives {pauc}. The recipe: "
+            "learn what normal looks like, then flag what the model cannot rebuild.")
+    nxt = "Open the Anomaly lab: drag the threshold and look at the error maps of the flagged images."
+    return ctx.answer(n, fig, text, nxt, data_spec=FASHION)
+
+
+# ---- 11. few labels ------------------------------------------------------------------------------------------
+def q_few_labels(ctx: Context):
+    train, val = ctx.images(FASHION, 4000)
+    t = ctx.train("unsupervised", dense(16, [256, 64]), train, val, steps=1500)
+    tx, vx = train.as_float(), val.as_float()
+    per = 10 if not ctx.tiny else 3
+    ztr, zva = encode_images(t.model, tx), encode_images(t.model, vx)
+    pca = fit_pca(tx, 16)
+    ptr, pva = pca.transform(tx.reshape(len(tx), -1)), pca.transform(vx.reshape(len(vx), -1))
+    n = Numbers()
+    n.put("labels_per_class", per)
+    a = n.pct("accuracy_codes", probe_accuracy(ztr, train.labels, zva, val.labels, per, ctx.seed))
+    p = n.pct("accuracy_pca16", probe_accuracy(ptr, train.labels, pva, val.labels, per, ctx.seed))
+    x = n.pct("accuracy_pixels", probe_accuracy(tx, train.labels, vx, val.labels, per, ctx.seed))
+    fig = fg.bars(f"Linear classifier trained on {per} labelled images per class (validation accuracy, %)",
+                  ["autoencoder codes (16)", "PCA (16)", "raw pixels (784)"],
+                  [n["accuracy_codes"], n["accuracy_pca16"], n["accuracy_pixels"]], width=620)
+    text = (f"The autoencoder trained on {train.n} images without using a single label. A linear classifier then "
+            f"saw only {per} labelled images per class: on the autoencoder's 16-number codes it is right {a} of the "
+            f"time, on PCA's 16 numbers {p}, and on the 784 raw pixels {x}. With so few labels a compact code "
+            "that already groups similar images helps more than raw pixels. With thousands of labels the encoder "
+            "would be fine-tuned together with the classifier.")
+    nxt = "Open the Few labels lab: it sweeps 1 to all labels per class and can fine-tune the encoder."
+    return ctx.answer(n, fig, text, nxt, data_spec=FASHION)
+
+
+# ---- 12. sampling: AE vs VAE ------------------------------------------------------------------------------
+def q_sampling(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    k = 8
+    ae = ctx.train("plain", dense(k), train, val, steps=1500)
+    vae = ctx.train("VAE", dense(k, kind="vae"), train, val, steps=1500)
+    m = 48 if not ctx.tiny else 8
+    codes = encode_images(ae.model, train.as_float())
+    s_naive = decode_codes(ae.model, sample_codes(ae.model, m, ctx.seed))  # N(0, I) in the AE's code space
+    s_fit = decode_codes(ae.model, sample_codes(ae.model, m, ctx.seed, codes=codes))
+    s_vae = decode_codes(vae.model, sample_codes(vae.model, m, ctx.seed))
+    n = Numbers()
+    n.put("ae_code_std_mean", float(codes.std(0).mean()))
+    a0 = n.put("nearest_mse_ae_standard_normal", nearest_mse(s_naive, vx))
+    a1 = n.put("nearest_mse_ae_fitted_gaussian", nearest_mse(s_fit, vx))
+    v = n.put("nearest_mse_vae_prior", nearest_mse(s_vae, vx))
+    ref = n.put("nearest_mse_real_images", nearest_mse(vx[: max(8, len(vx) // 2)], vx[len(vx) // 2:]))
+    fig = fg.stack([fg.image_rows([("AE, N(0, I)", s_naive[:SHOW]), ("AE, fitted", s_fit[:SHOW]),
+                                   ("VAE prior", s_vae[:SHOW])], title="Decoded random codes"),
+                    fg.bars("Distance of a sample to its nearest real image (lower: looks real)",
+                            ["AE, N(0, I) codes", "AE, Gaussian fitted to its codes", "VAE, N(0, I) prior",
+                             "real images (reference)"], [n["nearest_mse_ae_standard_normal"],
+                                                          n["nearest_mse_ae_fitted_gaussian"],
+                                                          n["nearest_mse_vae_prior"], n["nearest_mse_real_images"]],
+                            width=640)])
+    text = (f"A plain autoencoder's codes follow no known distribution (here their spread per dimension averages "
+            f"{fmt(n, 'ae_code_std_mean')}), so random codes land where the decoder was never trained. Decoded "
+            f"standard-normal codes are on average {a0} (per pixel) from the nearest real image, codes drawn from "
+            f"a Gaussian fitted to its codes {a1}, and the VAE's prior samples {v}; two real images are {ref} apart. "
+            "The VAE's KL term pulls its codes onto N(0, I), which is what makes it a generative model: the prior "
+            "is a map of where valid codes are.")
+    nxt = "Open the Traversal lab on the VAE and draw prior samples; raise β (question 13) for smoother but blurrier samples."
+    return ctx.answer(n, fig, text, nxt, setup=vae, data_spec=FASHION)
+
+
+# ---- 13. beta ---------------------------------------------------------------------------------------------------
+def q_beta(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    n = Numbers()
+    rows = [("original", vx[:SHOW])]
+    for beta in (1.0, 4.0):
+        t = ctx.train(f"β={beta:g}", dense(10, kind="vae", beta=beta), train, val, steps=1500)
+        kl = per_dim_kl(t.model, vx)
+        n.put(f"beta{beta:g}_mse", mse(t.model, vx))
+        n.put(f"beta{beta:g}_kl_nats", float(kl.sum()))
+        n.put(f"beta{beta:g}_active_dims", int(len(kl) - len(inactive_dims(kl))))
+        rows.append((f"β = {beta:g}", recons(t.model, vx[:SHOW])))
+    fig = fg.stack([fg.image_rows(rows, title="Reconstructions"),
+                    fg.bars("KL to the prior (nats per image)", ["β = 1", "β = 4"], [n["beta1_kl_nats"], n["beta4_kl_nats"]]),
+                    fg.bars("Error per pixel", ["β = 1", "β = 4"], [n["beta1_mse"], n["beta4_mse"]])])
+    text = (f"β weighs the KL term against reconstruction. With β = 1 the code carries {fmt(n, 'beta1_kl_nats')} nats "
+            f"of information per image over {fmt(n, 'beta1_active_dims')} active dimensions and the error is "
+            f"{fmt(n, 'beta1_mse')}; with β = 4 it carries {fmt(n, 'beta4_kl_nats')} nats over "
+            f"{fmt(n, 'beta4_active_dims')} dimensions and the error rises to {fmt(n, 'beta4_mse')}. A larger β squeezes "
+            "the code towards the prior: blurrier reconstructions, but smoother, more regular codes, which is what "
+            "β-VAEs trade for disentangled factors (question 23).")
+    nxt = "Open the Latent health lab on each model, or try β = 0.5 with the β-VAE preset."
+    return ctx.answer(n, fig, text, nxt, setup=ctx.trained[1], data_spec=FASHION)
+
+
+# ---- 14. KL per dimension ----------------------------------------------------------------------------------------
+def q_kl(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    t = ctx.train("VAE", dense(16, kind="vae"), train, val, steps=1500)
+    kl = per_dim_kl(t.model, vx)
+    order = np.argsort(-kl)
+    n = Numbers()
+    total = n.put("kl_total_nats", float(kl.sum()))
+    active = n.put("active_dims", int(len(kl) - len(inactive_dims(kl))))
+    top = n.put("kl_largest_dim_nats", float(kl[order[0]]))
+    n.put("kl_smallest_dim_nats", float(kl[order[-1]]))
+    codes = encode_images(t.model, vx)
+    n.put("code_mean_abs", float(np.abs(codes.mean(0)).mean()))
+    fig = fg.bars("KL of each latent dimension (nats per image), largest first",
+                  [f"z{d + 1}" for d in order], [float(kl[d]) for d in order], bar_h=14, width=560)
+    text = (f"The KL divergence measures how far the encoder's distribution for an image, a Gaussian with its own "
+            f"mean and spread, lies from the N(0, I) prior; it is what the code costs. Summed over the 16 "
+            f"dimensions it is {total} nats per image. It is not spread evenly: the busiest dimension carries {top} "
+            f"nats, and {active} of 16 carry more than 0.01 nats. The others stay at the prior for every image "
+            f"(posterior collapse of that dimension): the model found those enough. The Gaussian prior is chosen "
+            "because its KL has a closed form and it is easy to sample from.")
+    nxt = "Open the Latent health lab for the per-dimension KL and collapse warnings; question 15 shows KL warm-up."
+    return ctx.answer(n, fig, text, nxt, data_spec=FASHION)
+
+
+# ---- 15. posterior collapse & warm-up -------------------------------------------------------------------------------
+def q_warmup(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    cfg = dense(16, kind="vae", beta=2.0)
+    n = Numbers()
+    res = []
+    for name, warm in (("no warm-up", 0.0), ("warm-up", 0.5)):
+        t = ctx.train(name, cfg, train, val, steps=1200, kl_warmup=warm)
+        kl = per_dim_kl(t.model, vx)
+        key = "warmup" if warm else "no_warmup"
+        res.append((name, t, np.sort(kl)[::-1]))
+        n.put(f"{key}_active_dims", int(len(kl) - len(inactive_dims(kl))))
+        n.put(f"{key}_kl_nats", float(kl.sum()))
+        n.put(f"{key}_mse", mse(t.model, vx))
+    fig = fg.lines("KL per dimension, sorted (nats)", [(r[0], range(1, len(r[2]) + 1), r[2]) for r in res],
+                   xlabel="dimension (by KL)")
+    more = n["warmup_active_dims"] - n["no_warmup_active_dims"]
+    text = (f"Two VAEs with β = 2: one feels the full KL weight from the first step, the other ramps it up over the "
+            f"first half of training. Without warm-up {fmt(n, 'no_warmup_active_dims')} of 16 dimensions stay in use "
+            f"(KL {fmt(n, 'no_warmup_kl_nats')} nats, error {fmt(n, 'no_warmup_mse')}); with warm-up "
+            f"{fmt(n, 'warmup_active_dims')} (KL {fmt(n, 'warmup_kl_nats')} nats, error {fmt(n, 'warmup_mse')}). "
+            + ("Warm-up kept more dimensions alive: early on, the decoder learns to use the code before the KL term "
+               "pushes unused dimensions onto the prior, which is posterior collapse. " if more > 0 else
+               "Here warm-up changed little; collapse is stronger with a larger β, a powerful decoder or sparse data. ")
+            + "Free bits (a KL allowance per dimension that is not penalised) is the other common remedy.")
+    nxt = "Raise β to 4 or 8 and rerun both; the Latent health lab marks collapsed dimensions."
+    return ctx.answer(n, fig, text, nxt, setup=res[1][1], data_spec=FASHION)
+
+
+# ---- 16. interpolation -------------------------------------------------------------------------------------------
+def q_interpolate(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    ae = ctx.train("plain", dense(8), train, val, steps=1500)
+    vae = ctx.train("VAE", dense(8, kind="vae"), train, val, steps=1500)
+    rng = np.random.default_rng(ctx.seed)
+    pairs = rng.choice(len(vx), size=(12 if not ctx.tiny else 3, 2), replace=True)
+    n = Numbers()
+    strips = {}
+    for name, t in (("ae", ae), ("vae", vae)):
+        mids = []
+        for i, (a, b) in enumerate(pairs):
+            z = encode_images(t.model, vx[[a, b]])
+            imgs = decode_codes(t.model, interpolate_codes(z[0], z[1], 9))
+            mids.append(imgs[4])
+            if i == 0:
+                strips[name] = np.clip(imgs, 0, 1)
+        n.put(f"{name}_midpoint_nearest_mse", nearest_mse(np.stack(mids), vx))
+    a0, b0 = pairs[0]
+    fig = fg.stack([fg.image_rows([("plain AE", strips["ae"]), ("VAE", strips["vae"])],
+                                  title="Walking in a straight line between two codes"),
+                    fg.bars("Midpoint's distance to the nearest real image (lower: looks real)", ["plain AE", "VAE"],
+                            [n["ae_midpoint_nearest_mse"], n["vae_midpoint_nearest_mse"]], width=600)])
+    smoother = n["vae_midpoint_nearest_mse"] < n["ae_midpoint_nearest_mse"]
+    text = (f"The latent space is where the codes live; walking between two codes and decoding each step shows "
+            f"whether the space between images means something. The midpoints of {len(pairs)} such walks are on "
+            f"average {fmt(n, 'ae_midpoint_nearest_mse')} (per pixel) from the nearest real image for the plain "
+            f"autoencoder and {fmt(n, 'vae_midpoint_nearest_mse')} for the VAE: "
+            + ("the VAE's space is more continuous, because its training fills the space around each code."
+               if smoother else "on this run the plain model's midpoints were as realistic; its space between "
+               "nearby codes can be smooth too, it just is not trained to be."))
+    nxt = "Open the Traversal lab: interpolate any two images and compare linear and spherical paths."
+    return ctx.answer(n, fig, text, nxt, setup=vae, data_spec=FASHION)
+
+
+# ---- 17. conv vs dense --------------------------------------------------------------------------------------------
+def q_conv(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    d = ctx.train("dense", dense(16), train, val, steps=1000)
+    c = ctx.train("conv", replace(ModelConfig(), arch="conv", latent=16), train, val, steps=1000)
+    n = Numbers()
+    dm = n.put("dense_mse", mse(d.model, vx))
+    cm = n.put("conv_mse", mse(c.model, vx))
+    dp = n.put("dense_parameters", count_parameters(d.model))
+    cp = n.put("conv_parameters", count_parameters(c.model))
+    fig = fg.stack([fg.image_rows([("original", vx[:SHOW]), ("dense", recons(d.model, vx[:SHOW])),
+                                   ("conv", recons(c.model, vx[:SHOW]))], title="Same code size (16), same steps"),
+                    fg.bars("Error per pixel", ["dense", "conv"], [n["dense_mse"], n["conv_mse"]]),
+                    fg.bars("Parameters", ["dense", "conv"], [n["dense_parameters"], n["conv_parameters"]])])
+    text = (f"Both compress to 16 numbers and trained for the same steps. The dense model, whose first layer connects "
+            f"every pixel to every unit, has {dp} parameters and error {dm}; the convolutional one, which slides "
+            f"small shared filters over the image, has {cp} parameters and error {cm}. Convolutions build in that "
+            "nearby pixels belong together and that a pattern means the same wherever it appears, so they suit "
+            "images and scale to large ones; dense layers suit short vectors with no spatial layout.")
+    nxt = "Load the shapes data set and compare again; then try 3-channel images from a folder."
+    return ctx.answer(n, fig, text, nxt, setup=c, data_spec=FASHION)
+
+
+# ---- 18. recurrent -----------------------------------------------------------------------------------------------
+def q_recurrent(ctx: Context):
+    train, val = ctx.images(FASHION, 2400)
+    vx = val.as_float()
+    r = ctx.train("recurrent", replace(ModelConfig(), arch="recurrent", latent=16, hidden=[96], rnn_cell="gru"),
+                  train, val, steps=700)
+    d = ctx.train("dense", dense(16), train, val, steps=700)
+    n = Numbers()
+    rm = n.put("recurrent_mse", mse(r.model, vx))
+    dm = n.put("dense_mse", mse(d.model, vx))
+    n.put("recurrent_parameters", count_parameters(r.model))
+    n.put("dense_parameters", count_parameters(d.model))
+    fig = fg.stack([fg.image_rows([("original", vx[:SHOW]), ("recurrent (GRU)", recons(r.model, vx[:SHOW])),
+                                   ("dense", recons(d.model, vx[:SHOW]))], title="A sequence model reading rows"),
+                    fg.bars("Error per pixel", ["recurrent", "dense"], [n["recurrent_mse"], n["dense_mse"]])])
+    text = (f"The recurrent autoencoder reads an image as a sequence, one 28-pixel row per step; its final state "
+            f"becomes the 16-number code and a second GRU writes the rows back. With "
+            f"{fmt(n, 'recurrent_parameters')} parameters it reaches error {rm} per pixel, against {dm} for a dense "
+            f"model with {fmt(n, 'dense_parameters')}. Images are not its strength: recurrent autoencoders are "
+            "meant for sequences of varying length (sensor traces, sentences, sounds), where a dense layer "
+            "cannot take the input at all.")
+    nxt = "Switch the builder to LSTM cells or more units; a recurrent model needs more steps than a dense one."
+    return ctx.answer(n, fig, text, nxt, setup=r, data_spec=FASHION)
+
+
+# ---- 19. stacked ---------------------------------------------------------------------------------------------------
+def q_stacked(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    cfg = get_preset("stacked").model_config(train.shape)
+    s = ctx.train("stacked", cfg, train, val, steps=1500)
+    e = ctx.train("end-to-end", replace(cfg, stacked=False), train, val, steps=1500)
+    n = Numbers()
+    sm = n.put("stacked_mse", mse(s.model, vx))
+    em = n.put("end_to_end_mse", mse(e.model, vx))
+    n.put("stacked_steps", s.steps)
+    n.put("end_to_end_steps", e.steps)
+    fig = fg.stack([fg.image_rows([("original", vx[:SHOW]), ("stacked", recons(s.model, vx[:SHOW])),
+                                   ("end-to-end", recons(e.model, vx[:SHOW]))], title="784 → 256 → 64 → 16"),
+                    fg.bars("Error per pixel", ["stacked + fine-tuning", "end-to-end"], [n["stacked_mse"], n["end_to_end_mse"]])])
+    text = (f"A stacked autoencoder is trained one layer pair at a time: the outer pair learns to rebuild pixels, the "
+            f"next pair to rebuild the outer pair's features, and so on, before everything is fine-tuned together. "
+            f"With about the same number of steps in all ({fmt(n, 'stacked_steps')} and {fmt(n, 'end_to_end_steps')}), "
+            f"the stacked model's error is {sm} and the end-to-end model's {em}. "
+            + ("Here the greedy start helped. " if n["stacked_mse"] < n["end_to_end_mse"] else
+               "With ReLUs, good initialisation and Adam, end-to-end training needs no greedy start on a network this "
+               "shallow; pretraining mattered when deep networks with sigmoids could not be trained otherwise. ")
+            + "Tying weights (question 20) is often combined with stacking.")
+    nxt = "Use the Stacked preset and raise Pretraining epochs in the Training panel; watch the stages in the loss curves."
+    return ctx.answer(n, fig, text, nxt, setup=s, data_spec=FASHION)
+
+
+# ---- 20. tied weights ------------------------------------------------------------------------------------------------
+def q_tied(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx, tx = val.as_float(), train.as_float()
+    cfg = dense(32)
+    tied = ctx.train("tied", replace(cfg, tied=True), train, val, steps=1200)
+    free = ctx.train("untied", cfg, train, val, steps=1200)
+    n = Numbers()
+    for name, t in (("tied", tied), ("untied", free)):
+        n.put(f"{name}_parameters", count_parameters(t.model))
+        n.put(f"{name}_val_mse", mse(t.model, vx))
+        n.put(f"{name}_train_mse", mse(t.model, tx[: len(vx)]))
+    saved = n.pct("parameters_saved", 1 - times(n["tied_parameters"], n["untied_parameters"]))
+    fig = fg.stack([fg.bars("Parameters", ["tied", "untied"], [n["tied_parameters"], n["untied_parameters"]]),
+                    fg.bars("Error per pixel (validation)", ["tied", "untied"], [n["tied_val_mse"], n["untied_val_mse"]])])
+    text = (f"With tied weights each decoder layer reuses the transposed weight matrix of its mirror encoder layer. "
+            f"That cuts the parameters from {fmt(n, 'untied_parameters')} to {fmt(n, 'tied_parameters')} ({saved} "
+            f"fewer). Validation error: {fmt(n, 'tied_val_mse')} tied, {fmt(n, 'untied_val_mse')} untied (training "
+            f"error {fmt(n, 'tied_train_mse')} and {fmt(n, 'untied_train_mse')}). Fewer parameters mean faster "
+            "training and less room to overfit, and the encoder and decoder stay mirror images of each other.")
+    nxt = "Tick Tied weights in the builder on a dense model; compare on a small folder where overfitting shows."
+    return ctx.answer(n, fig, text, nxt, setup=tied, data_spec=FASHION)
+
+
+# ---- 21. 2-D maps --------------------------------------------------------------------------------------------------
+def q_map(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx, tx = val.as_float(), train.as_float()
+    t = ctx.train("2-D code", dense(2, [256, 64]), train, val, steps=1500)
+    z = encode_images(t.model, vx)
+    pca = fit_pca(tx, 2)
+    p = pca.transform(vx.reshape(len(vx), -1))
+    n = Numbers()
+    sa = n.put("silhouette_autoencoder", silhouette(z, val.labels))
+    sp = n.put("silhouette_pca", silhouette(p, val.labels))
+    ka = n.pct("knn_accuracy_autoencoder", knn_accuracy(encode_images(t.model, tx), train.labels, z, val.labels, None))
+    kp = n.pct("knn_accuracy_pca", knn_accuracy(pca.transform(tx.reshape(len(tx), -1)), train.labels, p, val.labels, None))
+    fig = fg.side_by_side([fg.scatter("autoencoder, 2-D code", z, val.labels),
+                           fg.scatter("PCA, first 2 components", p, val.labels)])
+    text = (f"An autoencoder with a 2-number code draws a map of the data set directly: each image is a point. "
+            f"Coloured by class (labels the model never saw), the classes separate with a silhouette of {sa} for the "
+            f"autoencoder and {sp} for PCA's two components (1 is perfect, 0 is overlapping), and a 5-nearest-"
+            f"neighbour vote on the map is right {ka} vs {kp} of the time. Unlike t-SNE, the encoder gives a "
+            "position to new images instantly, and the decoder turns any point of the map back into an image.")
+    nxt = "Train a 2-D model in the studio and click the Latent map: each click decodes that spot."
+    return ctx.answer(n, fig, text, nxt, data_spec=FASHION)
+
+
+# ---- 22. regularisation and overfitting -------------------------------------------------------------------------------
+def q_regularise(ctx: Context):
+    train, val = ctx.images(FASHION, 400, val_fraction=0.5)
+    vx, tx = val.as_float(), train.as_float()
+    cfg = dense(64, [512])
+    plain = ctx.train("unregularised", cfg, train, val, steps=1500)
+    reg = ctx.train("regularised", replace(cfg, dropout=0.2, weight_decay=1e-4), train, val, steps=1500,
+                    noise="mask:0.25")
+    n = Numbers()
+    for name, t in (("plain", plain), ("regularised", reg)):
+        n.put(f"{name}_train_mse", mse(t.model, tx))
+        n.put(f"{name}_val_mse", mse(t.model, vx))
+        n.put(f"{name}_gap", times(mse(t.model, vx), mse(t.model, tx)))
+    xs1, ys1 = val_curve(plain)
+    xs2, ys2 = val_curve(reg)
+    fig = fg.lines(f"Validation error while training on {train.n} images",
+                   [("unregularised", xs1, ys1), ("regularised", xs2, ys2)], xlabel="step")
+    text = (f"With only {train.n} training images and a wide model, the unregularised autoencoder reaches error "
+            f"{fmt(n, 'plain_train_mse')} on its own images but {fmt(n, 'plain_val_mse')} on new ones ({fmt(n, 'plain_gap')}× "
+            f"worse): it memorises. With dropout 0.2, a small weight decay and masking noise on the inputs, the "
+            f"numbers are {fmt(n, 'regularised_train_mse')} and {fmt(n, 'regularised_val_mse')} "
+            f"({fmt(n, 'regularised_gap')}×). Regularisation makes the model's job harder on the training images so "
+            "that what it learns carries over; for an autoencoder it also stops it from merely copying.")
+    nxt = "Open a small image folder, train, and watch the training doctor's overfitting warning; then add dropout."
+    return ctx.answer(n, fig, text, nxt, setup=reg, data_spec=FASHION)
+
+
+# ---- 23. factors on shapes -----------------------------------------------------------------------------------------
+def q_factors(ctx: Context):
+    from ..labs.traversal import traversal_experiment
+
+    full = ctx.dataset("shapes")
+    train, val = ctx.images("shapes", 3000, data=full)
+    t = ctx.train("β-VAE", replace(ModelConfig(), arch="dense", hidden=[256], kind="vae", latent=6, beta=4.0),
+                  train, val, steps=1500)
+    res = traversal_experiment(t.model, val.images, val.factors, val.factor_names, max_rows=6, steps=7,
+                               n_samples=8, seed=ctx.seed)
+    s = res.factor_summary
+    n = Numbers()
+    for name, d, sc in zip(s.factor_names, s.best_dim, s.best_score):
+        n.put(f"{name}_best_score", float(sc))
+    gap = n.put("mean_gap", s.gap_score)
+    grid = np.transpose(res.grid, (1, 2, 0))
+    tiles = []
+    h, w = res.image_size
+    for r, d in enumerate(res.dims):
+        row = res.grid[:, r * (h + res.pad): r * (h + res.pad) + h, :]
+        imgs = [row[:, :, c * (w + res.pad): c * (w + res.pad) + w] for c in range(len(res.values))]
+        tiles.append((f"z{d + 1}", np.stack(imgs)))
+    del grid
+    fig = fg.image_rows(tiles, title="Each row moves one code dimension from -3σ to +3σ", size=40)
+    parts = [f"{name} → z{d + 1} ({fmt(n, name + '_best_score')})" for name, d in zip(s.factor_names, s.best_dim)]
+    text = (f"The shapes data set is drawn from known factors, so we can check what each code dimension tracks. "
+            f"After training a β-VAE (β = 4, 6 dimensions), the dimension that follows each factor best, with its "
+            f"rank correlation: {'; '.join(parts)}. The mean gap between the best and second-best dimension is "
+            f"{gap} (1 would mean one dimension per factor). {s.verdict}")
+    nxt = "Open the Traversal lab with the shapes data: compare β = 1 and β = 8 and the factor read-out."
+    return ctx.answer(n, fig, text, nxt, data_spec="shapes")
+
+
+# ---- 24. VAE output varies --------------------------------------------------------------------------------------------
+def q_vae_draws(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    vae = ctx.train("VAE", dense(8, kind="vae"), train, val, steps=1500)
+    ae = ctx.train("plain", dense(8), train, val, steps=1500)
+    draws = 8
+    m = vae.model.eval()
+    x = torch.from_numpy(np.ascontiguousarray(vx[:64]))
+    g = torch.Generator().manual_seed(ctx.seed)
+    with torch.no_grad():
+        code = m.encode(x)
+        outs = torch.stack([m.decode(code.mu + torch.randn(code.mu.shape, generator=g) * torch.exp(0.5 * code.logvar))
+                            for _ in range(draws)])
+    outs = outs.clamp(0, 1).numpy()
+    n = Numbers()
+    sd = n.put("vae_pixel_std_across_draws", float(outs.std(0).mean()))
+    sig = n.put("vae_mean_posterior_sigma", float(torch.exp(0.5 * code.logvar).mean()))
+    a1 = recons(ae.model, vx[:64])
+    a2 = recons(ae.model, vx[:64])
+    n.put("ae_pixel_difference_between_runs", float(np.abs(a1 - a2).mean()))
+    fig = fg.image_rows([("input", np.repeat(vx[:1], draws, 0)), ("VAE draws", outs[:, 0]),
+                         ("plain AE", np.repeat(a1[:1], draws, 0))], title="One input, eight decodes")
+    text = (f"A VAE's encoder returns a distribution, not a point: here the spread of its Gaussians averages {sig} "
+            f"per dimension. Decoding eight codes drawn from it gives eight different images; the pixels vary by "
+            f"{sd} on average (standard deviation over draws). The plain autoencoder maps an input to one code and "
+            f"always returns the same output (difference between two runs: {fmt(n, 'ae_pixel_difference_between_runs')}). "
+            "Studio views show the VAE's mean code, which is why its reconstructions look deterministic there.")
+    nxt = "Raise β in the builder and rerun: the posterior spreads widen and the draws vary more."
+    return ctx.answer(n, fig, text, nxt, setup=vae, data_spec=FASHION)
