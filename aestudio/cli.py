@@ -78,7 +78,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog=PROG, description="A desktop studio for building, training and exploring autoencoders.")
     p.add_argument("--version", action="version", version=f"aestudio {_version()}")
-    sub = p.add_subparsers(dest="command", metavar="{studio,train,evaluate}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{studio,train,evaluate,compare,encode,reconstruct,export,code}", parser_class=_Parser)
 
     s = sub.add_parser("studio", help="open the studio window (the default)")
     s.add_argument("--data", metavar="SPEC", help="data set to open: digits, shapes, fashion-10k, mnist, fashion-mnist or a folder")
@@ -134,6 +134,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true",
                    help="replace a run already in --out (default: save beside it as DIR-2, DIR-3, ...)")
     g.add_argument("--quiet", action="store_true", help="no per-batch progress line")
+    g.add_argument("--tensorboard", metavar="DIR",
+                   help="also log to TensorBoard in DIR: loss terms, image grids and the codes "
+                        "(needs `pip install 'aestudio[export]'`)")
 
     g = t.add_argument_group("scaling out (see README, Scaling out)")
     g.add_argument("--memory-budget", metavar="SIZE",
@@ -166,6 +169,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="read the run's data even when its config points outside the run folder or into a system folder")
     e.add_argument("--allow-download", action="store_true",
                    help="download the run's data set (mnist, fashion-mnist) when it is not on this computer")
+    from aestudio.cli_export import add_parsers as add_export_parsers
+
+    add_export_parsers(sub)  # encode, reconstruct, export, code
     return p
 
 
@@ -571,6 +577,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aestudio.core.follow import LiveSaver, safe_final
 
     saver = LiveSaver(out, overwrite=bool(args.overwrite)) if rank.is_main else None
+    tb_log = _tensorboard_log(args) if rank.is_main else None  # --tensorboard DIR (aestudio/core/tblog.py)
     try:
         for ev in trainer.run():
             if isinstance(ev, BatchEnd):
@@ -582,6 +589,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 val = f" | val {_fmt_terms(ev.val)}" if ev.val else ""
                 progress.line(f"{ev.stage} epoch {ev.epoch}/{ev.epochs}  train {_fmt_terms(ev.train)}{val}  "
                               f"({ev.seconds:.1f} s, {ev.images_per_sec:,.0f} img/s)")
+                if tb_log is not None:
+                    tb_log.epoch(ev, trainer)
                 if saver is not None and saver.due():
                     saver = _live_save(saver, model_cfg, train_cfg, trainer, _run_meta(args, data), t0)
             elif isinstance(ev, Diagnosis):
@@ -592,6 +601,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
         progress.clear()
+        if tb_log is not None:
+            tb_log.finish(trainer) if finished is not None else tb_log.close()
     trainer.model.eval()
     if not rank.is_main:  # rank 0 saves the run; the others only trained
         from aestudio.core.distributed import shutdown
@@ -624,6 +635,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     print(f"{finished.message} Saved the run to {out} ({_fmt_time(time.monotonic() - t0)})", flush=True)
     return 0
+
+
+def _tensorboard_log(args: argparse.Namespace):
+    """The TensorBoard writer for --tensorboard DIR, or None; one clear error when tensorboard is missing."""
+    if not getattr(args, "tensorboard", None):
+        return None
+    from aestudio.core.tblog import TensorBoardLog
+
+    return TensorBoardLog(args.tensorboard)
 
 
 def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
@@ -727,6 +747,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             args.argv = argv  # `--nproc` starts torchrun with these arguments
             return cmd_train(args)
+        from aestudio.cli_export import COMMANDS as EXPORT_COMMANDS, run_command as run_export
+
+        if args.command in EXPORT_COMMANDS:
+            return run_export(args)
         return cmd_evaluate(args)
     except UsageError as e:
         _err(f"{PROG}: error: {e}")
