@@ -129,6 +129,10 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--grad-clip", type=float, metavar="X", help="clip the gradient norm (default 0: off)")
     g.add_argument("--seed", type=int, metavar="N", help="random seed for split, weights, batches and noise (default 0)")
     g.add_argument("--device", metavar="NAME", help="auto, cpu, cuda or mps (default auto)")
+    g.add_argument("--amp", action="store_true", default=None,
+                   help="mixed precision on CUDA (bfloat16, else float16 with loss scaling); ignored on a CPU")
+    g.add_argument("--channels-last", action="store_true", default=None,
+                   help="channels-last memory for conv models on CUDA; ignored otherwise")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
     g.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
     g.add_argument("--overwrite", action="store_true",
@@ -360,6 +364,7 @@ def _train_config(args: argparse.Namespace):
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise,
         "val_fraction": args.val_fraction, "seed": args.seed, "device": args.device,
         "pretrain_epochs": args.pretrain_epochs, "grad_clip": args.grad_clip,
+        "amp": getattr(args, "amp", None), "channels_last": getattr(args, "channels_last", None),
     }
     return TrainConfig(**{k: v for k, v in optional.items() if v is not None}).validate()
 
@@ -389,8 +394,8 @@ class _Progress:
 
     def batch(self, ev) -> None:
         now = time.monotonic()
-        if self.quiet or now - self.last < self.interval:
-            return
+        if self.quiet or not ev.terms or now - self.last < self.interval:
+            return  # the engine reports loss values at its sync points only
         self.last = now
         text = (f"{ev.stage} epoch {ev.epoch}/{ev.epochs} batch {ev.batch}/{ev.batches}  {_fmt_terms(ev.terms)}  "
                 f"{ev.images_per_sec:,.0f} img/s  ETA {_fmt_time(ev.eta_s)}")
@@ -550,6 +555,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _err(f"distributed: {rank.world_size} processes ({trainer.device.type}), global batch {train_cfg.batch_size}")
     _err(f"model: {model_cfg.arch} {model_cfg.kind}, latent {model_cfg.latent}, hidden {model_cfg.hidden_sizes}; "
          f"{len(trainer.train_idx):,} training / {len(trainer.val_idx):,} validation images on {trainer.device}")
+    for note in trainer.notes:
+        _err(f"note: {note}")
 
     progress = _Progress(quiet=args.quiet)
     finished = None

@@ -194,6 +194,8 @@ TRAIN_FIELDS: dict[str, Field] = {
     "pretrain_epochs": Field("int", 0, MAX_EPOCHS),
     "grad_clip": Field("float", 0.0, 1e12),
     "kl_warmup": Field("float", 0.0, 1.0),
+    "amp": Field("bool"),
+    "channels_last": Field("bool"),
 }
 
 #: The run-level fields of config.json besides "model" and "train" (others are kept, unchecked).

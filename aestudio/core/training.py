@@ -13,6 +13,7 @@ doctor (doctor.py) watches the run and yields `Diagnosis` events; `trainer.diagn
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import threading
@@ -29,6 +30,61 @@ from .doctor import Diagnosis, Doctor
 from .losses import loss_terms, reconstruction
 from .models import Autoencoder
 from .noise import parse_noise
+
+
+#: The engine looks at the loss values (a host sync on a GPU) after at most this many batches or
+#: seconds, at the first batch of a run and at the end of every epoch; never per batch.
+SYNC_EVERY_BATCHES = 50
+SYNC_EVERY_S = 0.1
+
+
+def _to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images as float32 in [0, 1] (the same values as numpy's `images / np.float32(255)`)."""
+    return images.float().div_(255.0)
+
+
+class _LossMeter:
+    """Loss terms of the batches since the last look, kept on the device until `flush` reads them
+    all in one transfer; then summed per image on the host (the same sums as a per-batch loop)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] | None = None
+        self._pending: list[torch.Tensor] = []
+        self._sizes: list[int] = []
+        self._sums: dict[str, float] = {}
+        self.seen = 0
+        self._done = 0  # batches flushed so far
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def add(self, terms: dict[str, torch.Tensor], n: int) -> None:
+        if self.keys is None:
+            self.keys = list(terms)
+        self._pending.append(torch.stack([terms[k].detach().float() for k in self.keys]))
+        self._sizes.append(int(n))
+
+    def flush(self) -> tuple[list[dict[str, float]], tuple[int, float] | None]:
+        """The per-batch values since the last flush, and (batch index counted from the first
+        `add`, loss) of the first non-finite total among them, else None."""
+        if not self._pending:
+            return [], None
+        values = torch.stack(self._pending).cpu().tolist()
+        rows = [dict(zip(self.keys, v)) for v in values]
+        bad = None
+        for i, (row, n) in enumerate(zip(rows, self._sizes)):
+            if bad is None and not math.isfinite(row.get("total", 0.0)):
+                bad = (self._done + i, row["total"])
+            for k, v in row.items():
+                self._sums[k] = self._sums.get(k, 0.0) + v * n
+            self.seen += n
+        self._done += len(rows)
+        self._pending, self._sizes = [], []
+        return rows, bad
+
+    def means(self) -> dict[str, float]:
+        return {k: v / max(self.seen, 1) for k, v in self._sums.items()}
 
 
 class DeviceError(RuntimeError):
@@ -194,27 +250,78 @@ class Trainer:
         if fresh:
             self.model = Autoencoder(self.model_config)
         self.model.to(self.device)
+        self.notes: list[str] = []  # one line each about speed settings that do not apply here (CLI prints them)
+        self._amp_dtype, self._scaler, self._channels_last = self._speed_settings()
+        if self._channels_last:
+            self.model.to(memory_format=torch.channels_last)
         x = torch.from_numpy(self.data.images)
+        # the images stay uint8 on the device (a quarter of float32's memory); each batch is converted
         if self.val_data is None:
             self.train_idx, self.val_idx = split_indices(self.data.n, cfg.val_fraction, cfg.seed)
-            self.x_train = x[torch.from_numpy(self.train_idx)].to(self.device).float().div_(255.0)
-            self.x_val = x[torch.from_numpy(self.val_idx)].to(self.device).float().div_(255.0)
+            self.u8_train = x[torch.from_numpy(self.train_idx)].to(self.device)
+            self.u8_val = x[torch.from_numpy(self.val_idx)].to(self.device)
             self.val_set = self.data.subset(self.val_idx)
         else:
             if tuple(self.val_data.shape) != tuple(self.data.shape):
                 raise ConfigError(f"validation images have shape {self.val_data.shape}, training images {self.data.shape}")
             self.train_idx, self.val_idx = np.arange(self.data.n), np.arange(self.val_data.n)
             self.val_set = self.val_data
-            self.x_train = x.to(self.device).float().div_(255.0)
-            self.x_val = torch.from_numpy(self.val_data.images).to(self.device).float().div_(255.0)
+            self.u8_train = x.to(self.device)
+            self.u8_val = torch.from_numpy(self.val_data.images).to(self.device)
+        x_float = self.x_train  # one transient float copy for the statistics below
         if fresh:
-            self.model.init_data_stats(self.x_train)  # standardised inputs, output starts at the mean image (models.py)
+            self.model.init_data_stats(x_float)  # standardised inputs, output starts at the mean image (models.py)
         self.history: list[dict[str, float | str | int]] = []
-        self.doctor = Doctor(self.model_config, cfg, self.x_train.shape[0], math.ceil(self.x_train.shape[0] / cfg.batch_size),
-                             self.x_train, self.x_val)
+        self.doctor = Doctor(self.model_config, cfg, self.n_train, math.ceil(self.n_train / cfg.batch_size),
+                             x_float, self.x_val)
+        del x_float
         self.diagnoses: list[dict] = []  # the doctor's findings so far, as {code, epoch, message, remedy}
         self._shuffle = torch.Generator().manual_seed(cfg.seed)
         self._noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+
+    # -- data --
+    @property
+    def n_train(self) -> int:
+        return int(self.u8_train.shape[0])
+
+    @property
+    def x_train(self) -> torch.Tensor:
+        """The training images as float in [0, 1] on the device (a new tensor: use `train_rows` for a few)."""
+        return _to_float(self.u8_train)
+
+    @property
+    def x_val(self) -> torch.Tensor:
+        """The validation images as float in [0, 1] on the device (a new tensor: use `val_rows` for a few)."""
+        return _to_float(self.u8_val)
+
+    def train_rows(self, idx: torch.Tensor | slice) -> torch.Tensor:
+        """Training images `idx` (a device index tensor or a slice) as float in [0, 1]."""
+        return _to_float(self.u8_train[idx])
+
+    def val_rows(self, idx: torch.Tensor | slice) -> torch.Tensor:
+        """Validation images `idx` (a device index tensor or a slice) as float in [0, 1]."""
+        return _to_float(self.u8_val[idx])
+
+    def _speed_settings(self) -> tuple[torch.dtype | None, "torch.amp.GradScaler | None", bool]:
+        """Mixed precision and channels-last memory, where they apply (CUDA; channels-last for conv models)."""
+        cfg, cuda = self.train_config, self.device.type == "cuda"
+        amp_dtype, scaler = None, None
+        if cfg.amp:
+            if not cuda:
+                self.notes.append(f"mixed precision (amp) works on CUDA only; training in float32 on {self.device.type}")
+            elif torch.cuda.is_bf16_supported():
+                amp_dtype = torch.bfloat16  # float32's range: no loss scaling needed
+            else:
+                amp_dtype, scaler = torch.float16, torch.amp.GradScaler("cuda")
+        channels_last = False
+        if cfg.channels_last:
+            if self.model_config.arch != "conv":
+                self.notes.append("channels-last memory helps convolutional models only; ignored for a dense model")
+            elif not cuda:
+                self.notes.append(f"channels-last memory is used on CUDA only; ignored on {self.device.type}")
+            else:
+                channels_last = True
+        return amp_dtype, scaler, channels_last
 
     # -- stages --
     def _stages(self) -> list[_Stage]:
@@ -276,7 +383,7 @@ class Trainer:
     # -- the loop --
     def run(self) -> Iterator[Event]:
         cfg, m, ctl = self.train_config, self.model, self.control
-        n_train, bs = self.x_train.shape[0], cfg.batch_size
+        n_train, bs = self.n_train, cfg.batch_size
         batches = math.ceil(n_train / bs)
         stages = self._stages()
         total_steps = sum(s.epochs for s in stages) * batches
@@ -294,49 +401,49 @@ class Trainer:
                 m.train()
                 t_epoch = time.perf_counter()
                 epoch_busy = 0.0
-                sums: dict[str, float] = {}
-                seen = 0
+                meter = _LossMeter()
                 order = torch.randperm(n_train, generator=self._shuffle).to(self.device)
+                last_look = t_epoch
                 for b in range(batches):
                     ctl.wait_while_paused()
                     if ctl.stopped:
+                        _, bad = meter.flush()  # a non-finite loss not looked at yet wins over the stop
+                        if bad is not None:
+                            yield from self._nan_end(stage.name, epoch, bad, epochs_done, good_state)
+                            return
                         yield Finished("stopped", self._stop_message(m, good_state, epochs_done, b), epochs_done)
                         return
                     t0 = time.perf_counter()
-                    target = self.x_train[order[b * bs:(b + 1) * bs]]
+                    target = self._batch(order[b * bs:(b + 1) * bs])
                     self._update_kl_weight(step, total_steps)
                     x_in = self.noise.apply(target, self._noise_gen)
-                    terms = stage.step_fn(x_in, target)
-                    loss = terms["total"]
-                    if not torch.isfinite(loss):
-                        m.load_state_dict(good_state)
-                        msg = (f"The loss became {loss.item()} in {stage.name} epoch {epoch}, batch {b + 1}; "
-                               f"restored the weights of the last finite epoch ({epochs_done} done). "
-                               "Try a lower learning rate or a smaller beta/penalty weight.")
-                        yield from self._diagnosed(doctor.check_nan(stage.name, epoch, b + 1, loss.item()))
-                        yield Finished("nan", msg, epochs_done)
-                        return
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(stage.params, cfg.grad_clip)
-                    opt.step()
-                    values = {k: float(v.detach()) for k, v in terms.items()}
-                    dt = time.perf_counter() - t0
-                    busy += dt
-                    epoch_busy += dt
+                    terms = self._step(stage, opt, x_in, target)
+                    meter.add(terms, target.shape[0])
                     step += 1
                     if final:
                         stage_steps += 1
-                        doctor.record_batch(values["total"])
+                    values: dict[str, float] = {}
+                    # look at the losses (one host sync) at a bounded interval, never per batch
+                    if (b == batches - 1 or step == 1 or meter.pending >= SYNC_EVERY_BATCHES
+                            or t0 - last_look >= SYNC_EVERY_S):
+                        rows, bad = meter.flush()
+                        last_look = time.perf_counter()
+                        if bad is not None:
+                            yield from self._nan_end(stage.name, epoch, bad, epochs_done, good_state)
+                            return
+                        if final:
+                            for row in rows:
+                                doctor.record_batch(row["total"])
+                        values = rows[-1]
+                    dt = time.perf_counter() - t0
+                    busy += dt
+                    epoch_busy += dt
                     images += target.shape[0]
-                    seen += target.shape[0]
-                    for k, v in values.items():
-                        sums[k] = sums.get(k, 0.0) + v * target.shape[0]
                     ips = images / max(busy, 1e-9)
                     eta = (total_steps - step) * busy / step
                     yield BatchEnd(stage.name, epoch, stage.epochs, b + 1, batches, step, total_steps, values, ips, eta)
-                train_terms = {k: v / max(seen, 1) for k, v in sums.items()}
+                seen = meter.seen
+                train_terms = meter.means()
                 val_terms = self.evaluate_terms(stage.eval_fn) if stage.eval_fn else {}
                 if val_terms and not math.isfinite(val_terms.get("total", 0.0)):
                     m.load_state_dict(good_state)
@@ -362,6 +469,49 @@ class Trainer:
                 yield from self._diagnosed(doctor.check_end(final_history, stage_steps, stage.epochs))
         m.eval()
         yield Finished("completed", f"Finished {epochs_done} epoch(s).", epochs_done)
+
+    def _batch(self, idx: torch.Tensor) -> torch.Tensor:
+        """One training batch (rows `idx` of the training split) as float on the device."""
+        x = self.train_rows(idx)
+        return x.contiguous(memory_format=torch.channels_last) if self._channels_last else x
+
+    def _autocast(self):
+        if self._amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self._amp_dtype)
+
+    def _step(self, stage: _Stage, opt: torch.optim.Optimizer, x_in: torch.Tensor,
+              target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Forward, backward and one optimizer step; returns the loss terms (device tensors, not looked at)."""
+        with self._autocast():
+            terms = stage.step_fn(x_in, target)
+        loss, scaler, clip = terms["total"], self._scaler, self.train_config.grad_clip
+        opt.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(stage.params, clip)
+            opt.step()
+        else:  # float16: scale the loss so small gradients do not flush to zero
+            scaler.scale(loss).backward()
+            if clip > 0:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(stage.params, clip)
+            scaler.step(opt)
+            scaler.update()
+        return terms
+
+    def _nan_end(self, stage: str, epoch: int, bad: tuple[int, float], epochs_done: int,
+                 good_state: dict) -> Iterator[Event]:
+        """A non-finite training loss was seen (batch `bad[0]` of the epoch, 0-based, loss `bad[1]`):
+        restore the last finite epoch and finish."""
+        self.model.load_state_dict(good_state)
+        batch, loss = bad
+        msg = (f"The loss became {loss} in {stage} epoch {epoch}, batch {batch + 1}; "
+               f"restored the weights of the last finite epoch ({epochs_done} done). "
+               "Try a lower learning rate or a smaller beta/penalty weight.")
+        yield from self._diagnosed(self.doctor.check_nan(stage, epoch, batch + 1, loss))
+        yield Finished("nan", msg, epochs_done)
 
     @staticmethod
     def _stop_message(m: Autoencoder, good_state: dict, epochs_done: int, batches_into_epoch: int) -> str:
@@ -390,15 +540,18 @@ class Trainer:
         was_training = m.training
         m.eval()
         gen = torch.Generator(device=self.device).manual_seed(self.train_config.seed + 2)
-        sums: dict[str, float] = {}
-        n = self.x_val.shape[0]
+        meter = _LossMeter()
+        n = int(self.u8_val.shape[0])
         for i in range(0, n, batch_size):
-            target = self.x_val[i:i + batch_size]
-            terms = fn(self.noise.apply(target, gen), target)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * target.shape[0]
+            target = self.val_rows(slice(i, i + batch_size))
+            if self._channels_last:
+                target = target.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                terms = fn(self.noise.apply(target, gen), target)
+            meter.add(terms, target.shape[0])
+        meter.flush()  # one host sync for the whole split
         m.train(was_training)
-        return {k: v / n for k, v in sums.items()}
+        return meter.means()
 
     def val_images(self) -> np.ndarray:
         """The validation images as float32 numpy in [0, 1]."""

@@ -90,7 +90,7 @@ def default_threads() -> int:
 def make_snapshot(trainer: Trainer, epoch: int, max_points: int = MAX_MAP_POINTS) -> ModelSnapshot:
     model = copy.deepcopy(trainer.model).to("cpu").eval()
     n = min(len(trainer.val_idx), max_points)
-    x = trainer.x_val[:n]
+    x = trainer.val_rows(slice(0, n))
     codes = []
     was = trainer.model.training
     trainer.model.eval()
@@ -147,7 +147,8 @@ class TrainingWorker(QObject):
         for event in trainer.run():
             now = time.perf_counter()
             if isinstance(event, BatchEnd):
-                if now - last_progress >= PROGRESS_INTERVAL_S or event.batch == event.batches:
+                # loss values come at the engine's sync points only (at most SYNC_EVERY_S apart)
+                if event.terms and (now - last_progress >= PROGRESS_INTERVAL_S or event.batch == event.batches):
                     last_progress = now
                     self.progress.emit(event)
                 if now - last_preview >= PREVIEW_INTERVAL_S:
@@ -180,7 +181,7 @@ class TrainingWorker(QObject):
         labels = trainer.val_set.labels
         idx = pick_spread(None if labels is None else labels[:MAX_MAP_POINTS], self.preview_count,
                           total=min(len(trainer.val_idx), MAX_MAP_POINTS))  # a spread of classes, not the first few
-        clean = trainer.x_val[torch.from_numpy(idx).to(trainer.x_val.device)]
+        clean = trainer.val_rows(torch.from_numpy(idx).to(trainer.device))
         gen = torch.Generator(device=clean.device).manual_seed(12345)
         noisy = trainer.noise.apply(clean, gen) if trainer.noise.active else None
         out = m(noisy if noisy is not None else clean).clamp(0, 1)
