@@ -389,7 +389,8 @@ if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 '''
     if verify:
-        verify_code(text, model)
+        with torch.random.fork_rng(devices=[]):  # building the written model draws initial weights
+            verify_code(text, model)
     return text
 
 
