@@ -27,6 +27,7 @@ import torch
 from .config import ConfigError, ModelConfig, TrainConfig
 from .datasets import ImageSet, split_indices
 from .doctor import Diagnosis, Doctor
+from .adversarial import AdversarialStep
 from .losses import loss_terms, reconstruction
 from .models import Autoencoder
 from .noise import parse_noise
@@ -326,7 +327,9 @@ class Trainer:
     # -- stages --
     def _stages(self) -> list[_Stage]:
         cfg, m = self.train_config, self.model
-        full = _Stage("train", cfg.epochs, list(m.parameters()), self._warm_step, self._full_step)
+        # an adversarial autoencoder's discriminator has its own optimizer (adversarial.py), not this stage's
+        self._adversary = AdversarialStep(m, cfg.lr) if self.model_config.kind == "aae" else None
+        full = _Stage("train", cfg.epochs, m.autoencoder_parameters(), self._warm_step, self._full_step)
         if not self.model_config.stacked or cfg.pretrain_epochs == 0:
             return [full]
         n = len(m.enc_blocks) + 1
@@ -343,7 +346,10 @@ class Trainer:
         return loss_terms(self.model, x_in, target)
 
     def _warm_step(self, x_in: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        """A training step whose VAE KL weight follows the warm-up ramp (validation uses the full beta)."""
+        """A training step whose VAE KL weight follows the warm-up ramp (validation uses the full beta);
+        an AAE's step first updates its discriminator and encoder (adversarial.AdversarialStep)."""
+        if getattr(self, "_adversary", None) is not None:
+            return self._adversary(x_in, target)
         return loss_terms(self.model, x_in, target, kl_weight=self._kl_weight)
 
     def _update_kl_weight(self, step: int, total_steps: int) -> None:
@@ -460,6 +466,7 @@ class Trainer:
                     "stage": stage.name, "epoch": epoch, "seconds": round(seconds, 4), "images_per_sec": round(ips, 1),
                     **{f"train_{k}": v for k, v in train_terms.items()},
                     **{f"val_{k}": v for k, v in val_terms.items()},
+                    **self._kl_per_dim_record(),
                 })
                 yield EpochEnd(stage.name, epoch, stage.epochs, train_terms, val_terms, ips, eta, seconds, step, total_steps)
                 if final:
@@ -552,6 +559,24 @@ class Trainer:
         meter.flush()  # one host sync for the whole split
         m.train(was_training)
         return meter.means()
+
+    @torch.no_grad()
+    def _kl_per_dim_record(self, batch_size: int = 1024) -> dict[str, list[float]]:
+        """A VAE's history record gets `kl_per_dim`: the mean KL of each latent dimension on the
+        validation split, in nats (eval mode). Other kinds get nothing."""
+        m = self.model
+        if self.model_config.kind != "vae" or self.u8_val.shape[0] == 0:
+            return {}
+        was = m.training
+        m.eval()
+        total = torch.zeros(self.model_config.latent, dtype=torch.float64, device=self.device)
+        n = int(self.u8_val.shape[0])
+        for i in range(0, n, batch_size):
+            code = m.encode(self.val_rows(slice(i, i + batch_size)))
+            kl = 0.5 * (code.mu.pow(2) + code.logvar.exp() - 1.0 - code.logvar)
+            total += kl.double().sum(0)
+        m.train(was)
+        return {"kl_per_dim": [round(float(v), 6) for v in (total / n).cpu()]}
 
     def val_images(self) -> np.ndarray:
         """The validation images as float32 numpy in [0, 1]."""
