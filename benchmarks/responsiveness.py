@@ -169,8 +169,11 @@ def main() -> None:
     from aestudio.core.models import Autoencoder
 
     cfg2 = ModelConfig(**{**snap.model_config.to_dict(), "latent": 2, "input_shape": tuple(snap.model_config.input_shape)})
-    big = ModelSnapshot(Autoencoder(cfg2).eval(), cfg2, codes, labels, np.repeat(images, n, axis=0),
-                        snap.class_names, 1, [])
+    from aestudio.core.trained import trained_model
+
+    model2 = Autoencoder(cfg2).eval()
+    big = ModelSnapshot(trained_model(model2, cfg2, epoch=1), codes, labels, np.repeat(images, n, axis=0),
+                        snap.class_names, model2)
     t = time.perf_counter()
     state.set_snapshot(big)
     while latent_map.busy_computing:
@@ -201,8 +204,7 @@ def main() -> None:
 
     x10k = state.dataset.as_float()
     codes10k = encode_images(snap.model, x10k)
-    snap10k = ModelSnapshot(snap.model, snap.model_config, codes10k, state.dataset.labels, x10k,
-                            snap.class_names, snap.epoch, snap.history)
+    snap10k = ModelSnapshot(snap.trained, codes10k, state.dataset.labels, x10k, snap.class_names, snap.model)
     state.set_snapshot(snap10k)
     while latent_map.busy_computing:
         pump(0.01)

@@ -23,6 +23,7 @@ from aestudio.ui.latent_map import LatentMapPanel
 from aestudio.ui.latent_sliders import PAGE, LatentSlidersPanel
 from aestudio.ui.loss_curves import LossCurvesPanel
 from aestudio.ui.state import StudioState
+from aestudio.core.trained import trained_model
 from aestudio.workers.training import ModelSnapshot, Preview, make_snapshot
 
 
@@ -53,7 +54,8 @@ def fake_snapshot(n: int, latent: int, classes: int = 10, seed: int = 0, kind: s
     codes = rng.normal(size=(n, latent)).astype(np.float32)
     labels = rng.integers(0, classes, n)
     images = np.zeros((n, 1, 8, 8), np.float32)
-    return ModelSnapshot(model, mc, codes, labels, images, [str(k) for k in range(classes)], 1, [])
+    return ModelSnapshot(trained_model(model, mc, epoch=1), codes, labels, images, [str(k) for k in range(classes)],
+                         model)
 
 
 def shown(qtbot, widget, w=560, h=440):
@@ -200,7 +202,8 @@ def test_image_grid_reconstructs_a_loaded_snapshot(qtbot, state, trained):
     state.set_snapshot(snap)
     assert panel.visible_rows() == ["Original", "Reconstruction"]
     state.train_config = TrainConfig()
-    state.set_snapshot(dataclasses.replace(snap, train_config=TrainConfig(noise="gaussian:0.3")))
+    denoiser = dataclasses.replace(snap.trained, train_config=TrainConfig(noise="gaussian:0.3"))
+    state.set_snapshot(dataclasses.replace(snap, trained=denoiser))
     assert panel.visible_rows() == ["Original", "Noisy input", "Denoised"]
     state.set_snapshot(None)
     assert panel.visible_rows() == []

@@ -71,7 +71,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 HISTORY_NAME = "history.json"
 DIAGNOSES_NAME = "diagnoses.json"
-RUN_NAMES = (CONFIG_NAME, WEIGHTS_NAME, HISTORY_NAME, DIAGNOSES_NAME)
+OPTIMIZER_NAMES = ("optimizer.safetensors", "optimizer.json")  # written by core.trained.save_trained
+RUN_NAMES = (CONFIG_NAME, WEIGHTS_NAME, HISTORY_NAME, DIAGNOSES_NAME, *OPTIMIZER_NAMES)
 
 BUNDLED_SPECS = ("fashion-10k", "digits", "shapes")
 DOWNLOADABLE_SPECS = ("mnist", "fashion-mnist")
@@ -384,13 +385,18 @@ def _carry_extras(old: Path, new: Path) -> None:
 
 def save_run(path: str | Path, model_config: ModelConfig, train_config: TrainConfig, model: Autoencoder,
              history: list[dict[str, Any]] | None = None, diagnoses: list[dict[str, Any]] | None = None,
-             *, overwrite: bool = False, beside: bool = False, lock_timeout: float = 30.0, **meta: Any) -> Path:
+             *, overwrite: bool = False, beside: bool = False, lock_timeout: float = 30.0,
+             extra_files: dict[str, bytes] | None = None, **meta: Any) -> Path:
     """Write a run folder as one unit (see the module documentation). Returns the folder written:
     `path`, or with `beside=True` and a run already there, the new name next to it.
 
     Raises RunExistsError when `path` holds a run and neither `overwrite` nor `beside` is set, and
-    RunError (one line) for anything else that stops the save; nothing is left half-written."""
+    RunError (one line) for anything else that stops the save; nothing is left half-written.
+    `extra_files` ({name: bytes}, names from OPTIMIZER_NAMES) are written into the folder with the rest."""
     check_path_text(path)
+    extra_files = dict(extra_files or {})
+    if set(extra_files) - set(OPTIMIZER_NAMES):
+        raise RunError(f"cannot save the run: unexpected file(s) {', '.join(sorted(set(extra_files) - set(OPTIMIZER_NAMES)))}")
     target = Path(os.path.abspath(path))  # absolute, but a symlink at target is not followed
     if target.parent == target:
         raise RunError(f"cannot save a run as {_display(target)}")
@@ -427,6 +433,8 @@ def save_run(path: str | Path, model_config: ModelConfig, train_config: TrainCon
             _write_new(tmp / HISTORY_NAME, history_text.encode("utf-8"), 0o666)
             if diagnoses_text is not None:
                 _write_new(tmp / DIAGNOSES_NAME, diagnoses_text.encode("utf-8"), 0o666)
+            for name, data in extra_files.items():
+                _write_new(tmp / name, data, 0o666)
             os.chmod(tmp, 0o777 & ~mask)
             _fsync_path(tmp, directory=True)
             _step("written")

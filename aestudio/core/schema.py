@@ -207,6 +207,7 @@ META_FIELDS: dict[str, Field] = {
     "split_seed": Field("int", 0, MAX_SEED, optional=True),
     "finished": Field("str", optional=True, max_len=100),
     "seconds": Field("float", 0.0, optional=True),
+    "data_fingerprint": Field("str", optional=True, max_len=64),
 }
 
 DIAGNOSIS_FIELDS: dict[str, Field] = {

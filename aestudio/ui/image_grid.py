@@ -9,22 +9,19 @@ selects that validation image for the other panels (`state.imageSelected`).
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PySide6.QtCore import QEvent, Qt, Signal, Slot
 from PySide6.QtGui import QCursor, QPalette, QPixmap
 from PySide6.QtWidgets import (QDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout,
                                QWidget)
 
 from ..core.labs.selection import pick_spread
-from ..core.noise import parse_noise
-from ..workers.training import KEPT_STAGE, epoch_label
+from ..workers.training import KEPT_STAGE, PREVIEW_SEED, epoch_label  # noqa: F401 - PREVIEW_SEED re-exported
 from . import imaging
 from .imaging import ScaledImage
 from .state import StudioState
 
 COLUMNS = 8
 TILE_PX = 64
-PREVIEW_SEED = 12345  # the worker's preview noise seed: a loaded run shows the same corruption
 
 ROW_HELP = {
     "Original": "Validation images: the model never trains on these, so they show how well it generalises.",
@@ -307,7 +304,7 @@ class ImageGridPanel(QWidget):
         if len(idx) == 0:
             return
         originals = np.asarray(snapshot.images[idx], np.float32)
-        noisy, outputs = self._reconstruct(snapshot.model, originals, getattr(snapshot, "train_config", None))
+        noisy, outputs = snapshot.reconstruct(originals)  # with the noise the model was trained with
         self.show_rows(originals, noisy, outputs,
                        f"Validation images and the model's outputs ({epoch_label(snapshot.epoch)}). "
                        "Click an image to enlarge it.", idx)
@@ -317,23 +314,6 @@ class ImageGridPanel(QWidget):
         self.clear()
 
     # ---- helpers ---------------------------------------------------------------------------------
-    @torch.no_grad()
-    def _reconstruct(self, model, originals: np.ndarray, trained_with=None) -> tuple[np.ndarray | None, np.ndarray]:
-        """Outputs for a handful of images (cheap), with the run's noise if it was a denoising run."""
-        try:  # the noise the model was trained with (today's setting only for a snapshot that lacks it)
-            noise = parse_noise((trained_with or self.state.train_config).noise)
-        except ValueError:
-            noise = parse_noise(None)
-        was = model.training
-        model.eval()
-        try:
-            x = torch.from_numpy(originals).to(model.device)
-            x_in = noise.apply(x, torch.Generator(device=x.device).manual_seed(PREVIEW_SEED)) if noise.active else x
-            out = model(x_in).clamp(0, 1).cpu().numpy()
-        finally:
-            model.train(was)
-        return (x_in.cpu().numpy() if noise.active else None), out
-
     def shown_labels(self) -> list[str]:
         """The class name of each image on show ("" where unknown)."""
         return [] if self.originals is None else [self._label_text(c) for c in range(len(self.originals))]

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from ..core.checkpoint import Run
 from ..core.config import ModelConfig, TrainConfig
 from ..core.datasets import ImageSet, split_indices
+from ..core.trained import TrainedModel, continue_problem, parent_record, settings_changes
 from ..core.training import suggest_epochs
 from ..workers.training import ModelSnapshot, TrainingController
 
@@ -31,6 +31,8 @@ class StudioState(QObject):
     statusMessage = Signal(str)
     errorMessage = Signal(str)
 
+    continuedChanged = Signal(object)  # list[str] | None: the settings a continued run changed (a fork), or None
+
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self.dataset: ImageSet | None = None
@@ -41,7 +43,9 @@ class StudioState(QObject):
         self.train_config = TrainConfig(batch_size=32, lr=2e-3)
         self.epochs_auto = True
         self.snapshot: ModelSnapshot | None = None
-        self.run_path: str | None = None
+        self.run_path: str | None = None  # the run folder holding the current model (opened or saved), if any
+        # a running or finished continuation: the settings it changed ([] = the same run continued), else None
+        self.continued: list[str] | None = None
         self.training = TrainingController(self)
         self.training.snapshot.connect(self._on_snapshot)
         self.training.errored.connect(self.errorMessage)
@@ -94,7 +98,51 @@ class StudioState(QObject):
             return
         self.historyReset.emit([])
         self.run_path = None
-        self.training.start(self.model_config, self.train_config, self.dataset)
+        self._set_continued(None)
+        self.training.start(self.model_config, self.train_config, self.dataset, data_spec=self.data_spec)
+
+    @property
+    def trained(self) -> TrainedModel | None:
+        """The current trained model (the value every panel shows), or None."""
+        return None if self.snapshot is None else self.snapshot.trained
+
+    def continue_problem(self, check_weights: bool = True) -> str | None:
+        """Why Continue training cannot start now, or None (`check_weights=False`: without building the
+        changed network to see whether the weights still fit it, for a quick look)."""
+        if self.training.running:
+            return "Training is already running."
+        if self.trained is None:
+            return "Open a run or train a model first: there is nothing to continue."
+        problems = self.model_config.problems() + self.train_config.problems()
+        if problems:
+            return "Cannot train: " + "; ".join(problems)
+        return continue_problem(self.trained, self.model_config, self.dataset, check_weights)
+
+    def continue_training(self) -> bool:
+        """Train the current model further: same weights, optimizer state, split and history (epochs are
+        numbered on). Changed settings (anything but the epochs and the device) make a fork, a new run
+        that names this one as its parent. False (with a message) when it cannot start."""
+        problem = self.continue_problem()
+        if problem:
+            self.errorMessage.emit(problem)
+            return False
+        trained = self.trained
+        changes = settings_changes(trained, self.model_config, self.train_config)
+        parent = parent_record(trained, self.run_path) if changes else None
+        self.historyReset.emit(list(trained.history))
+        self.run_path = None
+        self._set_continued(changes)
+        self.training.start(self.model_config, self.train_config, self.dataset, resume=trained, parent=parent,
+                            data_spec=trained.data_spec or self.data_spec)
+        name = f" of {parent['name']}" if parent and parent.get("name") else ""
+        self.statusMessage.emit(
+            f"Forking{name} from epoch {trained.epoch} with changed {', '.join(changes)}: a new run" if changes
+            else f"Continuing from epoch {trained.epoch}")
+        return True
+
+    def _set_continued(self, changes: list[str] | None) -> None:
+        self.continued = None if changes is None else list(changes)
+        self.continuedChanged.emit(self.continued)
 
     @Slot(object)
     def _on_snapshot(self, snapshot: ModelSnapshot) -> None:
@@ -113,12 +161,15 @@ class StudioState(QObject):
         self.codeChosen.emit(code, origin, description)
 
     # ---- runs ----
-    def apply_run(self, run: Run, snapshot: ModelSnapshot) -> None:
-        """Show a loaded run: its configs, its history and its model (data already set by the caller)."""
-        self.model_config = run.model_config
-        self.train_config = run.train_config
-        self.run_path = str(run.path) if run.path else None
+    def apply_run(self, _bundle, snapshot: ModelSnapshot) -> None:
+        """Show an opened run: its configs, its history and its model, all read from the snapshot's
+        TrainedModel (data already set by the caller). The first argument is unused (older callers)."""
+        trained = snapshot.trained
+        self.model_config = trained.model_config
+        self.train_config = trained.train_config
+        self.run_path = trained.source
+        self._set_continued(None)
         self.modelConfigChanged.emit(self.model_config)
         self.trainConfigChanged.emit(self.train_config)
-        self.historyReset.emit(list(run.history))
+        self.historyReset.emit(list(trained.history))
         self.set_snapshot(snapshot)

@@ -16,6 +16,7 @@ import os
 import time
 import traceback
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,12 +27,15 @@ from ..core.datasets import ImageSet
 from ..core.errors import user_message
 from ..core.labs.selection import pick_spread
 from ..core.models import Autoencoder
+from ..core.noise import parse_noise
+from ..core.trained import TrainedModel, from_trainer, resume_trainer
 from ..core.training import BatchEnd, Control, Diagnosis, EpochEnd, Finished, StageStarted, Trainer
 
 PROGRESS_INTERVAL_S = 0.25  # 4 updates a second: live enough, and the GUI thread stays mostly idle
 PREVIEW_INTERVAL_S = 2.0
 MAX_MAP_POINTS = 10_000
 KEPT_STAGE = "kept"  # Preview.stage of the weights kept when training ends early (stop, NaN)
+PREVIEW_SEED = 12345  # the noise seed of the image grid's corrupted inputs (live previews and snapshots alike)
 
 
 def epoch_label(epoch: int) -> str:
@@ -51,20 +55,56 @@ class Preview:
     indices: np.ndarray | None = None  # validation-set index of each column (None: 0, 1, 2, ...)
 
 
-@dataclass
+@dataclass(eq=False)
 class ModelSnapshot:
-    """A frozen copy of the model (CPU, eval mode) and what the latent views need."""
+    """A trained model (`core.trained.TrainedModel`: weights, frozen configs, split, history, epoch)
+    plus what the latent views need: the codes of its validation images. `model` is an eval-mode CPU
+    module built from the value's weights, for decoding; nothing trains it."""
 
-    model: Autoencoder
-    model_config: ModelConfig
+    trained: TrainedModel
     codes: np.ndarray  # (n, latent) validation codes (mu for VAEs)
     labels: np.ndarray | None
     images: np.ndarray  # (n, C, H, W) float32, the images the codes belong to
     class_names: list[str]
-    epoch: int
-    history: list[dict]
-    train_config: TrainConfig | None = None  # the settings it was trained with (noise, split), not today's
-    split: tuple[np.ndarray, np.ndarray] | None = None  # (train, validation) indices into the data set it trained on
+    model: Autoencoder | None = None
+
+    def __post_init__(self) -> None:
+        if self.model is None:
+            self.model = self.trained.build_model()
+
+    # what every panel reads: the trained value's, never today's settings
+    @property
+    def model_config(self) -> ModelConfig:
+        return self.trained.model_config
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return self.trained.train_config
+
+    @property
+    def epoch(self) -> int:
+        return self.trained.epoch
+
+    @property
+    def history(self) -> tuple[dict, ...]:
+        return self.trained.history
+
+    @property
+    def split(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.trained.split
+
+    @torch.no_grad()
+    def reconstruct(self, originals: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """(corrupted inputs or None, outputs) for a few images (n, C, H, W) in [0, 1], with the noise the
+        model was trained with (seeded as the live previews are)."""
+        try:
+            noise = parse_noise(self.train_config.noise)
+        except ValueError:
+            noise = parse_noise(None)
+        x = torch.from_numpy(np.ascontiguousarray(originals, dtype=np.float32))
+        x_in = noise.apply(x, torch.Generator().manual_seed(PREVIEW_SEED)) if noise.active else x
+        out = self.model(x_in).clamp(0, 1).numpy()
+        return (x_in.numpy() if noise.active else None), out
 
     @torch.no_grad()
     def decode(self, z: np.ndarray) -> np.ndarray:
@@ -81,14 +121,23 @@ class ModelSnapshot:
         return self.model.encode(torch.from_numpy(x)).mu.numpy()
 
 
+def torch_threads() -> int:
+    """The threads torch computes with now (the status bar shows it)."""
+    return torch.get_num_threads()
+
+
 def default_threads() -> int:
     """Torch threads for the worker: every core, the GUI thread idles most of the time."""
     return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
 
 
 @torch.no_grad()
-def make_snapshot(trainer: Trainer, epoch: int, max_points: int = MAX_MAP_POINTS) -> ModelSnapshot:
-    model = copy.deepcopy(trainer.model).to("cpu").eval()
+def make_snapshot(trainer: Trainer, epoch: int, max_points: int = MAX_MAP_POINTS, *,
+                  trained: TrainedModel | None = None, **value: Any) -> ModelSnapshot:
+    """The trainer's model now, as a TrainedModel (built by core.trained.from_trainer with `value`'s
+    data_spec / kept / parent, unless `trained` is given) plus the codes of its validation images."""
+    trained = trained if trained is not None else from_trainer(trainer, epoch=epoch, **value)
+    model = trained.build_model()
     n = min(len(trainer.val_idx), max_points)
     x = trainer.val_rows(slice(0, n))
     codes = []
@@ -98,9 +147,23 @@ def make_snapshot(trainer: Trainer, epoch: int, max_points: int = MAX_MAP_POINTS
         codes.append(trainer.model.encode(x[i:i + 1024]).mu.float().cpu())
     trainer.model.train(was)
     labels = trainer.val_set.labels[:n] if trainer.val_set.labels is not None else None
-    return ModelSnapshot(model, trainer.model_config, torch.cat(codes).numpy(), labels, x.cpu().numpy(),
-                         list(trainer.val_set.class_names), epoch, list(trainer.history), trainer.train_config,
-                         None if trainer.val_data is not None else (trainer.train_idx.copy(), trainer.val_idx.copy()))
+    return ModelSnapshot(trained, torch.cat(codes).numpy(), labels, x.cpu().numpy(), list(trainer.val_set.class_names),
+                         model)
+
+
+@torch.no_grad()
+def snapshot_of(trained: TrainedModel, data: ImageSet, max_points: int = MAX_MAP_POINTS) -> ModelSnapshot:
+    """A ModelSnapshot of a TrainedModel (an opened run) on its data set: the codes of its validation split."""
+    if trained.split is None:
+        raise ValueError("the model was validated on a separate set; there is no split of this data set to show")
+    val_idx = trained.val_idx[:max_points]
+    images = data.images[val_idx].astype(np.float32) / np.float32(255.0)
+    model = trained.build_model()
+    codes = [model.encode(torch.from_numpy(images[i:i + 1024])).mu.float() for i in range(0, len(images), 1024)]
+    labels = data.labels[val_idx] if data.labels is not None else None
+    latent = int(trained.model_config.latent)
+    return ModelSnapshot(trained, torch.cat(codes).numpy() if codes else np.zeros((0, latent), np.float32), labels,
+                         images, list(data.class_names), model)
 
 
 class TrainingWorker(QObject):
@@ -115,21 +178,29 @@ class TrainingWorker(QObject):
     done = Signal()  # always last: the thread may quit
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, data: ImageSet,
-                 preview_count: int = 8, threads: int | None = None, model: Autoencoder | None = None):
+                 preview_count: int = 8, threads: int | None = None, model: Autoencoder | None = None, *,
+                 resume: TrainedModel | None = None, parent: dict | None = None, data_spec: str | None = None):
         super().__init__()
         self.model_config, self.train_config, self.data = model_config, train_config, data
         self.preview_count = preview_count
         self.threads = threads or default_threads()
         self.control = Control()
         self.initial_model = model
+        self.resume = resume  # continue this trained model (its weights, optimizer state, split, history)
+        # what every snapshot's TrainedModel says about where it came from
+        self.value = {"data_spec": data_spec, "parent": parent if parent is not None else
+                      (dict(resume.parent) if resume is not None and resume.parent else None)}
         self.trainer: Trainer | None = None
 
     @Slot()
     def work(self) -> None:
         try:
             torch.set_num_threads(self.threads)
-            self.trainer = Trainer(self.model_config, self.train_config, self.data, control=self.control,
-                                   model=self.initial_model)
+            if self.resume is not None:
+                self.trainer = resume_trainer(self.resume, self.model_config, self.train_config, self.data, self.control)
+            else:
+                self.trainer = Trainer(self.model_config, self.train_config, self.data, control=self.control,
+                                       model=self.initial_model)
             self._loop(self.trainer)
         except Exception as e:
             message = user_message(e)
@@ -142,7 +213,8 @@ class TrainingWorker(QObject):
 
     def _loop(self, trainer: Trainer) -> None:
         last_progress = last_preview = 0.0
-        epoch = 0
+        epoch = getattr(trainer, "epoch_offset", 0)  # a continued model's epochs are numbered on
+        last: TrainedModel | None = None  # the value of the last completed epoch
         self.preview.emit(self._preview(trainer, 0, "start"))
         for event in trainer.run():
             now = time.perf_counter()
@@ -159,18 +231,29 @@ class TrainingWorker(QObject):
                 self.epochEnded.emit(event)
                 self.preview.emit(self._preview(trainer, event.epoch, event.stage))
                 last_preview = time.perf_counter()
-                if event.stage in ("train", "fine-tune"):
-                    self.snapshot.emit(make_snapshot(trainer, epoch))
+                if event.stage in ("train", "fine-tune") and event.epoch < event.epochs:
+                    snap = make_snapshot(trainer, epoch, **self.value)
+                    last = snap.trained
+                    self.snapshot.emit(snap)
+                # the last epoch's snapshot waits for Finished: its value then holds the doctor's final findings
             elif isinstance(event, StageStarted):
                 self.stageStarted.emit(event)
             elif isinstance(event, Diagnosis):
                 self.diagnosis.emit(copy.deepcopy(event))
             elif isinstance(event, Finished):
-                if event.reason != "completed" or epoch == 0:
+                if event.reason == "completed" and epoch > 0:
+                    self.snapshot.emit(make_snapshot(trainer, epoch, **self.value))
+                else:
                     # the weights kept (after a stop: those of the last completed epoch, see Trainer):
                     # the grid's last preview and the snapshot show the same epoch
                     self.preview.emit(self._preview(trainer, epoch, KEPT_STAGE))
-                    self.snapshot.emit(make_snapshot(trainer, epoch))
+                    kept = "" if event.reason == "completed" else (
+                        f"the weights after epoch {epoch}" if epoch > 0 else "the current weights (epoch 1 unfinished)")
+                    # weights restored to the last completed epoch go with that epoch's optimizer state
+                    opt = None
+                    if event.reason != "completed" and epoch > 0:
+                        opt = last.optimizer if last is not None else (self.resume.optimizer if self.resume else None)
+                    self.snapshot.emit(make_snapshot(trainer, epoch, kept=kept, optimizer=opt, **self.value))
                 self.finished.emit(event)
 
     @torch.no_grad()
@@ -220,10 +303,13 @@ class TrainingController(QObject):
         return self._worker is not None and self._worker.control.paused
 
     def start(self, model_config: ModelConfig, train_config: TrainConfig, data: ImageSet,
-              threads: int | None = None, model: Autoencoder | None = None) -> None:
+              threads: int | None = None, model: Autoencoder | None = None, *, resume: TrainedModel | None = None,
+              parent: dict | None = None, data_spec: str | None = None) -> None:
+        """Train from scratch, or continue `resume` (a fork when `parent` names the run it branches from)."""
         if self.running:
             raise RuntimeError("a training run is already in progress")
-        worker = TrainingWorker(model_config, train_config, data, threads=threads, model=model)
+        worker = TrainingWorker(model_config, train_config, data, threads=threads, model=model, resume=resume,
+                                parent=parent, data_spec=data_spec)
         thread = QThread()
         thread.setObjectName("aestudio-training")
         worker.moveToThread(thread)

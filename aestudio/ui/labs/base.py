@@ -47,12 +47,13 @@ def lab_data(state: StudioState) -> LabData | None:
     snap, data = state.snapshot, state.dataset
     if snap is None or data is None or tuple(data.shape) != tuple(snap.model_config.input_shape):
         return None
-    split = getattr(snap, "split", None)
+    trained = snap.trained  # the model's own split and settings, whatever the settings say today
+    split = trained.split
     if split is not None and max(len(split[0]), len(split[1])) and \
             int(max(split[0].max(initial=-1), split[1].max(initial=-1))) < data.n:
-        train_idx, val_idx = split  # the split the model was trained with, whatever the settings say today
-    else:
-        cfg = getattr(snap, "train_config", None) or state.train_config
+        train_idx, val_idx = split
+    else:  # validated on a separate set: split this data set as its training settings would
+        cfg = trained.train_config
         train_idx, val_idx = split_indices(data.n, cfg.val_fraction, cfg.seed)
     return LabData(snap, data.subset(train_idx), data.subset(val_idx))
 
