@@ -48,6 +48,8 @@ class _Parser(argparse.ArgumentParser):
 
 # ---- argument parsing -----------------------------------------------------------------------
 def _int_list(text: str) -> list[int]:
+    if text.strip().lower() == "none":  # no hidden layer (dense): input -> code -> output
+        return []
     try:
         values = [int(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
@@ -102,7 +104,8 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--kind", choices=KINDS, default="ae", help="bottleneck kind (default ae)")
     g.add_argument("--latent", type=int, default=16, metavar="N", help="code size (default 16)")
     g.add_argument("--hidden", type=_int_list, metavar="N,N,...",
-                   help="hidden layer sizes: units (dense, recurrent) or channels (conv); default depends on the architecture")
+                   help="hidden layer sizes: units (dense, recurrent) or channels (conv); default depends on the "
+                        "architecture; dense: 'none' for no hidden layer (input -> code -> output)")
     g.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (default relu)")
     g.add_argument("--init", choices=INITS, help="weight initialisation: he (Kaiming) or xavier (default he)")
     g.add_argument("--output", choices=OUTPUTS, help="output activation (default sigmoid)")
@@ -112,6 +115,8 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--tied", action="store_true", default=None, help="dense: decoder reuses the encoder weights, transposed")
     g.add_argument("--stacked", action="store_true", default=None, help="greedy layer-wise pretraining, then fine-tuning")
     g.add_argument("--beta", type=float, metavar="X", help="vae: weight on the KL term (default 1)")
+    g.add_argument("--free-bits", type=float, metavar="NATS",
+                   help="vae: each latent dimension's KL counts as at least NATS in the loss (default 0: off)")
     g.add_argument("--sparsity", choices=SPARSITY_PENALTIES, help="sparse: l1 activity penalty or kl to a target rate")
     g.add_argument("--sparsity-weight", type=float, metavar="X", help="sparse: penalty weight (default 1e-3)")
     g.add_argument("--sparsity-target", type=float, metavar="RHO", help="sparse kl: target mean activation (default 0.05)")
@@ -127,6 +132,8 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--noise", metavar="SPEC", help="denoising: none, gaussian:SIGMA, saltpepper:P or mask:P (default none)")
     g.add_argument("--pretrain-epochs", type=int, metavar="N", help="stacked: epochs per layer (default 2)")
     g.add_argument("--grad-clip", type=float, metavar="X", help="clip the gradient norm (default 0: off)")
+    g.add_argument("--kl-warmup", type=float, metavar="EPOCHS",
+                   help="vae: epochs over which the KL weight ramps from 0 to beta (default: the first 20%% of the run; 0: off)")
     g.add_argument("--seed", type=int, metavar="N", help="random seed for split, weights, batches and noise (default 0)")
     g.add_argument("--device", metavar="NAME", help="auto, cpu, cuda or mps (default auto)")
     g.add_argument("--amp", action="store_true", default=None,
@@ -204,7 +211,7 @@ def _fmt_time(seconds: float) -> str:
 
 
 def _fmt_terms(terms: dict[str, float]) -> str:
-    order = ["total", "recon", "kl", "sparsity", "contractive", "weight_decay"]
+    order = ["total", "recon", "kl", "sparsity", "contractive", "disc", "gen", "weight_decay"]
     keys = [k for k in order if k in terms] + [k for k in terms if k not in order]
     return " ".join(f"{k} {terms[k]:.4g}" for k in keys)
 
@@ -286,6 +293,7 @@ def _flag_fields() -> dict[str, tuple[str, Any]]:
     for name, spec in {**MODEL_FIELDS, **TRAIN_FIELDS}.items():
         fields[name] = ({**MODEL_LABELS, **TRAIN_LABELS}.get(name, name.replace("_", " ")), spec)
     fields["image_size"] = ("image size", Field("int", 2, 1024))
+    fields["kl_warmup"] = ("KL warm-up epochs", Field("float", 0.0, 1_000_000))  # the flag counts epochs
     fields["threads"] = ("threads", Field("int", 1, _max_threads()))
     fields["labels_per_class"] = ("labels per class", Field("int", 0, 1_000_000))
     fields["eval_seed"] = ("seed", Field("int", 0, MAX_SEED))
@@ -297,7 +305,7 @@ def _max_threads() -> int:
 
 
 _TRAIN_FLAGS = ("latent", "hidden", "dropout", "beta", "sparsity_weight", "sparsity_target", "contractive_weight",
-                "weight_decay", "epochs", "batch_size", "lr", "pretrain_epochs", "grad_clip", "seed", "val_fraction",
+                "weight_decay", "free_bits", "kl_warmup", "epochs", "batch_size", "lr", "pretrain_epochs", "grad_clip", "seed", "val_fraction",
                 "image_size", "threads")
 _EVAL_FLAGS = ("labels_per_class", "eval_seed", "threads")
 
@@ -350,7 +358,7 @@ def _model_config(args: argparse.Namespace, input_shape: tuple[int, int, int]):
         "dropout": args.dropout, "batch_norm": args.batch_norm, "tied": args.tied, "stacked": args.stacked,
         "beta": args.beta, "sparsity": args.sparsity, "sparsity_weight": args.sparsity_weight,
         "sparsity_target": args.sparsity_target, "contractive_weight": args.contractive_weight,
-        "weight_decay": args.weight_decay,
+        "weight_decay": args.weight_decay, "free_bits": args.free_bits,
     }
     cfg = ModelConfig(arch=args.arch, kind=args.kind, input_shape=tuple(input_shape), latent=args.latent,
                       **{k: v for k, v in optional.items() if v is not None})
@@ -380,6 +388,16 @@ def _auto_epochs(train_cfg, n_images: int):
     epochs = suggest_epochs(n_train, train_cfg.batch_size)
     _err(f"epochs: {epochs} (about {STEP_BUDGET:,} optimizer steps of {train_cfg.batch_size} images; set --epochs to change)")
     return dataclasses.replace(train_cfg, epochs=epochs)
+
+
+def _kl_warmup(train_cfg, epochs: float):
+    """--kl-warmup EPOCHS as TrainConfig.kl_warmup, the fraction of the run's epochs."""
+    import dataclasses
+
+    if epochs > train_cfg.epochs:
+        raise UsageError(f"--kl-warmup {epochs:g} is longer than the run ({train_cfg.epochs} epochs); "
+                         f"give at most {train_cfg.epochs}")
+    return dataclasses.replace(train_cfg, kl_warmup=float(epochs) / train_cfg.epochs)
 
 
 class _Progress:
@@ -544,7 +562,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     _err(data.summary())
     if args.epochs is None:
         train_cfg = _auto_epochs(train_cfg, data.n)
+    if args.kl_warmup is not None:
+        train_cfg = _kl_warmup(train_cfg, args.kl_warmup)
     model_cfg = _model_config(args, data.shape)
+    for warning in model_cfg.warnings():
+        _err(f"{PROG}: warning: {warning}")
     try:
         if rank.is_main:
             check_writable(out, estimated_run_bytes(model_cfg))  # free space for the weights, before training

@@ -8,7 +8,9 @@ divided by 255). Every model pass runs in eval mode under `torch.no_grad`, in ba
 
 Conventions:
 
-* MSE values are per pixel on the [0, 1] scale (mean over images, channels and pixels).
+* MSE values are per pixel on the [0, 1] scale (mean over images, channels and pixels). A model
+  with a linear output is scored on its output clipped to [0, 1], the image range, as PCA's
+  reconstructions are (a sigmoid output is in that range already).
 * PSNR is computed per image with data range 1 and then averaged over images (in dB).
 * SSIM uses an 11x11 Gaussian window (sigma 1.5, shrunk for tiny images), the constants of
   Wang et al. (K1=0.01, K2=0.03, data range 1), "valid" filtering, channels averaged.
@@ -114,7 +116,7 @@ def anomaly_scores(model: Autoencoder, x: np.ndarray, x_in: np.ndarray | None = 
     src = x if x_in is None else as_float_images(x_in)
     scores = []
     for i in range(0, x.shape[0], batch_size):
-        rec = reconstruct_images(model, src[i:i + batch_size], batch_size)
+        rec = np.clip(reconstruct_images(model, src[i:i + batch_size], batch_size), 0.0, 1.0)
         scores.append(_per_image_mse(x[i:i + batch_size], rec))
     return np.concatenate(scores) if scores else np.zeros((0,))
 
@@ -157,6 +159,43 @@ def pca_baseline(train_x: np.ndarray, eval_x: np.ndarray, k: int, seed: int = 0)
     ev = as_float_images(eval_x)
     mse = float(np.mean(_per_image_mse(ev, pca_reconstruct(pca, ev))))
     return {"mse": mse, "model": pca, "k": int(pca.n_components_)}
+
+
+# ---- linear autoencoders and PCA's subspace ---------------------------------------------------
+LINEAR_KINDS = ("ae", "contractive", "vae", "aae")
+
+
+def is_linear_model(config: ModelConfig) -> bool:
+    """True when the model's decoder is an affine map of the code and its encoder a linear one: a dense
+    model whose hidden activations and output are all linear (or that has no hidden layer and a linear
+    output), of a kind with an unsquashed code, and a code smaller than the input."""
+    return (config.arch == "dense" and config.kind in LINEAR_KINDS and config.output == "linear"
+            and all(a == "linear" for a in config.layer_activations) and config.latent < config.input_dim)
+
+
+def decoder_matrix(model: Autoencoder) -> np.ndarray:
+    """(D, k): the matrix A of a linear model's decoder, decode(z) = A z + b, probed with the unit codes.
+    Meaningful only when `is_linear_model(model.config)`."""
+    k = int(model.config.latent)
+    with _EvalMode(model) as m, torch.no_grad():
+        z = torch.cat([torch.zeros(1, k), torch.eye(k)]).to(_device(model))
+        out = m.decode_logits(z).flatten(1).double().cpu().numpy()
+    return (out[1:] - out[:1]).T
+
+
+def subspace_angles_deg(model: Autoencoder, components: np.ndarray) -> np.ndarray:
+    """Principal angles, in degrees (largest first), between the column space of a linear model's decoder
+    and the span of `components` (k, D), e.g. a fitted PCA's `components_`."""
+    from scipy.linalg import subspace_angles
+
+    comps = np.asarray(components, dtype=np.float64).reshape(len(components), -1)
+    return np.degrees(subspace_angles(decoder_matrix(model), comps.T))
+
+
+def subspace_angle_deg(model: Autoencoder, components: np.ndarray) -> float:
+    """The mean principal angle (degrees) between a linear decoder's column space and `components`' span:
+    0 when the autoencoder reconstructs through exactly PCA's subspace, 90 when the two are orthogonal."""
+    return float(np.mean(subspace_angles_deg(model, components)))
 
 
 # ---- image similarity -----------------------------------------------------------------------
@@ -453,6 +492,9 @@ def evaluate_run(run_or_model: Any, model_config: ModelConfig | None, train_conf
                      train_data, recon clipped to [0, 1]).
       mean_image_mse per-pixel MSE of always predicting the mean training image (of train_data,
                      else of `data`): the error of a model that learned nothing about each image.
+      subspace_angle_deg  linear dense models only (`is_linear_model`): the mean principal angle, in
+                     degrees, between the decoder's column space and the span of that PCA's
+                     components (0: the autoencoder found PCA's subspace).
       psnr_noisy, psnr_denoised   when noise is active (`noise` None means the training noise;
                      pass "none" to skip): mean per-image PSNR (dB, capped at 100) of the
                      corrupted images and of the model's outputs for them, both against the clean
@@ -501,6 +543,8 @@ def evaluate_run(run_or_model: Any, model_config: ModelConfig | None, train_conf
     pca = pca_baseline(tx if same_train else x, x, model_config.latent, seed)
     out["pca_mse"] = pca["mse"]
     out["mean_image_mse"] = mean_image_mse(tx if same_train else x, x)
+    if is_linear_model(model_config) and pca["k"] == model_config.latent:
+        out["subspace_angle_deg"] = subspace_angle_deg(model, pca["model"].components_)
 
     nz = parse_noise(train_config.noise if noise is None else noise) if not isinstance(noise, Noise) else noise
     if nz.active:
@@ -544,7 +588,7 @@ def evaluate_run(run_or_model: Any, model_config: ModelConfig | None, train_conf
 
 __all__ = [
     "anomaly_auroc", "anomaly_scores", "as_float_images", "decode_codes", "elbo_nats", "encode_images",
-    "evaluate_run", "fit_pca", "inactive_dims", "knn_accuracy", "mean_image_mse", "pca_baseline", "pca_reconstruct", "per_dim_kl",
+    "decoder_matrix", "evaluate_run", "fit_pca", "is_linear_model", "subspace_angle_deg", "subspace_angles_deg", "inactive_dims", "knn_accuracy", "mean_image_mse", "pca_baseline", "pca_reconstruct", "per_dim_kl",
     "pick_labeled", "probe_accuracy", "psnr", "psnr_per_image", "reconstruct_images", "recon_mse",
     "resolve_classes", "roc_curve", "silhouette", "ssim", "ssim_per_image",
 ]
