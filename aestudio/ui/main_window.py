@@ -13,8 +13,6 @@ import traceback
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-import torch
 from PySide6.QtCore import (
     QByteArray,
     QCoreApplication,
@@ -43,14 +41,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.checkpoint import (CONFIG_NAME, Run, RunError, UntrustedDataError, data_spec_problem,
-                               holds_run, load_run, read_config, resolve_data_spec, save_run)
-from ..core.config import ConfigError, ModelConfig, TrainConfig
-from ..core.datasets import DatasetError, ImageSet, load_dataset, split_indices
+from ..core.checkpoint import CONFIG_NAME, RunError, data_spec_problem, holds_run, read_config
+from ..core.config import ModelConfig, TrainConfig
+from ..core.trained import save_trained
+from ..workers.runs import RunBundle, load_run_bundle  # noqa: F401 - load_run_bundle: also for ui.follow
 from ..workers.tasks import Task, start
-from ..workers.training import MAX_MAP_POINTS, ModelSnapshot
+from ..workers.training import torch_threads
 from . import style
 from .builder_panel import BuilderPanel
+from .continue_bar import ContinueBar
 from .data_panel import DataPanel
 from .decoded_view import DecodedSampleView
 from .image_grid import ImageGridPanel
@@ -85,69 +84,6 @@ def window_title(subject: str) -> str:
     """A window title that names the application once: "subject — aestudio". It ends with the display
     name, so Qt (which appends that name to other titles on Linux and Windows) does not repeat it."""
     return f"{subject} — {APPLICATION}"
-
-
-# ---- opening runs (pool thread) --------------------------------------------------------------
-@torch.no_grad()
-def snapshot_from_run(run: Run, data: ImageSet) -> ModelSnapshot:
-    """A ModelSnapshot of a loaded run: its model plus the codes of its validation split."""
-    seed = int(run.meta.get("split_seed", run.train_config.seed))
-    train_idx, all_val_idx = split_indices(data.n, run.train_config.val_fraction, seed)
-    val_idx = all_val_idx[:MAX_MAP_POINTS]
-    images = data.images[val_idx].astype(np.float32) / np.float32(255.0)
-    model = run.model.to("cpu").eval()
-    codes = [model.encode(torch.from_numpy(images[i:i + 1024])).mu.float() for i in range(0, len(images), 1024)]
-    labels = data.labels[val_idx] if data.labels is not None else None
-    epochs = len(run.history)  # every epoch record, as the loss curves and a live run count them
-    return ModelSnapshot(model, run.model_config, torch.cat(codes).numpy(), labels, images,
-                         list(data.class_names), epochs, list(run.history), run.train_config, (train_idx, all_val_idx))
-
-
-def load_run_bundle(path: str, current_spec: str | None = None, current_data: ImageSet | None = None,
-                    trust_data: bool = False):
-    """Load a run folder, its data set and a snapshot. Returns (run, spec, data, snapshot, note).
-
-    Every problem raises RunError with one line (never a raw exception text): a hostile or damaged
-    run folder is refused, not half-opened."""
-    try:
-        return _load_run_bundle(path, current_spec, current_data, trust_data)
-    except (RunError, DatasetError, ConfigError):
-        raise
-    except (TypeError, AttributeError, KeyError, IndexError, ValueError, RuntimeError) as e:
-        traceback.print_exc()
-        raise RunError(f"the run folder {path} is damaged: its files do not fit together "
-                       f"({type(e).__name__})") from None
-
-
-def _load_run_bundle(path: str, current_spec: str | None, current_data: ImageSet | None, trust_data: bool):
-    run = load_run(path)
-    shape = tuple(run.model_config.input_shape)
-    note = "; ".join(run.warnings)
-    data = None
-    try:  # the run's data spec is untrusted (see aestudio.core.checkpoint)
-        spec = resolve_data_spec(run.data_spec, run.path, trust=trust_data)
-    except UntrustedDataError as e:
-        spec = None
-        note = (note + "; " if note else "") + f"{e}, so it was not loaded"
-    if spec and spec == current_spec and current_data is not None and tuple(current_data.shape) == shape:
-        data = current_data
-    elif spec:
-        try:
-            data = load_dataset(spec, image_size=shape[1], channels=shape[0], allow_download=False,
-                                background=run.meta.get("background", "auto"))
-        except DatasetError as e:
-            note = (note + "; " if note else "") + f"the run's data set could not be loaded ({e})"
-    if data is None:
-        if current_data is not None and tuple(current_data.shape) == shape:
-            data, spec = current_data, current_spec
-            note = (note + "; " if note else "") + "showing it on the current data set instead"
-        else:
-            raise RunError(f"Cannot show the run: {note or 'it does not name its data set'}, and the current data "
-                           f"set has a different image shape (the model expects {'x'.join(map(str, shape))}).")
-    if tuple(data.shape) != shape:
-        raise RunError(f"The run's model expects images of shape {'x'.join(map(str, shape))} but its data set "
-                       f"{spec} has {'x'.join(map(str, data.shape))}.")
-    return run, spec, data, snapshot_from_run(run, data), note
 
 
 # ---- small widgets -----------------------------------------------------------------------------
@@ -362,6 +298,15 @@ class MainWindow(QMainWindow):
         self.data_panel = DataPanel(state)
         self.builder = BuilderPanel(state)
         self.training_panel = TrainingPanel(state)
+        self.continue_bar = ContinueBar(state)  # Continue training / Train from scratch, under the Training panel
+        self.continue_bar.continueRequested.connect(self.continue_training)
+        self.training_host = QWidget()
+        self.training_host.setObjectName("TrainingHost")
+        host_lay = QVBoxLayout(self.training_host)
+        host_lay.setContentsMargins(0, 0, 0, 0)
+        host_lay.setSpacing(0)
+        host_lay.addWidget(self.training_panel, 1)
+        host_lay.addWidget(self.continue_bar)
         self.loss_curves = LossCurvesPanel(state)
         self.image_grid = ImageGridPanel(state)
         self.latent_map = LatentMapPanel(state)
@@ -383,7 +328,8 @@ class MainWindow(QMainWindow):
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{key}")
-            dock.setWidget(panel if key in ("data", "builder", "training") else PanelHost(panel))
+            dock.setWidget(self.training_host if key == "training" else
+                           panel if key in ("data", "builder") else PanelHost(panel))
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
                              QDockWidget.DockWidgetFeature.DockWidgetFloatable |
                              QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -518,7 +464,7 @@ class MainWindow(QMainWindow):
         from ..core.training import available_devices
 
         devs = available_devices()
-        self.device_label.setText("  " + ("GPU: " + devs[0] if devs[0] != "cpu" else f"CPU · {torch.get_num_threads()} threads") + "  ")
+        self.device_label.setText("  " + ("GPU: " + devs[0] if devs[0] != "cpu" else f"CPU · {torch_threads()} threads") + "  ")
         self.device_label.setToolTip("Where training runs by default (change it in the Training panel).")
         self.device_label.setStyleSheet(style.muted_css(self))
         sb.addPermanentWidget(self.device_label)
@@ -557,6 +503,22 @@ class MainWindow(QMainWindow):
         self.save_run_action.setEnabled(snapshot is not None)
 
     # ---- runs -----------------------------------------------------------------------------------
+    @Slot()
+    def continue_training(self) -> bool:
+        """The Continue training button: train the current model further (same weights, optimizer state,
+        split; history appended). Changed settings make a fork that names its parent run. False (with a
+        message) when it cannot start."""
+        if self.opening_run:
+            self.show_message("Wait until the run has opened.", "warning")
+            return False
+        parent_name = Path(self.state.run_path).name if self.state.run_path else None
+        if not self.state.continue_training():
+            return False
+        changes = self.state.continued or []
+        if changes:
+            self.setWindowTitle(window_title(f"fork of {parent_name}" if parent_name else "fork"))
+        return True
+
     @Slot()
     def open_run_dialog(self) -> None:
         start_dir = str(self.settings.value("runs/last_dir", str(Path.home())))
@@ -635,7 +597,7 @@ class MainWindow(QMainWindow):
             return
         self._run_task = None
         self.opening_run = False
-        run, spec, data, snapshot, note = result
+        trained, spec, data, snapshot, note = result
         self.data_panel.cancel()  # a data set still loading would replace the run's
         if self.state.training.running:
             self.show_message("Training started while the run was loading; the run was not opened.", "warning")
@@ -644,9 +606,9 @@ class MainWindow(QMainWindow):
         if data is not self.state.dataset:
             self.state.set_dataset(data, spec)
         self._saved_snapshot = snapshot  # what the run folder holds
-        self.state.apply_run(run, snapshot)
+        self.state.apply_run(trained, snapshot)
         self.save_run_action.setEnabled(True)
-        path = str(run.path)
+        path = str(trained.source)
         self._add_recent(path)
         self.settings.setValue("runs/last_dir", str(Path(path).parent))
         self.setWindowTitle(window_title(Path(path).name))
@@ -711,15 +673,6 @@ class MainWindow(QMainWindow):
         if snap is None:
             self.show_message("Train a model (or open a run) before saving.", "warning")
             return None
-        # the snapshot's own history and settings: those of the weights it holds (a finished trainer's
-        # history may belong to an earlier run with the same model settings)
-        history = snap.history
-        train_cfg = getattr(snap, "train_config", None) or self.state.train_config
-        trainer = self.state.training.last_trainer
-        diagnoses = None
-        if (trainer is not None and history and trainer.history and trainer.history[-1] is history[-1]
-                and len(trainer.history) == len(history)):
-            diagnoses = list(getattr(trainer, "diagnoses", []))  # the training doctor's findings, same run
         target = self._run_folder(path)
         choice = "new"
         if holds_run(target):
@@ -728,11 +681,10 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("Save cancelled")
                 return None
         try:
-            c, h, _w = (int(v) for v in snap.model_config.input_shape)
-            out = save_run(target, snap.model_config, train_cfg, snap.model, history=list(history),
-                           diagnoses=diagnoses, data=self.state.data_spec, image_size=h, channels=c,
-                           background=getattr(self.state.dataset, "background", None) or "auto",
-                           overwrite=choice == "replace", beside=choice == "beside")
+            # the trained value itself: its weights with its own history, settings, split and optimizer state
+            trained = snap.trained
+            out = save_trained(trained, target, data=trained.data_spec or self.state.data_spec,
+                               overwrite=choice == "replace", beside=choice == "beside")
         except (OSError, RunError, ValueError) as e:
             message = str(e) if isinstance(e, RunError) else f"Could not save the run to {target}: {e}"
             self.show_message(message[0].upper() + message[1:], "error")
