@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import threading
 import time
@@ -31,6 +32,7 @@ from .adversarial import AdversarialStep
 from .losses import loss_terms, reconstruction
 from .models import Autoencoder
 from .noise import parse_noise
+from . import scaleout
 
 
 #: The engine looks at the loss values (a host sync on a GPU) after at most this many batches or
@@ -243,8 +245,14 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         from .resources import check_training_fits  # refuse what cannot fit, before allocating
 
+        streamed = scaleout.is_streamed(self.data)  # a set too large for memory: read from its decode cache
         check_training_fits(self.model_config, cfg.batch_size,
-                            self.data.n + (self.val_data.n if self.val_data is not None else 0), self.device)
+                            0 if streamed else self.data.n + (self.val_data.n if self.val_data is not None else 0),
+                            self.device)
+        self.dist = scaleout.dist.current()  # one process, or this rank of a torchrun job
+        if self.dist.enabled and self.model_config.kind == "aae":
+            raise ConfigError("an adversarial autoencoder (aae) trains in one process only; "
+                              "run it without torchrun or --nproc")
         self.noise = parse_noise(cfg.noise)
         torch.manual_seed(cfg.seed)
         fresh = self.model is None
@@ -255,9 +263,20 @@ class Trainer:
         self._amp_dtype, self._scaler, self._channels_last = self._speed_settings()
         if self._channels_last:
             self.model.to(memory_format=torch.channels_last)
-        x = torch.from_numpy(self.data.images)
+        x = torch.from_numpy(self.data.images) if not streamed else None
         # the images stay uint8 on the device (a quarter of float32's memory); each batch is converted
-        if self.val_data is None:
+        if streamed:  # rows stay in the cache file; u8_train / u8_val read them (scaleout.StreamRows)
+            if self.val_data is None:
+                split = getattr(self, "split", None)  # the split a continued model was trained with
+                self.train_idx, self.val_idx = (split_indices(self.data.n, cfg.val_fraction, cfg.seed) if split is None
+                                                else (np.array(split[0], np.int64), np.array(split[1], np.int64)))
+                self.val_set = self.data.subset(self.val_idx[:scaleout.VAL_SET_LIMIT])  # labels for the views
+            else:
+                self.train_idx, self.val_idx = np.arange(self.data.n), np.arange(self.val_data.n)
+                self.val_set = self.val_data
+            self.u8_train, self.u8_val = scaleout.stream_sources(self.data, self.train_idx, self.val_idx,
+                                                                 self.device, self.val_data)
+        elif self.val_data is None:
             self.train_idx, self.val_idx = split_indices(self.data.n, cfg.val_fraction, cfg.seed)
             self.u8_train = x[torch.from_numpy(self.train_idx)].to(self.device)
             self.u8_val = x[torch.from_numpy(self.val_idx)].to(self.device)
@@ -269,12 +288,12 @@ class Trainer:
             self.val_set = self.val_data
             self.u8_train = x.to(self.device)
             self.u8_val = torch.from_numpy(self.val_data.images).to(self.device)
-        x_float = self.x_train  # one transient float copy for the statistics below
+        x_float = scaleout.sample_float(self.u8_train)  # one transient float copy (a sample when streamed)
         if fresh:
             self.model.init_data_stats(x_float)  # standardised inputs, output starts at the mean image (models.py)
         self.history: list[dict[str, float | str | int]] = []
         self.doctor = Doctor(self.model_config, cfg, self.n_train, math.ceil(self.n_train / cfg.batch_size),
-                             x_float, self.x_val)
+                             x_float, scaleout.sample_float(self.u8_val))
         del x_float
         self.diagnoses: list[dict] = []  # the doctor's findings so far, as {code, epoch, message, remedy}
         self._shuffle = torch.Generator().manual_seed(cfg.seed)
@@ -391,6 +410,10 @@ class Trainer:
         cfg, m, ctl = self.train_config, self.model, self.control
         n_train, bs = self.n_train, cfg.batch_size
         batches = math.ceil(n_train / bs)
+        plan = scaleout.RankPlan(self.dist, bs, n_train)  # under torchrun: this rank's part of each global batch
+        agreement = scaleout.Agreement(self.dist, self.device)
+        if self.dist.enabled:
+            batches = plan.batches_per_epoch
         stages = self._stages()
         total_steps = sum(s.epochs for s in stages) * batches
         step, images, busy = 0, 0, 0.0
@@ -403,16 +426,26 @@ class Trainer:
             stage_steps = 0
             yield StageStarted(stage.name, si, len(stages), stage.epochs)
             opt = torch.optim.Adam(stage.params, lr=cfg.lr)
+            if self.dist.enabled:  # gradients averaged over the ranks (DistributedDataParallel)
+                stage = dataclasses.replace(stage, step_fn=scaleout.ddp_step(
+                    m, stage.step_fn, self.device, unused_parameters=len(stages) > 1))
             for epoch in range(1, stage.epochs + 1):
                 m.train()
                 t_epoch = time.perf_counter()
                 epoch_busy = 0.0
                 meter = _LossMeter()
-                order = torch.randperm(n_train, generator=self._shuffle).to(self.device)
+                order = torch.randperm(n_train, generator=self._shuffle)
+                rank_batches = plan.split(order) if self.dist.enabled else None
+                if isinstance(self.u8_train, scaleout.StreamRows):  # read the epoch's batches ahead
+                    self.u8_train.plan([np.asarray(r) for r in rank_batches] if rank_batches is not None else
+                                       [order[i:i + bs].numpy() for i in range(0, n_train, bs)])
+                else:
+                    order = order.to(self.device)
+                    rank_batches = None if rank_batches is None else [r.to(self.device) for r in rank_batches]
                 last_look = t_epoch
                 for b in range(batches):
                     ctl.wait_while_paused()
-                    if ctl.stopped:
+                    if (agreement.stop if self.dist.enabled else ctl.stopped):
                         _, bad = meter.flush()  # a non-finite loss not looked at yet wins over the stop
                         if bad is not None:
                             yield from self._nan_end(stage.name, epoch, bad, epochs_done, good_state)
@@ -420,7 +453,7 @@ class Trainer:
                         yield Finished("stopped", self._stop_message(m, good_state, epochs_done, b), epochs_done)
                         return
                     t0 = time.perf_counter()
-                    target = self._batch(order[b * bs:(b + 1) * bs])
+                    target = self._batch(order[b * bs:(b + 1) * bs] if rank_batches is None else rank_batches[b])
                     self._update_kl_weight(step, total_steps)
                     x_in = self.noise.apply(target, self._noise_gen)
                     terms = self._step(stage, opt, x_in, target)
@@ -431,8 +464,9 @@ class Trainer:
                     values: dict[str, float] = {}
                     # look at the losses (one host sync) at a bounded interval, never per batch
                     if (b == batches - 1 or step == 1 or meter.pending >= SYNC_EVERY_BATCHES
-                            or t0 - last_look >= SYNC_EVERY_S):
+                            or (t0 - last_look >= SYNC_EVERY_S and not self.dist.enabled)):
                         rows, bad = meter.flush()
+                        _, bad = agreement.look(ctl.stopped, bad, meter._done - 1)  # all ranks alike
                         last_look = time.perf_counter()
                         if bad is not None:
                             yield from self._nan_end(stage.name, epoch, bad, epochs_done, good_state)
@@ -449,7 +483,9 @@ class Trainer:
                     eta = (total_steps - step) * busy / step
                     yield BatchEnd(stage.name, epoch, stage.epochs, b + 1, batches, step, total_steps, values, ips, eta)
                 seen = meter.seen
-                train_terms = meter.means()
+                train_terms = scaleout.global_means(meter.means(), seen, self.dist, self.device)
+                if self.dist.enabled:  # identical weights and buffers everywhere before validating
+                    scaleout.dist.broadcast_state(m, self.dist)
                 val_terms = self.evaluate_terms(stage.eval_fn) if stage.eval_fn else {}
                 if val_terms and not math.isfinite(val_terms.get("total", 0.0)):
                     m.load_state_dict(good_state)
@@ -460,10 +496,11 @@ class Trainer:
                 good_state = copy.deepcopy(m.state_dict())
                 epochs_done += 1
                 seconds = time.perf_counter() - t_epoch
-                ips = seen / max(epoch_busy, 1e-9)
+                ips = seen / max(epoch_busy, 1e-9) * self.dist.world_size  # every rank's images
                 eta = (total_steps - step) * busy / max(step, 1)
                 self.history.append({
                     "stage": stage.name, "epoch": epoch, "seconds": round(seconds, 4), "images_per_sec": round(ips, 1),
+                    "world_size": self.dist.world_size,
                     **{f"train_{k}": v for k, v in train_terms.items()},
                     **{f"val_{k}": v for k, v in val_terms.items()},
                     **self._kl_per_dim_record(),
@@ -550,7 +587,7 @@ class Trainer:
         meter = _LossMeter()
         n = int(self.u8_val.shape[0])
         for i in range(0, n, batch_size):
-            target = self.val_rows(slice(i, i + batch_size))
+            target = self.val_rows(slice(i, i + batch_size))  # a streamed set reads these from its cache
             if self._channels_last:
                 target = target.contiguous(memory_format=torch.channels_last)
             with self._autocast():
