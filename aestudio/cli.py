@@ -180,6 +180,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="read the run's data even when its config points outside the run folder or into a system folder")
     e.add_argument("--allow-download", action="store_true",
                    help="download the run's data set (mnist, fashion-mnist) when it is not on this computer")
+    from aestudio.cli_compare import add_compare_parser
+
+    add_compare_parser(sub)
     from aestudio.cli_export import add_parsers as add_export_parsers
 
     add_export_parsers(sub)  # encode, reconstruct, export, code
@@ -653,6 +656,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         why = "" if good or not args.overwrite else f" (a {finished.reason if finished else 'failed'} run never replaces one)"
         _err(f"note: {out} already holds a run; saved this one beside it as {saved}{why}")
         out = Path(saved)
+    from aestudio.core.runs import remember_run
+
+    remember_run(saved)  # the studio's Runs panel lists it
     assert finished is not None
     if finished.reason == "nan":
         _err(f"{PROG}: {finished.message}")
@@ -776,6 +782,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             args.argv = argv  # `--nproc` starts torchrun with these arguments
             return cmd_train(args)
+        if args.command == "compare":
+            from aestudio.cli_compare import cmd_compare
+
+            return cmd_compare(args)
         from aestudio.cli_export import COMMANDS as EXPORT_COMMANDS, run_command as run_export
 
         if args.command in EXPORT_COMMANDS:

@@ -28,6 +28,7 @@ import torch
 from .config import ConfigError, ModelConfig, TrainConfig
 from .datasets import ImageSet, split_indices
 from .doctor import Diagnosis, Doctor
+from .inspect import GradNormProbe
 from .adversarial import AdversarialStep
 from .losses import loss_terms, reconstruction
 from .models import Autoencoder
@@ -420,6 +421,8 @@ class Trainer:
         good_state = copy.deepcopy(m.state_dict())
         epochs_done = 0
         doctor, final_history = self.doctor, []
+        # per-layer gradient norms: measured on the device on each epoch's last batch, read at its end
+        self._grad_probe, self._grad_norms, self._measure_grads = GradNormProbe(m), None, None
         yield from self._diagnosed(doctor.check_data(self.data))
         for si, stage in enumerate(stages):
             final = si == len(stages) - 1  # the doctor judges the fit of the final stage only
@@ -456,6 +459,7 @@ class Trainer:
                     target = self._batch(order[b * bs:(b + 1) * bs] if rank_batches is None else rank_batches[b])
                     self._update_kl_weight(step, total_steps)
                     x_in = self.noise.apply(target, self._noise_gen)
+                    self._measure_grads = stage.params if b == batches - 1 else None
                     terms = self._step(stage, opt, x_in, target)
                     meter.add(terms, target.shape[0])
                     step += 1
@@ -503,6 +507,7 @@ class Trainer:
                     "world_size": self.dist.world_size,
                     **{f"train_{k}": v for k, v in train_terms.items()},
                     **{f"val_{k}": v for k, v in val_terms.items()},
+                    **self._grad_probe.record(self._grad_norms),
                     **self._kl_per_dim_record(),
                 })
                 yield EpochEnd(stage.name, epoch, stage.epochs, train_terms, val_terms, ips, eta, seconds, step, total_steps)
@@ -533,17 +538,28 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()
+            self._grad_norm_hook()
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(stage.params, clip)
             opt.step()
         else:  # float16: scale the loss so small gradients do not flush to zero
             scaler.scale(loss).backward()
-            if clip > 0:
+            if clip > 0 or getattr(self, "_measure_grads", None):
                 scaler.unscale_(opt)
+                self._grad_norm_hook()
+            if clip > 0:
                 torch.nn.utils.clip_grad_norm_(stage.params, clip)
             scaler.step(opt)
             scaler.update()
         return terms
+
+    def _grad_norm_hook(self) -> None:
+        """On a batch the loop marked (each epoch's last), keep the per-layer gradient norms before
+        clipping, as a device tensor (no host sync here; `GradNormProbe.record` reads it at epoch end)."""
+        params = getattr(self, "_measure_grads", None)
+        if params:
+            self._grad_norms = self._grad_probe.measure(params)
+            self._measure_grads = None
 
     def _nan_end(self, stage: str, epoch: int, bad: tuple[int, float], epochs_done: int,
                  good_state: dict) -> Iterator[Event]:

@@ -1,0 +1,288 @@
+"""Runs: the registry of known run folders, reading runs safely, the comparison table, config diffs,
+`aestudio compare`, and the studio's Runs panel."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from aestudio import cli
+from aestudio.core import runs as R
+from aestudio.core.checkpoint import RunError, save_run
+from aestudio.core.config import ModelConfig, TrainConfig
+from aestudio.core.models import Autoencoder
+
+pytestmark = [pytest.mark.usefixtures("torch_one_thread"), pytest.mark.timeout(120)]
+
+
+def history(*val_recon: float, kind_extra: float = 0.0) -> list[dict]:
+    return [{"stage": "train", "epoch": i + 1, "train_total": v + 0.5 + kind_extra, "train_recon": v + 0.5,
+             "val_total": v + kind_extra, "val_recon": v} for i, v in enumerate(val_recon)]
+
+
+def make_run(path: Path, latent: int = 2, hist=None, **model) -> Path:
+    mc = ModelConfig(**{"arch": "dense", "latent": latent, "hidden": [8], "input_shape": (1, 8, 8), **model})
+    torch.manual_seed(latent)
+    return save_run(path, mc, TrainConfig(epochs=1, batch_size=32, device="cpu"), Autoencoder(mc),
+                    history=history(3.0, 2.0) if hist is None else hist, data="digits", finished="completed")
+
+
+def write_config(run: Path, edit) -> None:
+    d = json.loads((run / "config.json").read_text())
+    edit(d)
+    (run / "config.json").write_text(json.dumps(d))
+
+
+# ---- the registry --------------------------------------------------------------------------------------
+def test_registry_round_trip_and_discovery(tmp_path):
+    a = make_run(tmp_path / "solo")
+    parent = tmp_path / "many"
+    b, c = make_run(parent / "b"), make_run(parent / "c")
+    make_run(parent / "deeper" / "d")  # two levels down: not listed
+    (parent / "notes").mkdir()
+    make_run(parent / ".hidden")
+    reg = R.RunRegistry.load()
+    assert reg.path == Path(os.environ["AESTUDIO_SETTINGS_DIR"]) / "runs.json"  # tests never touch the real one
+    reg.add_folder(parent)
+    reg.add_recent(a)
+    reg.add_recent(b)  # also inside the added folder: listed once
+    reg.add_recent(tmp_path / "gone")
+    reg.save()
+    again = R.RunRegistry.load()
+    assert again.recent == [str(tmp_path / "gone"), str(b), str(a)] and again.folders == [str(parent)]
+    assert again.discover() == [b, c, a]
+    again.remove(parent)
+    assert again.discover() == [b, a]
+
+
+def test_a_broken_registry_is_reported_and_read_as_empty(tmp_path):
+    path = R.registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[" * 100)
+    reg = R.RunRegistry.load()
+    assert reg.recent == [] and reg.folders == [] and "was not read" in reg.warning
+    path.write_text(json.dumps({"format": "aestudio-runs", "recent": ["/x", 3, None, "/x"], "folders": "nope"}))
+    reg = R.RunRegistry.load()
+    assert reg.recent == ["/x"] and reg.folders == []
+
+
+def test_remember_run_keeps_the_newest_first(tmp_path):
+    R.remember_run(tmp_path / "a")
+    R.remember_run(tmp_path / "b")
+    R.remember_run(tmp_path / "a")
+    assert R.RunRegistry.load().recent == [str(tmp_path / "a"), str(tmp_path / "b")]
+
+
+# ---- one run ----------------------------------------------------------------------------------------
+def test_run_info_reads_settings_and_final_losses_without_weights(tmp_path):
+    run = make_run(tmp_path / "r", latent=3, hist=[{"stage": "pretrain layer 1/2", "epoch": 1, "train_total": 9.0},
+                                                   *history(4.0, 2.5)])
+    info = R.read_run_info(run)
+    assert info.ok and info.status == "done" and info.name == "r"
+    assert info.model["latent"] == 3 and info.meta["data"] == "digits" and info.epochs == 3
+    assert info.final() == {"train_total": 3.0, "train_recon": 3.0, "val_total": 2.5, "val_recon": 2.5}
+    assert info.params == sum(p.numel() for p in Autoencoder(ModelConfig(arch="dense", latent=3, hidden=[8],
+                                                                         input_shape=(1, 8, 8))).state_dict().values())
+    assert info.curve("val_recon") == ([2.0, 3.0], [4.0, 2.5])
+
+
+def _hostile(tmp_path: Path, good: Path) -> dict[str, Path]:
+    out = {}
+
+    def copy(name):
+        return Path(shutil.copytree(good, tmp_path / name))
+
+    out["nested"] = copy("nested")
+    (out["nested"] / "config.json").write_text("[" * 50_000 + "]" * 50_000)
+    out["types"] = copy("types")
+    write_config(out["types"], lambda d: d["model"].update(latent="8"))
+    out["classes"] = copy("classes")
+    write_config(out["classes"], lambda d: d.__setitem__("classes", [0, 1]))
+    out["not json"] = copy("notjson")
+    (out["not json"] / "config.json").write_bytes(b"\xff\xfe garbage")
+    out["no weights"] = copy("noweights")
+    (out["no weights"] / "weights.safetensors").unlink()
+    out["symlink"] = tmp_path / "link"
+    out["symlink"].symlink_to(good)
+    out["fifo"] = copy("fifo")
+    (out["fifo"] / "config.json").unlink()
+    os.mkfifo(out["fifo"] / "config.json")
+    out["missing"] = tmp_path / "nowhere"
+    return out
+
+
+@pytest.mark.timeout(30)
+def test_hostile_and_half_written_folders_give_one_line_each(tmp_path):
+    good = make_run(tmp_path / "good")
+    for kind, path in _hostile(tmp_path, good).items():
+        info = R.read_run_info(path)
+        assert info.status == "broken" and not info.ok, kind
+        assert info.error and "\n" not in info.error and "Traceback" not in info.error, (kind, info.error)
+        assert "Error" not in info.error, (kind, info.error)  # no exception class names
+    table = R.compare([R.read_run_info(good), R.read_run_info(tmp_path / "types")])
+    assert [row.values[1] for row in table.rows if row.section == "settings"] == [None] * 7
+
+
+def test_broken_history_is_a_warning_not_a_broken_run(tmp_path):
+    run = make_run(tmp_path / "r")
+    (run / "history.json").write_text(json.dumps([{"epoch": {"nested": [1]}}]))
+    info = R.read_run_info(run)
+    assert info.ok and info.history == [] and "history.json was not read" in info.warnings[0]
+
+
+def test_status_writing_quiet_and_done(tmp_path):
+    run = make_run(tmp_path / "r")
+    assert R.read_run_info(run).status == "done"
+    write_config(run, lambda d: d.__setitem__("finished", "running"))
+    assert R.read_run_info(run).status == "writing"
+    old = time.time() - 3600
+    for f in run.iterdir():
+        os.utime(f, (old, old))
+    assert R.read_run_info(run).status == "quiet"
+    # a save building the run beside it (checkpoint.save_run's hidden folder)
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "config.json").write_text((run / "config.json").read_text())
+    assert R.read_run_info(half).status == "broken"
+    (tmp_path / ".half.x1y2.tmp").mkdir()
+    info = R.read_run_info(half)
+    assert info.status == "writing" and "still being written" in info.error
+    build = tmp_path / ".half.x1y2.tmp"
+    os.utime(build, (old, old))  # a leftover of a killed save, long ago
+    assert R.read_run_info(half).status == "broken"
+
+
+# ---- comparing ---------------------------------------------------------------------------------------
+def info(name: str, val_recon: float, evaluation: dict | None = None, **model) -> R.RunInfo:
+    mc = ModelConfig(**{"arch": "dense", "latent": 2, "input_shape": (1, 8, 8), **model})
+    return R.RunInfo(path=Path("/runs") / name, model=mc.to_dict(), train=TrainConfig().to_dict(),
+                     meta={"data": "digits"}, history=history(9.0, val_recon), evaluation=evaluation)
+
+
+def row(table: R.Comparison, key: str) -> R.Row:
+    return next(r for r in table.rows if r.key == key)
+
+
+def test_best_in_each_row_is_marked():
+    runs = [info("a", 2.0, {"recon_mse": 0.03, "probe_accuracy": 0.7, "pca_mse": 0.05, "silhouette": 0.1}),
+            info("b", 1.0, {"recon_mse": 0.02, "probe_accuracy": 0.7, "pca_mse": 0.04}),
+            info("c", 1.0, {"recon_mse": 0.04, "probe_accuracy": 0.6, "pca_mse": 0.03})]
+    t = R.compare(runs)
+    assert row(t, "val_recon").best == [1, 2]  # a tie shares the mark
+    assert row(t, "val_total").best == [1, 2] and row(t, "val_total").better == "lower"
+    assert row(t, "recon_mse").best == [1]  # lower is better
+    assert row(t, "probe_accuracy").best == [0, 1]  # higher is better
+    assert row(t, "pca_mse").best == [] and row(t, "pca_mse").better is None  # a baseline: not ranked
+    assert row(t, "silhouette").best == []  # only one run has it
+    assert row(t, "silhouette").values == [0.1, None, None]
+    assert [r.key for r in t.rows if r.section == "evaluation"] == ["recon_mse", "pca_mse", "probe_accuracy",
+                                                                     "silhouette"]
+    text = R.format_table(t)
+    assert "0.02 *" in text and "0.03 *" not in text.split("PCA")[0]
+
+
+def test_losses_of_different_kinds_or_loss_functions_are_not_ranked():
+    t = R.compare([info("a", 2.0), info("b", 1.0, kind="vae")])
+    assert row(t, "val_recon").best == [1]  # reconstruction is comparable across kinds
+    assert row(t, "val_total").best == [] and "different kinds" in row(t, "val_total").note
+    t = R.compare([info("a", 2.0), info("b", 1.0, loss="bce")])
+    assert row(t, "val_recon").best == [] and "different losses" in row(t, "val_recon").note
+
+
+def test_config_diff_lists_only_what_differs():
+    a = info("a", 1.0, hidden=[64, 32])
+    b = info("b", 1.0, hidden=None)  # the default for 8x8 images is [32, 16, 8]
+    c = info("c", 1.0, hidden=[64, 32], dropout=0.2, activations=["relu", "relu"])
+    diff = dict(R.config_diff([a, b, c]))
+    assert diff == {"model.hidden": [[64, 32], [32, 16, 8], [64, 32]],
+                    "model.activations": [["relu", "relu"], ["relu", "relu", "relu"], ["relu", "relu"]],
+                    "model.dropout": [0.0, 0.0, 0.2]}
+    assert R.config_diff([a, info("a2", 5.0, hidden=[64, 32])]) == []
+
+
+# ---- evaluation on demand ------------------------------------------------------------------------------
+def _trained(path: Path, latent: int, epochs: int = 2) -> Path:
+    args = ["train", "--data", "digits", "--arch", "dense", "--latent", str(latent), "--hidden", "16",
+            "--epochs", str(epochs), "--threads", "1", "--quiet", "--out", str(path)]
+    assert cli.main(args) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cmp")
+    return _trained(root / "z2", 2), _trained(root / "z8", 8, epochs=4)
+
+
+def test_evaluate_folder_stores_metrics_until_the_weights_change(two_runs, tmp_path):
+    run = Path(shutil.copytree(two_runs[0], tmp_path / "r"))
+    metrics = R.evaluate_folder(run)
+    assert {"recon_mse", "pca_mse", "probe_accuracy"} <= set(metrics)
+    assert R.read_run_info(run).evaluation == metrics
+    state = load_file(str(run / "weights.safetensors"))
+    save_file(state, str(run / "weights.safetensors"))  # rewritten: an older evaluation no longer applies
+    os.utime(run / "weights.safetensors", ns=(1, 1))
+    assert R.read_run_info(run).evaluation is None
+
+
+def test_evaluate_folder_gives_one_line_for_bad_weights(two_runs, tmp_path):
+    run = Path(shutil.copytree(two_runs[0], tmp_path / "nan"))
+    state = load_file(str(run / "weights.safetensors"))
+    state["to_code.weight"][:] = float("nan")
+    save_file(state, str(run / "weights.safetensors"))
+    assert R.read_run_info(run).ok  # listing does not read the weights
+    with pytest.raises(RunError, match="NaN"):
+        R.evaluate_folder(run)
+
+
+# ---- aestudio compare ----------------------------------------------------------------------------------
+def test_compare_json_has_the_table(two_runs, capsys):
+    capsys.readouterr()
+    assert cli.main(["compare", *map(str, two_runs), "--json", "--evaluate"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"runs", "rows", "config_diff"}
+    assert [r["name"] for r in out["runs"]] == ["z2", "z8"]
+    assert set(out["runs"][0]) == {"name", "path", "status", "error", "epochs", "final", "evaluation", "warnings"}
+    assert out["runs"][1]["epochs"] == 4 and out["runs"][0]["status"] == "done"
+    rows = {r["key"]: r for r in out["rows"]}
+    assert set(rows["recon_mse"]) == {"key", "label", "section", "values", "better", "best", "note"}
+    recon = rows["recon_mse"]["values"]
+    assert rows["recon_mse"]["best"] == [int(np.argmin(recon))] and rows["recon_mse"]["better"] == "lower"
+    assert rows["latent"]["values"] == [2, 8]
+    diff = {d["key"]: d["values"] for d in out["config_diff"]}
+    assert diff["model.latent"] == [2, 8] and diff["train.epochs"] == [2, 4]
+
+
+def test_compare_prints_a_table_and_expands_a_folder_of_runs(two_runs, capsys):
+    capsys.readouterr()
+    assert cli.main(["compare", str(two_runs[0].parent)]) == 0
+    out = capsys.readouterr().out
+    head = out.splitlines()[0].split()
+    assert head == ["z2", "z8"] and "settings that differ:" in out and "model.latent" in out
+
+
+@pytest.mark.parametrize("case", ["missing", "not a run", "one run", "hostile"])
+def test_compare_bad_input_is_one_line_and_exit_2(two_runs, tmp_path, capsys, case):
+    good = str(two_runs[0])
+    if case == "missing":
+        argv = [good, str(tmp_path / "nope")]
+    elif case == "not a run":
+        (tmp_path / "empty").mkdir()
+        argv = [good, str(tmp_path / "empty")]
+    elif case == "one run":
+        argv = [good]
+    else:
+        bad = Path(shutil.copytree(two_runs[1], tmp_path / "bad"))
+        write_config(bad, lambda d: d["model"].update(latent="8"))
+        argv = [good, str(bad)]
+    capsys.readouterr()
+    assert cli.main(["compare", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("aestudio: error: ") and "Traceback" not in err, err
