@@ -19,6 +19,9 @@ and opened with the run like every other weight.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 from .losses import adversarial_losses, loss_terms
@@ -64,4 +67,51 @@ class AdversarialStep:
         return loss_terms(m, x_in, target)
 
 
-__all__ = ["AdversarialStep", "encoder_parameters"]
+@dataclass
+class PriorView:
+    """Codes and prior samples in one 2-D view, for plotting the one against the other."""
+
+    codes: np.ndarray  # (N, 2) the codes, projected
+    prior: np.ndarray  # (M, 2) samples of N(0, I), projected the same way
+    axes: tuple[str, str]  # what the two axes are ("z1", "z2" or "code PC 1", "code PC 2")
+    code_mean_norm: float  # ||mean of the codes||: 0 for codes centred like the prior
+    code_std: float  # mean over dimensions of the codes' standard deviation: 1 like the prior
+    labels: np.ndarray | None = None  # (N,) class of each code, when known
+
+    def summary(self) -> str:
+        return (f"codes: mean at distance {self.code_mean_norm:.2f} from the prior's centre, "
+                f"spread {self.code_std:.2f} per dimension (the prior N(0, I): 0 and 1)")
+
+
+def prior_view(codes: np.ndarray, n_prior: int = 1000, seed: int = 0, labels: np.ndarray | None = None,
+               max_points: int = 5000) -> PriorView:
+    """Project codes (N, latent) and `n_prior` samples of N(0, I) into the same plane.
+
+    A 2-D code is shown as it is. A larger one is projected onto the two directions along which
+    the codes vary most (orthonormal, through the origin, so an offset of the codes stays visible);
+    the prior's projection onto any orthonormal pair is again N(0, I), so the two clouds compare
+    directly. A 1-D code is drawn on the horizontal axis.
+    """
+    z = np.asarray(codes, dtype=np.float64)
+    z = z.reshape(len(z), -1)
+    if len(z) == 0:
+        raise ValueError("no codes to show")
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(z), size=max_points, replace=False)) if len(z) > max_points else np.arange(len(z))
+    z = z[keep]
+    lab = None if labels is None else np.asarray(labels)[keep]
+    k = z.shape[1]
+    prior = rng.standard_normal((max(1, int(n_prior)), k))
+    if k == 1:
+        basis, axes = np.array([[1.0, 0.0]]), ("z1", "")
+    elif k == 2:
+        basis, axes = np.eye(2), ("z1", "z2")
+    else:
+        _, _, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
+        basis, axes = vt[:2].T, ("code PC 1", "code PC 2")
+    mean_norm = float(np.linalg.norm(z.mean(0)))
+    std = float(z.std(0).mean()) if len(z) > 1 else 0.0
+    return PriorView((z @ basis).astype(np.float32), (prior @ basis).astype(np.float32), axes, mean_norm, std, lab)
+
+
+__all__ = ["AdversarialStep", "PriorView", "encoder_parameters", "prior_view"]
