@@ -141,7 +141,11 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--channels-last", action="store_true", default=None,
                    help="channels-last memory for conv models on CUDA; ignored otherwise")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
-    g.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
+    g.add_argument("--out", metavar="DIR", help="run folder to write (required unless --resume)")
+    g.add_argument("--resume", metavar="RUN",
+                   help="continue training the run folder RUN: its weights, optimizer state, split and history "
+                        "(--epochs more epochs; saved back into RUN unless --out). Changing any other setting "
+                        "makes a fork: a new run (--out, or RUN-2, ...) whose config.json names RUN as its parent")
     g.add_argument("--overwrite", action="store_true",
                    help="replace a run already in --out (default: save beside it as DIR-2, DIR-3, ...)")
     g.add_argument("--quiet", action="store_true", help="no per-batch progress line")
@@ -546,6 +550,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aestudio.core.checkpoint import RunError, check_writable, estimated_run_bytes
 
     _check_flags(args, _TRAIN_FLAGS)
+    if getattr(args, "resume", None):
+        from aestudio.cli_resume import cmd_resume
+
+        return cmd_resume(args)
+    if not args.out:
+        raise UsageError(f"the following arguments are required: --out (see `{PROG} train --help`)")
     from aestudio.core.datasets import parse_background
 
     parse_background(args.background)  # an unknown --background fails before anything else happens
