@@ -223,6 +223,7 @@ class _Stage:
     params: list[torch.nn.Parameter]
     step_fn: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
     eval_fn: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]] | None
+    first: int = 0  # epochs done before this run (a continued run numbers its epochs on)
 
 
 @dataclass
@@ -233,6 +234,12 @@ class Trainer:
     control: Control = field(default_factory=Control)
     model: Autoencoder | None = None  # pass one to continue training it
     val_data: ImageSet | None = None  # validate on this set and train on all of `data` (else a seeded split)
+    # Continuing a trained model (core.trained.resume_trainer): the (train, validation) indices it was
+    # trained with, its optimizer's state and its epoch records; new epochs are numbered on, the KL
+    # warm-up and stacked pretraining are behind it.
+    split: tuple[np.ndarray, np.ndarray] | None = None
+    optimizer_state: dict | None = None
+    prior_history: list[dict] | None = None
 
     def __post_init__(self) -> None:
         self.train_config.validate()
@@ -278,7 +285,8 @@ class Trainer:
             self.u8_train, self.u8_val = scaleout.stream_sources(self.data, self.train_idx, self.val_idx,
                                                                  self.device, self.val_data)
         elif self.val_data is None:
-            self.train_idx, self.val_idx = split_indices(self.data.n, cfg.val_fraction, cfg.seed)
+            self.train_idx, self.val_idx = (split_indices(self.data.n, cfg.val_fraction, cfg.seed) if self.split is None
+                                            else (np.array(self.split[0], np.int64), np.array(self.split[1], np.int64)))
             self.u8_train = x[torch.from_numpy(self.train_idx)].to(self.device)
             self.u8_val = x[torch.from_numpy(self.val_idx)].to(self.device)
             self.val_set = self.data.subset(self.val_idx)
@@ -292,7 +300,9 @@ class Trainer:
         x_float = scaleout.sample_float(self.u8_train)  # one transient float copy (a sample when streamed)
         if fresh:
             self.model.init_data_stats(x_float)  # standardised inputs, output starts at the mean image (models.py)
-        self.history: list[dict[str, float | str | int]] = []
+        self.history: list[dict[str, float | str | int]] = [dict(r) for r in self.prior_history or []]
+        self.epoch_offset = len(self.history)  # every earlier epoch record, as snapshots count them
+        self.optimizer: torch.optim.Optimizer | None = None  # the final stage's, once it started
         self.doctor = Doctor(self.model_config, cfg, self.n_train, math.ceil(self.n_train / cfg.batch_size),
                              x_float, scaleout.sample_float(self.u8_val))
         del x_float
@@ -349,8 +359,9 @@ class Trainer:
         cfg, m = self.train_config, self.model
         # an adversarial autoencoder's discriminator has its own optimizer (adversarial.py), not this stage's
         self._adversary = AdversarialStep(m, cfg.lr) if self.model_config.kind == "aae" else None
-        full = _Stage("train", cfg.epochs, m.autoencoder_parameters(), self._warm_step, self._full_step)
-        if not self.model_config.stacked or cfg.pretrain_epochs == 0:
+        full = _Stage("train", self.epoch_offset + cfg.epochs, m.autoencoder_parameters(), self._warm_step,
+                      self._full_step, first=self.epoch_offset)
+        if not self.model_config.stacked or cfg.pretrain_epochs == 0 or self.epoch_offset:
             return [full]
         n = len(m.enc_blocks) + 1
         stages = []
@@ -380,6 +391,8 @@ class Trainer:
         learns to use it: posterior collapse, measured on sparse strokes and on a 200-image folder.
         """
         beta, warm = self.model_config.beta, self.train_config.kl_warmup * total_steps
+        if self.epoch_offset:
+            warm = 0  # a continued model is past its warm-up
         self._kl_weight = beta if warm <= 0 else beta * min(1.0, step / warm)
 
     def _layer_step(self, k: int) -> Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]:
@@ -416,10 +429,10 @@ class Trainer:
         if self.dist.enabled:
             batches = plan.batches_per_epoch
         stages = self._stages()
-        total_steps = sum(s.epochs for s in stages) * batches
+        total_steps = sum(s.epochs - s.first for s in stages) * batches
         step, images, busy = 0, 0, 0.0
         good_state = copy.deepcopy(m.state_dict())
-        epochs_done = 0
+        epochs_done = self.epoch_offset
         doctor, final_history = self.doctor, []
         # per-layer gradient norms: measured on the device on each epoch's last batch, read at its end
         self._grad_probe, self._grad_norms, self._measure_grads = GradNormProbe(m), None, None
@@ -432,7 +445,13 @@ class Trainer:
             if self.dist.enabled:  # gradients averaged over the ranks (DistributedDataParallel)
                 stage = dataclasses.replace(stage, step_fn=scaleout.ddp_step(
                     m, stage.step_fn, self.device, unused_parameters=len(stages) > 1))
-            for epoch in range(1, stage.epochs + 1):
+            if final:
+                if self.optimizer_state is not None:
+                    from .trained import load_optimizer_state
+
+                    load_optimizer_state(opt, self.optimizer_state, cfg.lr)
+                self.optimizer = opt
+            for epoch in range(stage.first + 1, stage.epochs + 1):
                 m.train()
                 t_epoch = time.perf_counter()
                 epoch_busy = 0.0
