@@ -362,6 +362,9 @@ class MainWindow(QMainWindow):
         from .follow import install as install_follow
 
         install_follow(self)  # File > Follow run folder… (self.run_follower)
+        from .export_actions import install as install_exports
+
+        install_exports(self)  # File > Export, Show PyTorch code (self.export_actions)
 
     # ---- layout ---------------------------------------------------------------------------
     def _default_layout(self) -> None:
