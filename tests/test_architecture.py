@@ -44,3 +44,53 @@ def test_importing_aestudio_shortens_openmp_spinning_unless_the_user_chose():
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.strip() == "None"
+
+
+UI = CORE.parent / "ui"
+
+
+def _imports(tree) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_no_ui_module_imports_torch():
+    """Widgets receive numpy; computing with torch happens in the core and the workers (issue 8)."""
+    import ast
+
+    files = sorted(UI.rglob("*.py"))
+    assert len(files) > 10
+    for path in files:
+        names = _imports(ast.parse(path.read_text(), str(path)))  # module level and inside functions alike
+        bad = sorted(n for n in names if n == "torch" or n.startswith("torch."))
+        assert not bad, f"{path.relative_to(UI.parent)} imports {bad}"
+
+
+def test_ui_modules_reach_torch_only_through_core_or_workers():
+    """With torch blocked, importing any ui module fails only where the core or a worker imports torch."""
+    modules = sorted(f"aestudio.ui.{m.name}" for m in pkgutil.walk_packages([str(UI)]))
+    code = (
+        "import sys, importlib, traceback\n"
+        "sys.modules['torch'] = None\n"
+        "bad = []\n"
+        f"for m in {modules!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(m)\n"
+        "    except ImportError as e:\n"
+        "        frames = [f for f in traceback.extract_tb(e.__traceback__) if '/aestudio/' in f.filename]\n"
+        "        where = frames[-1].filename if frames else '?'\n"
+        "        if '/aestudio/ui/' in where or 'torch' not in str(e):\n"
+        "            bad.append((m, where, str(e)))\n"
+        "print('bad', bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("bad []"), out.stdout[-2000:]
