@@ -10,8 +10,10 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory, monkeypatch):
-    """Every test gets its own empty studio settings (window layout, recent runs, last configs)."""
+    """Every test gets its own empty studio settings (window layout, recent runs, last configs); the
+    cache of decoded folders is off (tests that want it point AESTUDIO_FOLDER_CACHE at a temp folder)."""
     monkeypatch.setenv("AESTUDIO_SETTINGS_DIR", str(tmp_path_factory.mktemp("settings")))
+    monkeypatch.setenv("AESTUDIO_FOLDER_CACHE", "off")
 
 
 @pytest.fixture(autouse=True)

@@ -57,8 +57,20 @@ Size and channels
 Speed
     Tiny files are dominated by per-file Python work that holds the GIL, where threads only
     add contention; larger ones are dominated by decoding, which Pillow does without the GIL.
-    The first files are therefore decoded by one worker and timed, and more workers join only
-    when the median image takes longer than :data:`THREAD_THRESHOLD_S`.
+    The first files are therefore decoded by one worker and timed.  When many files are left
+    (:data:`PROCESS_MIN_FILES`) and each is quick, the rest are decoded in chunks by worker
+    processes (a pool started from a fork server, kept for the next folder), with the same
+    rules in each; a chunk that makes no progress for :data:`FILE_TIMEOUT_S`, or a broken pool,
+    hands its files back to the threads.  Otherwise more threads join when the median image
+    takes longer than :data:`THREAD_THRESHOLD_S`.
+
+Cache
+    The decoded uint8 images are kept in the user cache (:mod:`.cache`), keyed by the image
+    files' paths, sizes, modification and change times and the size, channels, background and
+    pixel-limit options.  Opening the same unchanged folder again reads them back instead of
+    decoding; a changed, added, removed or renamed file gives a new key.  A load during which
+    files timed out or could not be read is not cached.  ``cache=False`` (or
+    ``AESTUDIO_FOLDER_CACHE=off``) switches the cache off.
 """
 
 from __future__ import annotations
@@ -68,6 +80,7 @@ import re
 import stat
 import threading
 import time
+from concurrent import futures
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -108,6 +121,12 @@ SCAN_TIMEOUT_S = 120.0
 HEARTBEAT_S = 0.2
 #: Mean seconds per image above which more decoding threads join.
 THREAD_THRESHOLD_S = 120e-6
+#: Files left after the probe from which worker processes decode the rest (when each is quick).
+PROCESS_MIN_FILES = 1000
+#: Median seconds per probed image up to which worker processes are used (slower images: threads).
+PROCESS_MAX_S = 0.005
+#: Worker processes may be switched off (then only threads decode).
+USE_PROCESSES = True
 _PROBE = 32  # images decoded by one worker (and timed) before choosing the number of workers
 _BATCH = 32  # more workers are worth it only with more than this many files left
 _POLL_S = 0.05
@@ -165,13 +184,15 @@ def load_folder(
     channels: int | None = None,
     progress: Progress | None = None,
     background: str = "auto",
+    cache: bool = True,
 ) -> ImageSet:
     """Load every image under ``path`` as described in the module documentation.
 
     ``progress(done, total)`` counts image files and is called from the calling thread, at
     least every :data:`HEARTBEAT_S` seconds while decoding (``(0, 0)`` while a slow folder is
     still being listed); it may raise to abort loading.  ``background`` is where transparent
-    pixels are composited (see "Transparency").
+    pixels are composited (see "Transparency").  ``cache`` reads and writes the decoded images
+    in the user cache (see "Cache").
     """
     wanted = parse_background(background)
     root = Path(path).expanduser().resolve()
@@ -185,6 +206,12 @@ def load_folder(
         f"Listing the folder {root} took longer than {SCAN_TIMEOUT_S:g} s, so loading was stopped "
         "(is it on a drive that stopped responding?).",
     )
+    store = _cache_for(files, image_size, channels, wanted) if cache else None
+    hit = store.load() if store is not None else None
+    if hit is not None:
+        cached = _from_cache(root, hit, files, file_labels, class_names, skipped, progress)
+        if cached is not None:
+            return cached
     results = _decode_all(files, str(root), image_size, channels, progress, linked)
 
     kept = [i for i, result in enumerate(results) if not isinstance(result, _Skip)]
@@ -198,6 +225,60 @@ def load_folder(
     images = np.empty((len(arrays), channels, image_size, image_size), dtype=np.uint8)
     for out, array in zip(images, arrays, strict=True):
         out[...] = array if array.ndim == 2 else array.transpose(2, 0, 1)  # type: ignore[union-attr]
+    if store is not None:
+        failed = [(i, str(r)) for i, r in enumerate(results) if isinstance(r, _Skip)]
+        if not any(reason.startswith(_TRANSIENT) for _, reason in failed):
+            store.store(images, {"kept": None if len(kept) == len(files) else kept, "failed": failed,
+                                 "transparent_fraction": fraction, "background": used})
+    return ImageSet(
+        name=root.name or str(root),
+        images=images,
+        labels=None if class_names is None else np.asarray(file_labels, dtype=np.int64)[kept],
+        class_names=class_names or [],
+        skipped=sorted(skipped, key=lambda item: _natural_key(item[0])),
+        source=str(root),
+        files=[files[i] for i in kept],
+        transparent_fraction=fraction,
+        background=used,
+    )
+
+
+#: Reasons a file was skipped that may not hold next time: such a load is not cached.
+_TRANSIENT = ("timed out", "loading was stopped", "file disappeared", "file not readable", "image too large (out of memory")
+
+
+def _cache_for(files: list[str], size: int, channels: int | None, wanted: str | tuple[int, int, int]):
+    from .cache import ArrayCache, folder_key
+
+    cache = ArrayCache(folder_key(files, size=size, channels=channels, background=wanted,
+                                  max_pixels=MAX_IMAGE_PIXELS))
+    return cache if cache.enabled else None
+
+
+def _from_cache(
+    root: Path, hit: tuple[np.ndarray, dict], files: list[str], file_labels: list[int],
+    class_names: list[str] | None, skipped: list[tuple[str, str]], progress: Progress | None,
+) -> ImageSet | None:
+    """The ImageSet a load would give, from a cache entry; None when the entry does not fit the files."""
+    array, meta = hit
+    kept, failed = meta.get("kept"), meta.get("failed")
+    try:
+        kept = list(range(len(files))) if kept is None else [int(i) for i in kept]
+        failed = [(int(i), str(reason)) for i, reason in failed]
+        if (len(kept) != array.shape[0] or not kept or array.ndim != 4 or array.shape[1] not in (1, 3)
+                or any(not 0 <= i < len(files) for i in kept + [i for i, _ in failed])):
+            return None
+        fraction = meta.get("transparent_fraction")
+        fraction = None if fraction is None else float(fraction)
+        used = meta.get("background")
+        used = None if used is None else str(used)
+    except (TypeError, ValueError):
+        return None
+    if progress is not None:
+        progress(0, len(files))
+        progress(len(files), len(files))
+    images = np.array(array)  # into memory: callers may change their copy
+    skipped = skipped + [(files[i], reason) for i, reason in failed]
     return ImageSet(
         name=root.name or str(root),
         images=images,
@@ -530,6 +611,15 @@ class _Job:
             return None
         return lambda: self.budget.release(amount)
 
+    def wait_for(self, count: int, progress: Progress | None) -> None:
+        """Wait until the first ``count`` files are done (the probing thread's file in hand)."""
+        while True:
+            with self.lock:
+                if self.done >= count:
+                    return
+            self.check_timeouts()
+            time.sleep(_POLL_S / 5)
+
     def check_timeouts(self) -> None:
         now = time.monotonic()
         hung = 0
@@ -559,7 +649,7 @@ class _Job:
 
 def _decode_all(
     files: Sequence[str], root: str, size: int, channels: int | None, progress: Progress | None,
-    linked: set[str] | None = None,
+    linked: set[str] | None = None, processes: bool = True,
 ) -> list[np.ndarray | _Alpha | _Skip]:
     """Decode ``files`` in order: an array (or :class:`_Alpha`) per image, or the :class:`_Skip` explaining a failure."""
     total = len(files)
@@ -584,7 +674,14 @@ def _decode_all(
                 scaled = True
                 # The median ignores one-off costs such as Pillow importing its format plugins.
                 workers = min(16, os.cpu_count() or 1)
-                if workers > 1 and float(np.median(durations)) > THREAD_THRESHOLD_S and total - done > _BATCH:
+                median = float(np.median(durations))
+                if processes and USE_PROCESSES and workers > 1 and median <= PROCESS_MAX_S and total - done > PROCESS_MIN_FILES:
+                    with job.lock:
+                        start, job.next = job.next, job.n  # the probing thread stops after its file in hand
+                    _decode_in_processes(job, start, workers, progress)
+                    job.wait_for(job.n, progress)
+                    break
+                if workers > 1 and median > THREAD_THRESHOLD_S and total - done > _BATCH:
                     job.spawn(workers - 1)
             now = time.monotonic()
             if progress is not None and (done - reported >= step or now - last_call >= HEARTBEAT_S):
@@ -596,6 +693,128 @@ def _decode_all(
     if progress is not None:
         progress(total, total)
     return job.results
+
+
+# -- worker processes ------------------------------------------------------------------------
+
+_pool: futures.ProcessPoolExecutor | None = None
+_pool_workers = 0
+_pool_lock = threading.Lock()
+#: Extra seconds the first chunk may take while the pool's processes start.
+_STARTUP_S = 30.0
+
+
+def _process_pool(workers: int) -> futures.ProcessPoolExecutor:
+    """A pool of ``workers`` processes forked from a fork server that has imported this module
+    (never forked from a process running Qt and torch threads), kept for the next folder."""
+    global _pool, _pool_workers
+    import multiprocessing
+
+    with _pool_lock:
+        if _pool is None or _pool_workers != workers or getattr(_pool, "_broken", False):
+            if _pool is not None:
+                _pool.shutdown(wait=False, cancel_futures=True)
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            if context.get_start_method() == "forkserver":
+                context.set_forkserver_preload([__name__])
+            _pool, _pool_workers = futures.ProcessPoolExecutor(workers, mp_context=context), workers
+        return _pool
+
+
+def _decode_chunk(
+    paths: list[str], linked: list[bool], root: str, size: int, channels: int | None, max_pixels: int, budget: int,
+) -> list[np.ndarray | _Alpha | _Skip | None]:
+    """Runs in a worker process: decode ``paths`` as ``_load_one`` does. An image whose decoding
+    would need more than ``budget`` bytes is left (None) for the calling process's threads, which
+    share one memory budget."""
+    global MAX_IMAGE_PIXELS
+    MAX_IMAGE_PIXELS = max_pixels  # the caller's limit (tests and users may change it)
+    deferred = [False]
+
+    def acquire(cost: int) -> Callable[[], None] | None:
+        if cost > budget:
+            deferred[0] = True
+            return None
+        return _no_release
+
+    out: list[np.ndarray | _Alpha | _Skip | None] = []
+    for path, link in zip(paths, linked):
+        result = _load_one(path, size, channels, root, acquire, link)
+        out.append(None if deferred[0] else result)
+        deferred[0] = False
+    return out
+
+
+def _no_release() -> None:
+    return None
+
+
+def _decode_in_processes(job: _Job, start: int, workers: int, progress: Progress | None) -> None:
+    """Decode files ``start:`` of ``job`` in worker processes (see "Speed"); files they cannot finish
+    are decoded by threads afterwards. Results land in ``job.results``, counted in ``job.done``."""
+    left = job.n - start
+    chunk = max(16, min(256, left // (workers * 8) or 16))
+    budget = max(1, DECODE_BUDGET_BYTES // workers)
+    open_: set[int] = set(range(start, job.n))
+    pending: dict[futures.Future, tuple[int, int]] = {}
+    try:
+        pool = _process_pool(workers)
+        for lo in range(start, job.n, chunk):
+            hi = min(job.n, lo + chunk)
+            paths = list(job.files[lo:hi])
+            pending[pool.submit(_decode_chunk, paths, [p in job.linked for p in paths], job.root, job.size,
+                                job.channels, MAX_IMAGE_PIXELS, budget)] = (lo, hi)
+    except (OSError, RuntimeError, ValueError, ImportError):
+        pending = {}  # no processes here (a sandbox, a frozen app): threads do it all
+    step = max(1, job.n // 100)
+    reported, last_call = 0, time.monotonic()
+    last_result = time.monotonic() + _STARTUP_S
+    try:
+        while pending:
+            finished, _ = futures.wait(list(pending), timeout=_POLL_S, return_when=futures.FIRST_COMPLETED)
+            now = time.monotonic()
+            for future in finished:
+                lo, hi = pending.pop(future)
+                try:
+                    chunk_results = future.result()
+                except Exception:  # noqa: BLE001 - a broken pool: the threads take these files
+                    continue
+                last_result = now
+                with job.lock:
+                    for i, result in zip(range(lo, hi), chunk_results):
+                        if result is not None:
+                            job.results[i] = result
+                            job.done += 1
+                            open_.discard(i)
+            if not finished and now - last_result > FILE_TIMEOUT_S:
+                break  # no chunk finished for FILE_TIMEOUT_S: a file hangs; threads (with per-file timeouts) take over
+            if progress is not None:
+                with job.lock:
+                    done = job.done
+                if done - reported >= step or now - last_call >= HEARTBEAT_S:
+                    reported, last_call = done, now
+                    progress(done, job.n)
+    finally:
+        for future in pending:
+            future.cancel()
+    if open_:
+        _decode_rest_in_threads(job, sorted(open_), progress)
+
+
+def _decode_rest_in_threads(job: _Job, indices: list[int], progress: Progress | None) -> None:
+    base = job.done
+
+    def sub_progress(done: int, _total: int) -> None:
+        if progress is not None:
+            progress(base + done, job.n)
+
+    results = _decode_all([job.files[i] for i in indices], job.root, job.size, job.channels, sub_progress,
+                          {job.files[i] for i in indices if job.files[i] in job.linked}, processes=False)
+    with job.lock:
+        for i, result in zip(indices, results):
+            job.results[i] = result
+            job.done += 1
 
 
 def _load_one(
