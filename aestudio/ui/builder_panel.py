@@ -107,6 +107,8 @@ class BuilderPanel(QWidget):
         self.problems_label = _label("", "Model problems", "What must change before this model can be trained.",
                                      style.problems_css(), hidden=True)
         self.problems_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.warnings_label = _label("", "Model warnings", "This model can be trained, but it may not learn what "
+                                     "you expect.", style.muted_css(self), hidden=True)
         self._lay_out()
 
         self._push_timer = self._timer(self._push)
@@ -143,6 +145,7 @@ class BuilderPanel(QWidget):
         top.addWidget(self.params_label)
         fl.addLayout(top)
         fl.addWidget(self.problems_label)
+        fl.addWidget(self.warnings_label)
         line = QFrame(self)
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
@@ -272,6 +275,9 @@ class BuilderPanel(QWidget):
         if problems:
             self.problems_label.setText("\n".join(f"• {p[0].upper() + p[1:]}" for p in problems))
         self.problems_label.setVisible(bool(problems))
+        warnings = [] if problems else cfg.warnings()
+        self.warnings_label.setText("\n".join(f"⚠ {w[0].upper() + w[1:]}" for w in warnings))
+        self.warnings_label.setVisible(bool(warnings))
         self._summary_timer.start()
 
     def memory_estimate(self):

@@ -59,6 +59,7 @@ from .labs.base import LabPanel
 from .labs_window import LabsWindow
 from .latent_sliders import LatentSlidersPanel
 from .loss_curves import LossCurvesPanel
+from .prior_view import PriorViewPanel
 from .state import StudioState
 from .training_panel import TrainingPanel
 
@@ -312,6 +313,7 @@ class MainWindow(QMainWindow):
         self.latent_map = LatentMapPanel(state)
         self.decoded_view = DecodedSampleView(state)
         self.latent_sliders = LatentSlidersPanel(state)
+        self.prior_view = PriorViewPanel(state)  # issue 10: codes against the prior (AAE, VAE)
         if restore:
             self._restore_data_options()
 
@@ -325,6 +327,7 @@ class MainWindow(QMainWindow):
             ("latent", "Latent map", self.latent_map),
             ("decoded", "Decoded sample", self.decoded_view),
             ("sliders", "Latent sliders", self.latent_sliders),
+            ("prior", "Codes vs prior", self.prior_view),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{key}")
@@ -383,6 +386,8 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["grid"], d["sliders"], H)
         self.splitDockWidget(d["curves"], d["latent"], H)
         self.splitDockWidget(d["latent"], d["decoded"], H)
+        self.tabifyDockWidget(d["latent"], d["prior"])  # Codes vs prior shares the latent map's place
+        d["latent"].raise_()
         w, h = self.width(), self.height()
         left = 355
         right = max(700, w - left)

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..config import ConfigError, ModelConfig, TrainConfig
 from ..datasets import ImageSet
-from ..evaluation import as_float_images, encode_images, fit_pca, pca_reconstruct, reconstruct_images
+from ..evaluation import (as_float_images, encode_images, fit_pca, is_linear_model, pca_reconstruct,
+                          reconstruct_images, subspace_angle_deg)
 from ..latent import Projection
 from ..models import Autoencoder
 from ..training import Control
@@ -128,10 +129,23 @@ class SizeComparison:
     ae_map: np.ndarray  # (M, 2) the autoencoder's 2-D map of the same images
     ae_map_method: str  # "codes" (latent 2), "codes (1-D)" or "PCA of the codes"
     labels: np.ndarray | None  # (M,)
+    # linear dense models only: mean principal angle (degrees) between the decoder's column space and PCA's
+    subspace_angle_deg: float | None = None
 
     @property
     def verdict(self) -> str:
-        return verdict(self.k, self.ae_mse, self.pca_mse)
+        text = verdict(self.k, self.ae_mse, self.pca_mse)
+        if self.subspace_angle_deg is not None:
+            text += " " + angle_sentence(self.subspace_angle_deg)
+        return text
+
+
+def angle_sentence(angle_deg: float) -> str:
+    """What the mean principal angle between a linear autoencoder's decoder and PCA's subspace says."""
+    how = ("essentially the same subspace as PCA" if angle_deg < 5 else
+           "close to PCA's subspace" if angle_deg < 20 else "a subspace still far from PCA's (train longer)")
+    return (f"This linear autoencoder reconstructs through {how}: the mean principal angle between its decoder's "
+            f"columns and PCA's components is {angle_deg:.1f}°.")
 
 
 def compare_at_size(model: Autoencoder, train_x: np.ndarray, val_x: np.ndarray, labels: np.ndarray | None = None,
@@ -152,9 +166,12 @@ def compare_at_size(model: Autoencoder, train_x: np.ndarray, val_x: np.ndarray, 
     proj = Projection().fit(codes, method="pca", seed=seed)
     method = {"identity": "codes", "pad": "codes (1-D)"}.get(proj.method or "", "PCA of the codes")
     n = min(n_show, len(vx))
+    angle = None
+    if is_linear_model(model.config) and int(pca.n_components_) == k:
+        angle = subspace_angle_deg(model, pca.components_)
     return SizeComparison(k, ae_mse, pca_mse, vx[:n].copy(), pca_rec[:n].copy(), ae_rec[:n].copy(), pca_map,
                           np.asarray(proj.points, np.float32), method,
-                          None if labels is None else np.asarray(labels)[:m])
+                          None if labels is None else np.asarray(labels)[:m], angle)
 
 
 @dataclass
@@ -209,6 +226,6 @@ def train_size_sweep(model_config: ModelConfig, train_set: ImageSet, val_set: Im
 
 
 __all__ = [
-    "DEFAULT_SWEEP", "MAX_PCA_SIZE", "PcaCurve", "SizeComparison", "SweepPoint", "compare_at_size",
+    "DEFAULT_SWEEP", "MAX_PCA_SIZE", "PcaCurve", "angle_sentence", "SizeComparison", "SweepPoint", "compare_at_size",
     "default_sizes", "pca_curve", "sweep_note", "train_size_sweep", "verdict",
 ]

@@ -1,0 +1,93 @@
+"""Issue 10 in the studio: the builder offers the linear activation, no hidden layer, the aae kind and
+free bits, and warns about over-complete codes; the Codes vs prior panel; the PCA lab's subspace angle."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from aestudio.core.config import ModelConfig
+from aestudio.core.labs.pca_compare import compare_at_size
+from aestudio.core.models import Autoencoder
+from aestudio.ui.builder_panel import BuilderPanel
+from aestudio.ui.prior_view import PriorViewPanel
+from aestudio.ui.state import StudioState
+
+
+@pytest.fixture
+def builder(qtbot):
+    panel = BuilderPanel(StudioState())
+    qtbot.addWidget(panel)
+    return panel
+
+
+def _combo_values(combo) -> list:
+    return [combo.itemData(i) for i in range(combo.count())]
+
+
+def test_builder_offers_the_new_choices_and_round_trips_them(builder):
+    assert "aae" in _combo_values(builder.widget("kind"))
+    assert "linear" in _combo_values(builder.widget("activation"))
+    for cfg in (ModelConfig(arch="dense", hidden=[], latent=32, output="linear"),
+                ModelConfig(arch="dense", kind="aae", latent=2, hidden=[64], activation="linear"),
+                ModelConfig(arch="dense", kind="vae", latent=8, free_bits=0.25)):
+        builder.set_config(cfg)
+        assert builder.config() == cfg
+    builder.widget("hidden").setText("none")  # typed: no hidden layer
+    assert builder.config().hidden == () and builder.problems() == []
+
+
+def test_builder_shows_free_bits_for_vaes_only(builder):
+    builder.set_config(ModelConfig(kind="vae"))
+    assert builder.form.is_shown("free_bits")
+    builder.set_config(ModelConfig(kind="aae"))
+    assert not builder.form.is_shown("free_bits")
+
+
+def test_builder_warns_about_an_over_complete_code_but_allows_it(builder):
+    builder.set_config(ModelConfig(arch="dense", latent=2000, input_shape=(1, 28, 28)))
+    builder._refresh()
+    assert builder.problems() == []
+    assert builder.warnings_label.isVisibleTo(builder)
+    assert "copy its input" in builder.warnings_label.text()
+    builder.set_config(ModelConfig(arch="dense", latent=16, input_shape=(1, 28, 28)))
+    builder._refresh()
+    assert not builder.warnings_label.isVisibleTo(builder)
+
+
+def _snapshot(kind: str, codes: np.ndarray) -> SimpleNamespace:
+    """What the panel reads of a workers.training.ModelSnapshot."""
+    cfg = ModelConfig(arch="dense", kind=kind, latent=codes.shape[1], hidden=[16], input_shape=(1, 8, 8))
+    return SimpleNamespace(model_config=cfg, codes=codes.astype(np.float32), labels=np.arange(len(codes)) % 3,
+                           class_names=["a", "b", "c"], epoch=3)
+
+
+def test_codes_vs_prior_panel_follows_the_snapshots(qtbot):
+    state = StudioState()
+    panel = PriorViewPanel(state)
+    qtbot.addWidget(panel)
+    codes, prior = panel.point_data()
+    assert len(codes) == 0 and "No model yet" in panel.info.text()
+    rng = np.random.default_rng(0)
+    state.set_snapshot(_snapshot("aae", rng.normal(size=(300, 6)) + 3.0))
+    codes, prior = panel.point_data()
+    assert codes.shape == (300, 2) and prior.shape == (1000, 2)
+    assert "Epoch 3" in panel.info.text() and "discriminator" in panel.info.text()
+    assert "distance 7.3" in panel.info.text()  # ||(3, ..., 3)|| in 6-D
+    state.set_snapshot(_snapshot("ae", rng.normal(size=(50, 2))))
+    assert panel.point_data()[0].shape == (50, 2) and "no prior" in panel.info.text()
+    state.set_snapshot(None)
+    assert len(panel.point_data()[0]) == 0
+
+
+def test_pca_lab_reports_the_subspace_angle_of_linear_models(digits):
+    x = digits.as_float()
+    train, val = x[:1200], x[1200:1500]
+    lin = Autoencoder(ModelConfig(arch="dense", hidden=[], latent=4, output="linear", input_shape=digits.shape)).eval()
+    cmp = compare_at_size(lin, train, val)
+    assert cmp.subspace_angle_deg is not None and 0 <= cmp.subspace_angle_deg <= 90
+    assert "principal angle" in cmp.verdict
+    relu = Autoencoder(ModelConfig(arch="dense", hidden=[16], latent=4, input_shape=digits.shape)).eval()
+    cmp = compare_at_size(relu, train, val)
+    assert cmp.subspace_angle_deg is None and "angle" not in cmp.verdict
