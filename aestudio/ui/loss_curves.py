@@ -24,11 +24,11 @@ from .state import StudioState
 
 REDRAW_INTERVAL_S = 1.0
 
-TERM_ORDER = ("total", "recon", "kl", "sparsity", "contractive", "weight_decay")
+TERM_ORDER = ("total", "recon", "kl", "sparsity", "contractive", "disc", "gen", "weight_decay")
 TERM_LABELS = {"total": "total", "recon": "reconstruction", "kl": "KL", "sparsity": "sparsity",
-               "contractive": "contractive", "weight_decay": "weight decay"}
+               "contractive": "contractive", "disc": "discriminator", "gen": "generator", "weight_decay": "weight decay"}
 TERM_COLORS = {"total": "#4e79a7", "recon": "#f28e2b", "kl": "#59a14f", "sparsity": "#e15759",
-               "contractive": "#b07aa1", "weight_decay": "#9c755f"}
+               "contractive": "#b07aa1", "disc": "#17becf", "gen": "#8c564b", "weight_decay": "#9c755f"}
 EXTRA_COLORS = ["#76b7b2", "#edc948", "#ff9da7", "#bab0ac"]
 READING_HINTS = {
     "total": "Validation well above training means the model is starting to memorise the training images.",
@@ -38,6 +38,10 @@ READING_HINTS = {
     "sparsity": "Falling means fewer code units are active for each image.",
     "contractive": "Falling means the code changes less when the input is nudged: a smoother, more robust encoder.",
     "weight_decay": "Falling means smaller weights overall, which usually means a smoother model.",
+    "disc": "Near 1.39 the discriminator cannot tell codes from prior samples (the goal); toward 0 it wins "
+            "easily and the encoder's codes are far from the prior. Wild swings are the adversarial game's instability.",
+    "gen": "Near 0.69 the encoder's codes pass for prior samples; rising while the discriminator's loss falls "
+           "means the discriminator is winning.",
 }
 
 NO_TRAINING_TEXT = "No training yet: start a run, or open a saved one to see its curves."
