@@ -456,9 +456,7 @@ def _memory_budget(args: argparse.Namespace) -> int | None:
 
 def _launch_torchrun(args: argparse.Namespace) -> int:
     """`--nproc N`: run this same command under torchrun with N processes, and wait for it."""
-    import subprocess
-
-    from aestudio.core.distributed import torchrun_command, under_torchrun
+    from aestudio.core.distributed import launch, under_torchrun
 
     if under_torchrun():
         raise UsageError("--nproc starts torchrun itself; leave it out when you run torchrun")
@@ -472,20 +470,18 @@ def _launch_torchrun(args: argparse.Namespace) -> int:
             skip = True
         elif not a.startswith("--nproc="):
             argv.append(a)
-    command = torchrun_command(args.nproc, argv)
     _err(f"starting {args.nproc} training processes: torchrun --standalone --nproc-per-node={args.nproc} "
          f"-m aestudio {' '.join(argv)}")
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches torchrun and its workers directly
     try:
-        proc = subprocess.run(command, check=False)
+        rc, interrupted = launch(args.nproc, argv, _err)
     except OSError as e:
         raise UsageError(f"cannot start torchrun: {e.strerror or e}") from None
-    finally:
-        signal.signal(signal.SIGINT, old)
-    if proc.returncode not in (0, 1, 2, 130):
-        _err(f"{PROG}: error: a training process failed (torchrun exited with status {proc.returncode}); "
+    if interrupted and rc == 0:
+        return 130  # stopped by Ctrl-C; rank 0 saved the partly trained run
+    if rc not in (0, 1, 2, 130):
+        _err(f"{PROG}: error: a training process failed (torchrun exited with status {rc}); "
              "the run folder keeps its last complete save")
-    return proc.returncode
+    return rc
 
 
 def _join_ranks(args: argparse.Namespace):
@@ -509,6 +505,22 @@ def _rank_train_config(train_cfg, rank, device: str):
     import dataclasses
 
     return dataclasses.replace(train_cfg, device=device)
+
+
+def _stop_on_sigterm(rank) -> None:
+    """torchrun's agent sends SIGTERM to the other ranks when one fails: end with one line, not a traceback
+    (the run folder keeps its last complete save: rank 0 writes atomically)."""
+    from aestudio.core.distributed import DistributedError
+
+    def on_sigterm(signum, frame) -> None:  # noqa: ARG001
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise DistributedError(f"rank {rank.rank} was stopped by torchrun (another training process failed or the "
+                               "job was cancelled); the run folder keeps its last complete save")
+
+    try:
+        signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread
+        pass
 
 
 def _run_meta(args: argparse.Namespace, data) -> dict[str, Any]:
@@ -615,6 +627,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         old_handler = signal.signal(signal.SIGINT, on_sigint)
     except ValueError:  # not the main thread
         old_handler = None
+    if rank.enabled:
+        _stop_on_sigterm(rank)
     t0 = time.monotonic()
     from aestudio.core.follow import LiveSaver, safe_final
 
@@ -639,6 +653,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                 progress.line(f"diagnosis: {ev.text()}")
             elif isinstance(ev, Finished):
                 finished = ev
+    except RuntimeError as e:  # under torchrun: a collective that failed because another rank is gone
+        if rank.enabled and _user_message(e) is None:
+            from aestudio.core.distributed import lost_peer
+
+            raise lost_peer(e) from None
+        raise
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
@@ -650,7 +670,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from aestudio.core.distributed import shutdown
 
         shutdown()
-        return {"completed": 0, "nan": 1, "stopped": 130}.get(finished.reason if finished else "", 1)
+        return {"completed": 0, "nan": 1, "stopped": 0}.get(finished.reason if finished else "", 1)
     # A failed, NaN or interrupted run never replaces a run already there: it goes beside it.
     good = finished is not None and finished.reason == "completed"
     replace = bool(args.overwrite) and good
@@ -677,7 +697,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if finished.reason == "stopped":
         _err(finished.message)
         print(f"saved the partly trained run to {out}", flush=True)
-        return 130
+        return 0 if rank.enabled else 130  # torchrun reports any other status as a failed job
     print(f"{finished.message} Saved the run to {out} ({_fmt_time(time.monotonic() - t0)})", flush=True)
     return 0
 

@@ -169,7 +169,10 @@ def barrier(info: DistInfo) -> None:
 
 
 def lost_peer(e: BaseException) -> DistributedError:
-    detail = " ".join(str(e).split())[:200] or type(e).__name__
+    import re
+
+    detail = re.sub(r"\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", " ".join(str(e).split()))  # no C++ source paths
+    detail = detail.split(". This is typically")[0][:160] or type(e).__name__
     return DistributedError(f"another training process stopped or cannot be reached, so this one stops too "
                             f"(rank {current().rank}: {detail}); the run folder keeps its last complete save")
 
@@ -178,3 +181,63 @@ def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
     """`torchrun --standalone --nproc-per-node N -m aestudio ARGV...` with this Python interpreter."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={int(nproc)}",
             "-m", "aestudio", *argv]
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of `pid` (Linux /proc; empty elsewhere)."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def launch(nproc: int, argv: list[str], say) -> tuple[int, bool]:
+    """Run `torchrun_command(nproc, argv)` and wait. Returns (exit status, whether Ctrl-C was pressed).
+
+    torchrun runs in its own session, so the terminal's Ctrl-C reaches this process only; it is passed
+    to the training processes themselves (which agree on a batch to stop at, and rank 0 saves), not
+    to torchrun's agent, which would report a stopped job as failed. A second Ctrl-C ends them at once."""
+    import signal
+    import subprocess
+    import time
+
+    posix = os.name == "posix"
+    proc = subprocess.Popen(torchrun_command(nproc, argv), start_new_session=posix)
+    pressed: list[float] = []
+
+    def on_sigint(signum, frame) -> None:  # noqa: ARG001
+        pressed.append(time.monotonic())
+        if len(pressed) == 1:
+            say("stopping every training process after its current batch (Ctrl-C again to abort without saving) ...")
+            workers = _children(proc.pid)
+            targets = workers or [proc.pid]
+            for pid in targets:
+                try:
+                    os.kill(pid, signal.SIGINT)
+                except OSError:
+                    pass
+        elif posix:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except OSError:
+                pass
+        else:  # pragma: no cover
+            proc.terminate()
+
+    try:
+        old = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread
+        old = None
+    try:
+        return proc.wait(), bool(pressed)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
