@@ -80,7 +80,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog=PROG, description="A desktop studio for building, training and exploring autoencoders.")
     p.add_argument("--version", action="version", version=f"aestudio {_version()}")
-    sub = p.add_subparsers(dest="command", metavar="{studio,train,evaluate,compare,encode,reconstruct,export,code}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{studio,train,evaluate,compare,encode,reconstruct,export,code,questions}", parser_class=_Parser)
 
     s = sub.add_parser("studio", help="open the studio window (the default)")
     s.add_argument("--data", metavar="SPEC", help="data set to open: digits, shapes, fashion-10k, mnist, fashion-mnist or a folder")
@@ -190,6 +190,9 @@ def make_parser() -> argparse.ArgumentParser:
     from aestudio.cli_export import add_parsers as add_export_parsers
 
     add_export_parsers(sub)  # encode, reconstruct, export, code
+    from aestudio.cli_questions import add_questions_parser
+
+    add_questions_parser(sub)
     return p
 
 
@@ -816,6 +819,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from aestudio.cli_compare import cmd_compare
 
             return cmd_compare(args)
+        if args.command == "questions":
+            from aestudio.cli_questions import cmd_questions
+
+            return cmd_questions(args)
         from aestudio.cli_export import COMMANDS as EXPORT_COMMANDS, run_command as run_export
 
         if args.command in EXPORT_COMMANDS:
