@@ -457,6 +457,8 @@ class MainWindow(QMainWindow):
         h = mb.addMenu("&Help")
         h.addAction(self._action("Autoencoder &concepts", self.show_concepts, QKeySequence.StandardKey.HelpContents,
                                  "A short guide to the ideas behind the options.", "fa5s.graduation-cap"))
+        h.addAction(self._action("&Questions guide…", self.show_questions, "Ctrl+Shift+Q",
+                                 "Course questions, each answered by a one-click experiment."))
         h.addAction(self._action("&About aestudio", self.show_about, None, "Version and credits."))
 
     def show_lab(self, title: str, *_args) -> LabPanel:
@@ -464,6 +466,16 @@ class MainWindow(QMainWindow):
         if self.labs_window is None:
             self.labs_window = LabsWindow(self.state, self)
         return self.labs_window.show_lab(title)
+
+    def show_questions(self, *_args):
+        """Open the Questions guide window (created on first use; ui/questions_panel.py)."""
+        from .questions_panel import QuestionsWindow
+
+        if getattr(self, "questions_window", None) is None:
+            self.questions_window = QuestionsWindow(self.state, self)
+        self.questions_window.show()
+        self.questions_window.raise_()
+        return self.questions_window
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
