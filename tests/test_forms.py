@@ -247,6 +247,7 @@ def test_a_plain_dataclass_gets_a_form(qtbot):
     assert set(form.fields) == {"size", "mode", "rate", "extra", "flag", "width"}
     assert [b.title() for b in form.findChildren(QGroupBox)] == ["Details"]
     assert find_by_name(form, "Width").maximum() == 9 and find_by_name(form, "Mode").itemText(1) == "b"
+    assert form.apply(Knobs(size=50, extra=0.5)) == Knobs()  # a new form shows the fields' defaults
     base = Knobs()
     form.set_values(base)
     assert form.apply(base) == base
@@ -281,3 +282,29 @@ def test_a_field_added_to_the_model_config_appears_in_the_builder_form(qtbot):
     assert form.apply(Extended()).warmth == 0.75
     form.set_values({"kind": "ae"})
     assert warmth.isHidden()
+
+
+def test_labs_build_their_settings_from_a_table(qtbot):
+    from aestudio.core.labs.few_labels import FewLabelsSettings
+    from aestudio.core.labs.health import HealthSettings
+    from aestudio.ui.labs.few_labels_lab import FewLabelsLab
+    from aestudio.ui.labs.health_lab import LatentHealthLab
+
+    state = StudioState()
+    for lab_cls, settings in ((LatentHealthLab, HealthSettings), (FewLabelsLab, FewLabelsSettings)):
+        lab = lab_cls(state)
+        qtbot.addWidget(lab)
+        for f in ui_fields(settings):
+            w = find_by_name(lab, f.spec.name)
+            assert w is lab.settings.widget(f.name) and w.toolTip() == f.spec.tip
+        assert lab.settings.apply(settings()) == settings()  # the lab starts at the settings' defaults
+    health = LatentHealthLab(state)
+    qtbot.addWidget(health)
+    health.threshold.set_exact(0.02)
+    assert health.settings.apply(HealthSettings()).kl_threshold == 0.02
+    assert find_by_name(health, "Inactive threshold").text() == "0.020 nats"
+    few = FewLabelsLab(state)
+    qtbot.addWidget(few)
+    assert not few.finetune_epochs.isEnabled()
+    few.finetune.setChecked(True)
+    assert few.finetune_epochs.isEnabled()

@@ -54,6 +54,8 @@ class UiSpec:
     unavailable: str = ""  # added to the tooltip while enabled_when does not hold
     beside: str | None = None  # share the row of this (earlier) field, with the label inline
     placeholder: str = ""  # grey text of an empty text or list field
+    prefix: str = ""  # shown before a number ("k = ")
+    suffix: str = ""  # shown after a number (" nats", " epochs")
 
     @property
     def name(self) -> str:
@@ -65,7 +67,8 @@ def ui(label: str, tip: str, *, widget: str | None = None, lo: float | None = No
        step: float | None = None, decimals: int | None = None, choices: Iterable | None = None,
        group: str | None = None, accessible: str | None = None, advanced: bool = False,
        visible_when: Mapping[str, Any] | None = None, enabled_when: Mapping[str, Any] | None = None,
-       unavailable: str = "", beside: str | None = None, placeholder: str = "") -> dict[str, UiSpec]:
+       unavailable: str = "", beside: str | None = None, placeholder: str = "", prefix: str = "",
+       suffix: str = "") -> dict[str, UiSpec]:
     """The `metadata=` mapping that puts a config field in the studio's forms.
 
     `choices` are values or (value, label) pairs. Returns {"ui": UiSpec(...)}.
@@ -84,7 +87,8 @@ def ui(label: str, tip: str, *, widget: str | None = None, lo: float | None = No
     return {UI_KEY: UiSpec(label=label, tip=tip, widget=widget, lo=lo, hi=hi, step=step, decimals=decimals,
                            choices=pairs, group=group, accessible=accessible, advanced=advanced,
                            visible_when=_frozen_rule(visible_when), enabled_when=_frozen_rule(enabled_when),
-                           unavailable=unavailable, beside=beside, placeholder=placeholder)}
+                           unavailable=unavailable, beside=beside, placeholder=placeholder, prefix=prefix,
+                           suffix=suffix)}
 
 
 def labelled(values: Iterable[str], labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

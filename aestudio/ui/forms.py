@@ -88,6 +88,8 @@ class SpinField(FieldWidget):
             w.setSingleStep(int(spec.step))
         w.setKeyboardTracking(False)
         w.setGroupSeparatorShown(False)
+        w.setPrefix(spec.prefix)
+        w.setSuffix(spec.suffix)
         super().__init__(spec, w)
         w.valueChanged.connect(self.edited)
 
@@ -103,9 +105,9 @@ class FloatField(FieldWidget):
         lo = float(spec.lo) if spec.lo is not None else 0.0
         hi = float(spec.hi) if spec.hi is not None else 1e6
         step = float(spec.step) if spec.step else (0.1 if not log else 1.0)
-        w = style.FloatSpin(lo, hi, step, log=log)
-        if spec.decimals is not None:
-            w.textFromValue = lambda v, d=spec.decimals: f"{v:.{d}f}"  # type: ignore[method-assign]
+        w = _AffixFloatSpin(lo, hi, step, log=log, decimals=spec.decimals)
+        w.setPrefix(spec.prefix)
+        w.setSuffix(spec.suffix)
         super().__init__(spec, w)
         w.valueChanged.connect(self.edited)
 
@@ -114,6 +116,32 @@ class FloatField(FieldWidget):
 
     def set(self, value: Any) -> None:
         self.widget.set_exact(float(value))
+
+
+class _AffixFloatSpin(style.FloatSpin):
+    """A FloatSpin that may show a prefix or suffix (" nats") and a fixed number of decimals."""
+
+    def __init__(self, lo: float, hi: float, step: float, log: bool, decimals: int | None):
+        self._fixed = decimals  # before the base class asks for text
+        super().__init__(lo, hi, step, log=log)
+
+    def _bare(self, text: str) -> str:
+        t = text
+        if self.prefix() and t.startswith(self.prefix()):
+            t = t[len(self.prefix()):]
+        if self.suffix() and t.endswith(self.suffix()):
+            t = t[:-len(self.suffix())]
+        return t.strip()
+
+    def textFromValue(self, v: float) -> str:  # noqa: N802 (Qt)
+        return super().textFromValue(v) if self._fixed is None else f"{v:.{self._fixed}f}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 (Qt)
+        return super().valueFromText(self._bare(text))
+
+    def validate(self, text: str, pos: int):
+        state = super().validate(self._bare(text), pos)[0]
+        return state, text, pos
 
 
 class ComboField(FieldWidget):
@@ -360,9 +388,16 @@ class ConfigForm(QWidget):
 
     changed = Signal(str)  # the field name, after a user edit
 
-    def __init__(self, cls: type, parent: QWidget | None = None, *, only=None, exclude=(), title: str = ""):
+    def __init__(self, cls: type, parent: QWidget | None = None, *, only=None, exclude=(), title: str = "",
+                 into: QFormLayout | None = None, label_suffix: str = "", compact: bool = False):
+        """`into`: put every row into this existing form layout (e.g. a lab's controls) instead of
+        this widget, which then stays hidden; `label_suffix` is added to each row label (":");
+        `compact`: fields keep their natural width, left-aligned, instead of filling the row."""
         super().__init__(parent)
+        self._compact = compact
         self.cls = cls
+        self._into = into
+        self._label_suffix = label_suffix
         self.table = [f for f in ui_fields(cls) if (only is None or f.name in only) and f.name not in exclude]
         self.fields: dict[str, FieldWidget] = {}
         self._forms: dict[str, QFormLayout] = {}  # field name -> the form layout holding its row
@@ -391,13 +426,23 @@ class ConfigForm(QWidget):
             self.more.setAccessibleName(f"{title} more settings".strip().capitalize())
             self.more.setToolTip("Show the settings that rarely need changing.")
             self.more.toggled.connect(self.refresh)
-            self._layout.addWidget(self.more)
+            if into is not None:
+                into.addRow("", self.more)
+            else:
+                self._layout.addWidget(self.more)
             for f in advanced:
                 self._add(f, (f.spec.group or "") + "\x00advanced", f.name in hosts)
-        self.refresh()
+        if compact:
+            for pair in self._pairs.values():
+                pair.addStretch(1)
+        if into is not None:
+            self.hide()
+        self.set_values({f.name: f.default for f in self.table})  # starts at the fields' defaults
 
     # ---- building -------------------------------------------------------------------------
     def _form_for(self, group: str) -> QFormLayout:
+        if self._into is not None:
+            return self._into
         if group not in self._group_forms:
             title = group.split("\x00")[0]
             if title:
@@ -421,24 +466,26 @@ class ConfigForm(QWidget):
             inline = QLabel(f.spec.label)
             inline.setToolTip(f.spec.tip)
             inline.setBuddy(fw.widget)
+            if self._compact:
+                inline.setContentsMargins(8, 0, 0, 0)
             pair.addWidget(inline)
-            _add_to(pair, fw.row, 1)
+            _add_to(pair, fw.row, 0 if self._compact else 1)
             self._inline[f.name] = inline
             self._forms[f.name] = self._forms[f.spec.beside]
             return
         form = self._form_for(group)
         item = fw.row
-        if host:
+        if host or self._compact:
             item = QHBoxLayout()
             item.setSpacing(6)
-            _add_to(item, fw.row, 1)
+            _add_to(item, fw.row, 0 if self._compact else 1)
             self._pairs[f.name] = item
         self._forms[f.name] = form
         self._row_item[f.name] = item
         if isinstance(fw, CheckField):
             form.addRow("", item)
         else:
-            label = QLabel(f.spec.label.replace("&", "&&"))
+            label = QLabel(f.spec.label.replace("&", "&&") + self._label_suffix)
             label.setToolTip(f.spec.tip)
             label.setBuddy(fw.widget)
             form.addRow(label, item)

@@ -36,12 +36,36 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..evaluation import as_float_images, pick_labeled
+from ..fields import ui
 from ..models import Autoencoder
 
 Progress = Callable[[int, int], None]
 
 DEFAULT_COUNTS: tuple[int | None, ...] = (1, 5, 10, 50, None)
 MAX_ITER = 100
+
+
+@dataclass(frozen=True)
+class FewLabelsSettings:
+    """The lab's settings besides the counts (arguments of `few_labels_experiment`), with how the studio
+    shows them."""
+
+    repeats: int = field(default=3, metadata=ui("Random draws", (
+        "How many different random sets of labelled images to try for each count. The curve shows their mean, "
+        "the error bars their standard deviation: with one label per class, which image you happen to label "
+        "matters a lot."), lo=1, hi=10))
+    seed: int = field(default=0, metadata=ui("seed", (
+        "Random seed for picking the labelled images (and PCA): the same seed gives the same numbers."),
+        accessible="Labelled images seed", lo=0, hi=99_999, beside="repeats"))  # "Seed" names the Training field
+    finetune: bool = field(default=False, metadata=ui("Fine-tune the encoder", (
+        "Also train a copy of the encoder with a small classifier head end to end on the N labelled images "
+        "(starting from the linear probe). Fine-tuning adapts the features to the labels, which helps once there "
+        "are enough of them, and can overfit with very few. Slower: one short training per draw.")))
+    finetune_epochs: int = field(default=15, metadata=ui("for", (
+        "Passes over the labelled images when fine-tuning (at most 150 steps). Few epochs keep the encoder close "
+        "to what the autoencoder learned."),
+        accessible="Fine-tuning epochs", lo=1, hi=200, suffix=" epochs", beside="finetune",
+        enabled_when={"finetune": True}))
 
 
 # ---- the linear probe ---------------------------------------------------------------------------

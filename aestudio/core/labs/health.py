@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..evaluation import as_float_images, encode_images, inactive_dims, knn_accuracy, per_dim_kl, silhouette
+from ..fields import ui
 from ..latent import dim_name
 
 Progress = Callable[[int, int], None]
@@ -33,6 +34,20 @@ Progress = Callable[[int, int], None]
 KL_THRESHOLD = 0.01  # nats
 DEAD_FRACTION = 0.01  # of the largest code std
 MAX_IMAGES = 10_000
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """The lab's settings (keyword arguments of `health_report`), with how the studio shows them."""
+
+    kl_threshold: float = field(default=KL_THRESHOLD, metadata=ui("Inactive below", (
+        "A VAE dimension whose average KL to the prior N(0, 1) is below this is inactive: its code is (almost) "
+        "the prior for every image, so it carries no information. 0.01 nats is the usual cut-off."),
+        accessible="Inactive threshold", lo=0.001, hi=1.0, step=0.005, decimals=3, suffix=" nats"))
+    knn_k: int = field(default=5, metadata=ui("k-NN neighbours", (
+        "k-nearest-neighbour accuracy: each validation code takes the majority class of its k closest training "
+        "codes. High accuracy means codes of a class sit together."),
+        accessible="Neighbours for k-NN", lo=1, hi=50, prefix="k = ", beside="kl_threshold"))
 
 
 @dataclass

@@ -10,10 +10,12 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ...core.labs.few_labels import FEATURE_LABELS, FewLabelsResult, count_label, few_labels_experiment, summary_lines
+from ...core.labs.few_labels import (FEATURE_LABELS, FewLabelsResult, FewLabelsSettings, count_label,
+                                     few_labels_experiment, summary_lines)
 from .. import imaging
+from ..forms import ConfigForm
 from ..state import StudioState
 from .base import LabData, LabPanel, lab_data
 
@@ -57,49 +59,9 @@ class FewLabelsLab(LabPanel):
         lay.addStretch(1)
         self.controls.addRow("Labels per class:", counts_row)
 
-        draws_row = QWidget()
-        dl = QHBoxLayout(draws_row)
-        dl.setContentsMargins(0, 0, 0, 0)
-        self.repeats = QSpinBox()
-        self.repeats.setRange(1, 10)
-        self.repeats.setValue(3)
-        self.repeats.setAccessibleName("Random draws")
-        self.repeats.setToolTip("How many different random sets of labelled images to try for each count. "
-                                "The curve shows their mean, the error bars their standard deviation: with "
-                                "one label per class, which image you happen to label matters a lot.")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 99_999)
-        self.seed.setAccessibleName("Labelled images seed")  # "Seed" names the Training panel's field
-        self.seed.setToolTip("Random seed for picking the labelled images (and PCA): the same seed gives the same numbers.")
-        dl.addWidget(self.repeats)
-        seed_label = QLabel("seed")
-        dl.addWidget(seed_label)
-        dl.addWidget(self.seed)
-        dl.addStretch(1)
-        self.controls.addRow("Random draws:", draws_row)
-
-        fine_row = QWidget()
-        fl = QHBoxLayout(fine_row)
-        fl.setContentsMargins(0, 0, 0, 0)
-        self.finetune = QCheckBox("Fine-tune the encoder")
-        self.finetune.setAccessibleName("Fine-tune the encoder")
-        self.finetune.setToolTip(
-            "Also train a copy of the encoder with a small classifier head end to end on the N labelled images "
-            "(starting from the linear probe). Fine-tuning adapts the features to the labels, which helps once "
-            "there are enough of them, and can overfit with very few. Slower: one short training per draw.")
-        self.finetune_epochs = QSpinBox()
-        self.finetune_epochs.setRange(1, 200)
-        self.finetune_epochs.setValue(15)
-        self.finetune_epochs.setSuffix(" epochs")
-        self.finetune_epochs.setAccessibleName("Fine-tuning epochs")
-        self.finetune_epochs.setToolTip("Passes over the labelled images when fine-tuning (at most 150 steps). "
-                                        "Few epochs keep the encoder close to what the autoencoder learned.")
-        self.finetune_epochs.setEnabled(False)
-        self.finetune.toggled.connect(self.finetune_epochs.setEnabled)
-        fl.addWidget(self.finetune)
-        fl.addWidget(self.finetune_epochs)
-        fl.addStretch(1)
-        self.controls.addRow("Fine-tuning:", fine_row)
+        self.settings = ConfigForm(FewLabelsSettings, self, into=self.controls, label_suffix=":", compact=True)
+        self.repeats, self.seed = self.settings.widget("repeats"), self.settings.widget("seed")
+        self.finetune, self.finetune_epochs = self.settings.widget("finetune"), self.settings.widget("finetune_epochs")
 
         # -- figure --
         fig = QWidget()
@@ -163,12 +125,15 @@ class FewLabelsLab(LabPanel):
         if not counts:
             self.notice.setText("Tick at least one number of labels per class.")
             return
-        self._params = {"counts": counts, "repeats": self.repeats.value(), "seed": self.seed.value(),
-                            "finetune": self.finetune.isChecked(), "epochs": self.finetune_epochs.value()}
+        s = self.settings.apply(FewLabelsSettings())
+        self._params = {"counts": counts, "repeats": s.repeats, "seed": s.seed, "finetune": s.finetune,
+                        "epochs": s.finetune_epochs}
         super().run()
 
     def compute(self, data: LabData, progress: Callable[[int, int], None]) -> FewLabelsResult:
-        p = self._params or {"counts": list(COUNT_CHOICES), "repeats": 3, "seed": 0, "finetune": False, "epochs": 15}
+        s = FewLabelsSettings()
+        p = self._params or {"counts": list(COUNT_CHOICES), "repeats": s.repeats, "seed": s.seed, "finetune": s.finetune,
+                             "epochs": s.finetune_epochs}
         return few_labels_experiment(data.model, data.train.images, data.train.labels, data.val.images, data.val.labels,
                                      p["counts"], p["repeats"], p["seed"], p["finetune"], p["epochs"], progress=progress)
 

@@ -4,6 +4,7 @@ list of findings in plain language. The computation lives in `aestudio.core.labs
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 from typing import Any
 from collections.abc import Callable
@@ -11,11 +12,12 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QWidget
 
-from ...core.labs.health import KL_THRESHOLD, HealthReport, health_report
+from ...core.labs.health import HealthReport, HealthSettings, health_report
 from ..state import StudioState
 from ...core.latent import dim_name
+from ..forms import ConfigForm
 from .base import LabData, LabPanel
 
 ACTIVE = "#4e79a7"
@@ -38,31 +40,8 @@ class LatentHealthLab(LabPanel):
         super().__init__(state, parent)
         self._params: dict[str, Any] = {}
 
-        row = QWidget()
-        rl = QHBoxLayout(row)
-        rl.setContentsMargins(0, 0, 0, 0)
-        self.threshold = QDoubleSpinBox()
-        self.threshold.setDecimals(3)
-        self.threshold.setRange(0.001, 1.0)
-        self.threshold.setSingleStep(0.005)
-        self.threshold.setValue(KL_THRESHOLD)
-        self.threshold.setSuffix(" nats")
-        self.threshold.setAccessibleName("Inactive threshold")
-        self.threshold.setToolTip("A VAE dimension whose average KL to the prior N(0, 1) is below this is "
-                                  "inactive: its code is (almost) the prior for every image, so it carries no "
-                                  "information. 0.01 nats is the usual cut-off.")
-        self.knn_k = QSpinBox()
-        self.knn_k.setRange(1, 50)
-        self.knn_k.setValue(5)
-        self.knn_k.setPrefix("k = ")
-        self.knn_k.setAccessibleName("Neighbours for k-NN")
-        self.knn_k.setToolTip("k-nearest-neighbour accuracy: each validation code takes the majority class of its "
-                              "k closest training codes. High accuracy means codes of a class sit together.")
-        rl.addWidget(self.threshold)
-        rl.addWidget(QLabel("   k-NN neighbours:"))
-        rl.addWidget(self.knn_k)
-        rl.addStretch(1)
-        self.controls.addRow("Inactive below:", row)
+        self.settings = ConfigForm(HealthSettings, self, into=self.controls, label_suffix=":", compact=True)
+        self.threshold, self.knn_k = self.settings.widget("kl_threshold"), self.settings.widget("knn_k")
 
         # -- figure --
         fig = QWidget()
@@ -143,7 +122,7 @@ class LatentHealthLab(LabPanel):
 
     # ---- LabPanel API ----
     def run(self) -> None:
-        self._params = {"kl_threshold": self.threshold.value(), "knn_k": self.knn_k.value()}
+        self._params = dataclasses.asdict(self.settings.apply(HealthSettings()))
         super().run()
 
     def compute(self, data: LabData, progress: Callable[[int, int], None]) -> HealthReport:
