@@ -126,7 +126,13 @@ class BuilderPanel(QWidget):
         parameter count, problems)."""
         body = QWidget()
         lay = style.tune_layout(QVBoxLayout(body), style.MARGIN, 8)
-        lay.addWidget(self.input_label)
+        from .presets_menu import PresetsButton  # named starting points (core/presets.py)
+
+        self.presets = PresetsButton(self.state, body)
+        top = QHBoxLayout()
+        top.addWidget(self.input_label, 1)
+        top.addWidget(self.presets)
+        lay.addLayout(top)
         lay.addWidget(self.form)
         lay.addWidget(self.table_group)
         lay.addStretch(1)
