@@ -148,3 +148,62 @@ def test_code_statistics_per_dimension():
     np.testing.assert_allclose(s["max"], [0.05, 3.0, 2.0])
     np.testing.assert_allclose(s["active"], [0.0, 1.0, 0.5])
     assert ins.code_statistics(np.zeros((0, 3)))["mean"].shape == (3,)
+
+
+# ---- the studio's Look inside panel -------------------------------------------------------------------
+@pytest.mark.timeout(120)
+def test_studio_look_inside_follows_training_and_computes_on_demand(qtbot):
+    from conftest import find_by_name
+    from PySide6.QtCore import Qt
+
+    from aestudio.app import create_window
+    from aestudio.ui.inspect_panel import filter_mosaic
+
+    w = create_window("digits")
+    qtbot.addWidget(w)
+    w.show()
+    w.builder.set_config(ModelConfig(arch="dense", latent=3, hidden=[16], input_shape=(1, 8, 8)))
+    w.training_panel.set_config(TrainConfig(epochs=3, batch_size=64, device="cpu"))
+    panel = w.inspect_panel
+    assert find_by_name(w, "Look inside") is panel
+    assert not find_by_name(w, "Compute filters and activations").isEnabled()  # nothing to look at yet
+    epochs_seen = []
+    w.state.snapshotChanged.connect(lambda s: epochs_seen.append(
+        None if s is None else len(panel.grad_items["encoder 1"].getData()[0])))
+    with qtbot.waitSignal(w.state.training.finished, timeout=60000):
+        w.state.start_training()
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=10000)
+    assert [n for n in epochs_seen if n is not None] == [1, 2, 3]  # the gradient curves grew with each epoch
+    assert set(panel.grad_items) == {"encoder 1", "code", "decoder in", "decoder 1"}
+    snap = w.state.snapshot
+    xs, ys = panel.grad_items["code"].getOriginalDataset()
+    np.testing.assert_allclose(ys, [r["grad_norm/code"] for r in snap.history])
+    rows = panel.code_rows()
+    assert list(rows) == ["z1", "z2", "z3"]
+    stats = ins.code_statistics(snap.codes)
+    assert rows["z2"][1] == f"{stats['std'][1]:.3g}" and rows["z3"][4] == f"{100 * stats['active'][2]:.0f}%"
+
+    with qtbot.waitSignal(panel.computed, timeout=30000):
+        qtbot.mouseClick(find_by_name(w, "Compute filters and activations"), Qt.MouseButton.LeftButton)
+    assert panel.result_epoch == snap.epoch == 3
+    assert panel.result["filters"].shape == (16, 1, 8, 8)
+    np.testing.assert_array_equal(panel.result["filters"], ins.first_layer_filters(snap.model))
+    assert find_by_name(w, "First layer filters").image() is not None
+    assert list(panel.hist_plots) == ["encoder 1", "code", "decoder in"]
+    assert "active" in panel.hist_plots["code"].titleLabel.text
+    mosaic = filter_mosaic(panel.result["filters"])
+    assert mosaic.shape == (1, 4 * 9 + 1, 4 * 9 + 1) and mosaic.min() >= 0 and mosaic.max() <= 1
+    w.close()
+
+
+def test_filter_mosaic_scales_each_filter_symmetrically():
+    from aestudio.ui.inspect_panel import filter_mosaic
+
+    f = np.zeros((2, 1, 2, 2), np.float32)
+    f[0, 0, 0, 0], f[0, 0, 1, 1] = 2.0, -1.0
+    f[1, 0, 0, 1] = 0.001
+    m = filter_mosaic(f, columns=2)
+    assert m.shape == (1, 4, 7)
+    np.testing.assert_allclose(m[0, 1:3, 1:3], [[1.0, 0.5], [0.5, 0.25]])
+    np.testing.assert_allclose(m[0, 1:3, 4:6], [[0.5, 1.0], [0.5, 0.5]])
+    assert m[0, 0, 0] == 0.5

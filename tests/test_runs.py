@@ -286,3 +286,91 @@ def test_compare_bad_input_is_one_line_and_exit_2(two_runs, tmp_path, capsys, ca
     assert cli.main(["compare", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("aestudio: error: ") and "Traceback" not in err, err
+
+
+# ---- the studio's Runs panel ---------------------------------------------------------------------------
+def _three_trained_runs(root: Path, digits) -> list[Path]:
+    """Three tiny models trained with the core, saved as run folders: code sizes 2, 4 and 8."""
+    from aestudio.core.training import fit
+
+    small = digits.subset(np.arange(400))
+    out = []
+    for latent, epochs in ((2, 2), (4, 3), (8, 4)):
+        cfg = ModelConfig(arch="dense", latent=latent, hidden=[16], input_shape=(1, 8, 8))
+        trainer, fin = fit(cfg, TrainConfig(epochs=epochs, batch_size=64, device="cpu"), small)
+        assert fin.reason == "completed"
+        out.append(save_run(root / f"z{latent}", cfg, trainer.train_config, trainer.model, history=trainer.history,
+                            data="digits", finished="completed"))
+    return out
+
+
+@pytest.mark.timeout(180)
+def test_studio_overlays_three_runs(qtbot, tmp_path, digits):
+    from conftest import find_by_name
+    from PySide6.QtCore import Qt
+
+    from aestudio.app import create_window
+
+    runs = _three_trained_runs(tmp_path / "runs", digits)
+    (tmp_path / "runs" / "broken").mkdir()
+    (tmp_path / "runs" / "broken" / "config.json").write_text("{")
+    (tmp_path / "runs" / "broken" / "weights.safetensors").write_bytes(b"")
+    w = create_window("digits")
+    qtbot.addWidget(w)
+    w.show()
+    panel = w.runs_panel
+    assert find_by_name(w, "Runs") is panel
+    assert any(a.text() == "Runs" for a in w.menuBar().actions()[1].menu().actions())  # View menu
+    w.docks["runs"].raise_()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=10000)
+    panel.choose_folder = lambda start: str(tmp_path / "runs")  # no dialog in tests
+    with qtbot.waitSignal(panel.loaded, timeout=10000):
+        qtbot.mouseClick(find_by_name(w, "Add runs folder"), Qt.MouseButton.LeftButton)
+    assert [i.name for i in panel.infos] == ["broken", "z2", "z4", "z8"]
+    table = find_by_name(w, "Runs table")
+    assert table.item(0, 6).text() == "broken" and "cannot read" in table.item(0, 0).toolTip()
+    assert [table.item(r, 3).text() for r in range(1, 4)] == ["2", "3", "4"]
+    assert R.RunRegistry.load().folders == [str(tmp_path / "runs")]  # stored for the next session
+
+    # tick the three runs by clicking their check boxes
+    for r in range(1, 4):
+        item = table.item(r, 0)
+        item.setCheckState(Qt.CheckState.Checked)
+    assert [i.name for i in panel.ticked()] == ["z2", "z4", "z8"]
+    assert len(panel.curve_items) == 3
+    colors = set()
+    for run in runs:
+        item = panel.curve_items[str(run)]
+        xs, ys = item.getData()
+        hist = json.loads((run / "history.json").read_text())
+        np.testing.assert_allclose(ys, [h["val_total"] for h in hist])
+        np.testing.assert_array_equal(xs, np.arange(1, len(hist) + 1))
+        colors.add(item.opts["pen"].color().name())
+    assert len(colors) == 3
+    assert [label.text for _, label in panel.legend.items] == ["z2", "z4", "z8"]
+
+    # the same runs side by side, the best of each row marked; the config diff
+    cells = panel.metric_cells()
+    val = [float(v.split()[0]) for v in cells["final validation loss ↓"]]
+    best = int(np.argmin(val))
+    assert [BEST in v for v in cells["final validation loss ↓"]] == [i == best for i in range(3)]
+    diff = panel.diff_rows()
+    assert diff["model.latent"] == ["2", "4", "8"] and diff["train.epochs"] == ["2", "3", "4"]
+    assert "model.arch" not in diff
+
+    with qtbot.waitSignal(panel.evaluated, timeout=60000):
+        qtbot.mouseClick(find_by_name(w, "Evaluate ticked runs"), Qt.MouseButton.LeftButton)
+    cells = panel.metric_cells()
+    recon = cells["reconstruction MSE ↓"]
+    values = [float(v.split()[0]) for v in recon]
+    assert [BEST in v for v in recon] == [i == int(np.argmin(values)) for i in range(3)]
+    assert all(BEST not in v for v in cells["PCA MSE (same code size)"])
+    assert all((run / "evaluation.json").is_file() for run in runs)
+
+    # unticking one removes its curve
+    panel.set_ticked(["z2", "z8"])
+    assert len(panel.curve_items) == 2 and list(panel.diff_rows()["model.latent"]) == ["2", "8"]
+    w.close()
+
+
+BEST = "★"

@@ -59,6 +59,8 @@ from .labs.base import LabPanel
 from .labs_window import LabsWindow
 from .latent_sliders import LatentSlidersPanel
 from .loss_curves import LossCurvesPanel
+from .inspect_panel import InspectPanel
+from .runs_panel import RunsPanel
 from .prior_view import PriorViewPanel
 from .state import StudioState
 from .training_panel import TrainingPanel
@@ -314,6 +316,8 @@ class MainWindow(QMainWindow):
         self.decoded_view = DecodedSampleView(state)
         self.latent_sliders = LatentSlidersPanel(state)
         self.prior_view = PriorViewPanel(state)  # issue 10: codes against the prior (AAE, VAE)
+        self.runs_panel = RunsPanel(state)  # issue 11: compare runs
+        self.inspect_panel = InspectPanel(state)  # issue 11: look inside the model
         if restore:
             self._restore_data_options()
 
@@ -327,6 +331,8 @@ class MainWindow(QMainWindow):
             ("latent", "Latent map", self.latent_map),
             ("decoded", "Decoded sample", self.decoded_view),
             ("sliders", "Latent sliders", self.latent_sliders),
+            ("runs", "Runs", self.runs_panel),
+            ("inside", "Look inside", self.inspect_panel),
             ("prior", "Codes vs prior", self.prior_view),
         ):
             dock = QDockWidget(title, self)
@@ -388,6 +394,9 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["latent"], d["decoded"], H)
         self.tabifyDockWidget(d["latent"], d["prior"])  # Codes vs prior shares the latent map's place
         d["latent"].raise_()
+        self.tabifyDockWidget(d["curves"], d["runs"])  # Runs and Look inside share the loss curves' place
+        self.tabifyDockWidget(d["curves"], d["inside"])
+        d["curves"].raise_()
         w, h = self.width(), self.height()
         left = 355
         right = max(700, w - left)
@@ -729,6 +738,9 @@ class MainWindow(QMainWindow):
         path = str(Path(path).resolve())
         items = [p for p in self.recent_runs() if p != path]
         self.settings.setValue("runs/recent", json.dumps([path, *items][:MAX_RECENT]))
+        from ..core.runs import remember_run
+
+        remember_run(path)  # the Runs panel lists it
 
     @Slot()
     def _fill_recent_menu(self) -> None:
