@@ -574,6 +574,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aestudio.core.datasets import parse_background
 
     parse_background(args.background)  # an unknown --background fails before anything else happens
+    if getattr(args, "tensorboard", None):
+        from aestudio.core.tblog import check_available
+
+        check_available()  # a missing tensorboard package fails before the data loads
     budget = _memory_budget(args)
     if getattr(args, "nproc", None) is not None:
         return _launch_torchrun(args)

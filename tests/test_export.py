@@ -56,6 +56,12 @@ def conv_vae_run(tmp_path_factory, subset, torch_one_thread):
                      hidden=(4, 8), batch_norm=True, dropout=0.2)
 
 
+@pytest.fixture(scope="module")
+def gru_run(tmp_path_factory, subset, torch_one_thread):
+    return _make_run(tmp_path_factory.mktemp("runs") / "gru", subset, arch="recurrent", kind="sparse", latent=3,
+                     hidden=(6,), rnn_cell="gru")
+
+
 def _ok(capsys, argv) -> str:
     rc = cli.main([str(a) for a in argv])
     out = capsys.readouterr()
@@ -184,7 +190,7 @@ def test_reconstruct_with_noise_writes_denoised_and_noisy_images(conv_vae_run, t
 
 
 # ---- ONNX and TorchScript ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("which", ["dense_run", "conv_vae_run"])
+@pytest.mark.parametrize("which", ["dense_run", "conv_vae_run", "gru_run"])
 def test_onnx_round_trip_matches_aestudio_encode(which, request, subset, tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")

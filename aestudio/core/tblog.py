@@ -30,13 +30,20 @@ import torch
 from .export import INSTALL_HINT, ExportError, item_labels, prepare_dir
 
 
+def check_available() -> None:
+    """ExportError (one line saying how to install it) unless TensorBoard logging can work here."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        raise ExportError(f"--tensorboard needs the tensorboard package, which is not installed; "
+                          f"install it with: {INSTALL_HINT}") from None
+
+
 class TensorBoardLog:
     def __init__(self, logdir: str | os.PathLike, images: int = 8, max_codes: int = 1000):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ExportError(f"--tensorboard needs the tensorboard package, which is not installed; "
-                              f"install it with: {INSTALL_HINT}") from None
+        check_available()
+        from torch.utils.tensorboard import SummaryWriter
+
         self.logdir = prepare_dir(logdir)
         self.writer = SummaryWriter(log_dir=str(self.logdir))
         self.images = int(images)
