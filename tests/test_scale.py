@@ -172,3 +172,31 @@ def test_disk_full_while_writing_leaves_no_cache(folder, tmp_path, monkeypatch):
     monkeypatch.undo()
     data, notes = streamed(folder, tmp_path)  # the next load builds a complete cache
     assert data.n == 120 and "streaming" in notes[0]
+
+
+# ---- the studio ---------------------------------------------------------------------------------
+@pytest.mark.timeout(120)
+def test_studio_streams_a_folder_over_the_budget_and_trains_on_it(qtbot, folder, tmp_path, monkeypatch):
+    from aestudio.app import create_window
+    from aestudio.core.config import ModelConfig, TrainConfig
+
+    monkeypatch.setenv("AESTUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(stream, "default_budget", lambda device=None: 1)  # every folder is "too large"
+    w = create_window("digits")
+    qtbot.addWidget(w)
+    formats = []
+    real = w.data_panel.progress.setFormat
+    monkeypatch.setattr(w.data_panel.progress, "setFormat", lambda text: (formats.append(text), real(text)))
+    with qtbot.waitSignal(w.data_panel.loaded, timeout=30000):
+        w.data_panel.load(str(folder), image_size=8, channels=3)
+    data = w.state.dataset
+    assert is_streamed(data) and data.n == 120 and "streamed from a decode cache" in data.summary()
+    assert any(f.startswith("Building the decode cache") for f in formats), formats
+    w.builder.set_config(ModelConfig(arch="dense", latent=2, hidden=[16], input_shape=(3, 8, 8)))
+    w.training_panel.set_config(TrainConfig(epochs=2, batch_size=32, device="cpu"))
+    with qtbot.waitSignal(w.state.training.finished, timeout=60000) as blocker:
+        w.state.start_training()
+    assert blocker.args[0].reason == "completed"
+    qtbot.waitUntil(lambda: w.state.snapshot is not None and len(w.latent_map.points) > 0, timeout=20000)
+    assert len(w.loss_curves.curve_data("total", "val")[0]) == 2
+    w.close()

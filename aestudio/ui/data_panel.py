@@ -70,7 +70,7 @@ def is_folder_spec(spec: str) -> bool:
 
 
 def _load(spec: str, image_size: int | None, channels: int | None, background: str = "auto", progress=None,
-          cancel=None) -> tuple[str, ImageSet]:
+          cancel=None, note=None) -> tuple[str, ImageSet]:
     """Runs on a pool thread. Cancelling takes effect within a fraction of a second, even while a large file
     decodes: the folder loader calls `progress` regularly while it waits, so the pool is never held by a load."""
 
@@ -80,7 +80,8 @@ def _load(spec: str, image_size: int | None, channels: int | None, background: s
         if progress is not None:
             progress(done, total)
 
-    return spec, load_dataset(spec, image_size=image_size, channels=channels, progress=report, background=background)
+    return spec, load_dataset(spec, image_size=image_size, channels=channels, progress=report, background=background,
+                              note=note)  # a folder too large for memory is decoded into a cache and streamed
 
 
 class DataPanel(QWidget):
@@ -268,7 +269,9 @@ class DataPanel(QWidget):
             self._task.cancel()
         self._pending_spec = spec
         self._tasks = [t for t in self._tasks if not t.finished_event.is_set()]
-        task = Task(_load, spec, image_size, channels, background, progress=True, cancellable=True)
+        self.cache_note = ""  # set from the pool thread when the folder is streamed from a decode cache
+        task = Task(_load, spec, image_size, channels, background, progress=True, cancellable=True,
+                    note=lambda text: setattr(self, "cache_note", text))
         task.signals.done.connect(self._on_done)
         task.signals.failed.connect(self._on_failed)
         task.signals.progress.connect(self._on_progress)
@@ -325,7 +328,9 @@ class DataPanel(QWidget):
         if self._pending_spec in DOWNLOADABLE:
             self.progress.setFormat(f"Downloading… {done / 1e6:.1f} / {total / 1e6:.1f} MB")
         else:
-            self.progress.setFormat(f"Loading images… {done:,} / {total:,}")
+            building = "streaming" in getattr(self, "cache_note", "")  # a large folder goes into its decode cache
+            what = "Building the decode cache" if building else "Loading images"
+            self.progress.setFormat(f"{what}… {done:,} / {total:,}")
 
     @Slot(object)
     def _on_done(self, result) -> None:
