@@ -160,11 +160,15 @@ def test_verification_catches_code_that_computes_something_else():
         verify_code(text.replace("nn.Linear(64, 16)", "nn.Linear(64, 17)"), model)
 
 
-def test_unknown_kinds_and_layers_fail_clearly(monkeypatch):
+def test_unknown_kinds_and_layers_fail_clearly(monkeypatch, tmp_path, capsys):
     cfg = ModelConfig(arch="dense", kind="vae", input_shape=SHAPE, latent=3, hidden=(16,))
     monkeypatch.setattr(codegen, "KNOWN_KINDS", ("ae",))
     with pytest.raises(CodegenError, match="kind 'vae'"):
         generate_code(cfg)
+    run = save_run(tmp_path / "vae", cfg, TrainConfig(epochs=1), Autoencoder(cfg), history=[])
+    assert cli.main(["code", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aestudio: error: ") and "kind 'vae'" in err and len(err.splitlines()) == 1
     writer = codegen._Writer(Autoencoder(ModelConfig(arch="dense", input_shape=SHAPE, latent=3, hidden=(8,))))
     with pytest.raises(CodegenError, match="GELU"):
         writer.expr(torch.nn.GELU())

@@ -316,3 +316,18 @@ def test_unwritable_output(argv, dense_run, tmp_path, capsys):
 
 def test_unknown_code_extension(dense_run, tmp_path, capsys):
     _one_line_error(capsys, ["encode", dense_run, "--data", "digits", "--out", tmp_path / "codes.txt"], ".npy or .csv")
+
+
+def test_sprite_of_colour_images_keeps_order_and_shrinks_to_fit(monkeypatch):
+    images = np.zeros((5, 3, 4, 4), np.uint8)
+    for i in range(5):
+        images[i, i % 3] = 40 * (i + 1)  # each image its own colour
+    sprite = export.sprite_image(images)
+    assert sprite.shape == (8, 12, 3)  # 3 columns, 2 rows of 4x4 thumbnails
+    np.testing.assert_array_equal(sprite[0:4, 4:8], images[1].transpose(1, 2, 0))
+    np.testing.assert_array_equal(sprite[4:8, 0:4], images[3].transpose(1, 2, 0))
+    assert not sprite[4:8, 8:12].any()  # the unused cell stays black
+    monkeypatch.setattr(export, "SPRITE_MAX_SIDE", 6)
+    small = export.sprite_image(images[:4])
+    assert small.shape == (6, 6, 3)  # 2x2 thumbnails of 3x3
+    assert small[0:3, 3:6, 1].mean() > 0 and not small[0:3, 3:6, 0].any()  # image 1 is green only

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import ConfigError, ModelConfig
 from .models import Autoencoder, RowDecoder, RowEncoder, TiedLinear
 
 #: Kinds whose code path (`code_from_features`) this writer knows.
@@ -36,8 +36,9 @@ TOP_BUFFERS = ("input_mean", "input_scale")
 VERIFY_TOLERANCE = 1e-5
 
 
-class CodegenError(ValueError):
-    """The model has something this writer cannot express. The message is meant for users."""
+class CodegenError(ConfigError):
+    """The model has something this writer cannot express. The message is meant for users (a
+    ConfigError, so the command line prints it as one line and exits 2)."""
 
 
 # ---- helper layers, written into the file when used ------------------------------------------------
