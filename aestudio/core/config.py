@@ -23,6 +23,9 @@ LOSSES = ("mse", "bce")
 INITS = ("he", "xavier")
 SPARSITY_PENALTIES = ("l1", "kl")
 RNN_CELLS = ("lstm", "gru")
+#: Kinds trained toward the prior N(0, I) (a VAE by its KL term, an AAE by its discriminator): decoding
+#: N(0, I) samples generates images, and one sigma of the prior is one unit of the code.
+PRIOR_KINDS = ("vae", "aae")
 
 FORMAT_VERSION = 1
 
@@ -500,6 +503,6 @@ def _jsonable(v: Any) -> bool:
 
 
 __all__ = [
-    "ACTIVATIONS", "ARCHS", "INITS", "KINDS", "LOSSES", "OUTPUTS", "RNN_CELLS", "SPARSITY_PENALTIES",
+    "ACTIVATIONS", "ARCHS", "INITS", "KINDS", "PRIOR_KINDS", "LOSSES", "OUTPUTS", "RNN_CELLS", "SPARSITY_PENALTIES",
     "ConfigError", "ModelConfig", "TrainConfig", "default_hidden", "dumps", "from_json", "loads",
 ]

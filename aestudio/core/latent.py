@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .config import PRIOR_KINDS
 from .evaluation import decode_codes
 from .models import Autoencoder
 
@@ -250,7 +251,7 @@ def sample_prior(model: Autoencoder, n: int, seed: int = 0, codes: np.ndarray | 
                  temperature: float = 1.0) -> np.ndarray:
     """`n` images decoded from random codes (seeded).
 
-    A VAE samples its prior N(0, I). Other autoencoders have no prior: when `codes` (e.g. the
+    A VAE or an adversarial autoencoder (`PRIOR_KINDS`) samples its prior N(0, I). Other autoencoders have no prior: when `codes` (e.g. the
     training codes) are given, a Gaussian with their per-dimension mean and std is sampled instead,
     otherwise N(0, I). `temperature` scales the spread.
     """
@@ -263,7 +264,7 @@ def sample_codes(model: Autoencoder, n: int, seed: int = 0, codes: np.ndarray | 
     latent = model.config.latent
     g = torch.Generator().manual_seed(int(seed))
     eps = torch.randn(int(n), latent, generator=g).numpy() * temperature
-    if model.config.kind != "vae" and codes is not None and len(codes):
+    if model.config.kind not in PRIOR_KINDS and codes is not None and len(codes):
         st = code_stats(codes)
         return (st.mean + eps * st.std).astype(np.float32)
     return eps.astype(np.float32)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPus
                                QWidget)
 from superqt import QLabeledDoubleSlider
 
+from ..core.config import PRIOR_KINDS
 from ..core.latent import CodeStats, code_stats, dim_name, sample_codes
 from ..workers.training import epoch_label
 from . import imaging
@@ -307,7 +308,7 @@ class LatentSlidersPanel(QWidget):
             self.state.choose_code(self.code.copy(), "sliders", self.source.text())
 
     def _is_vae(self) -> bool:
-        return self.snapshot is not None and self.snapshot.model_config.kind == "vae"
+        return self.snapshot is not None and self.snapshot.model_config.kind in PRIOR_KINDS  # VAE or AAE
 
     def _range(self, dim: int) -> tuple[float, float]:
         lo, hi = self.stats.range(dim, 3.0)

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..config import PRIOR_KINDS
 from ..evaluation import as_float_images, decode_codes, encode_images, per_dim_kl
 from ..latent import code_stats, dim_name, interpolate_codes, sample_codes
 from ..models import Autoencoder
@@ -82,7 +83,7 @@ def dim_order(model: Autoencoder, codes: np.ndarray, images: np.ndarray | None =
 def traversal_sigma(model: Autoencoder, codes: np.ndarray | None) -> np.ndarray:
     """The step size of one "sigma" per dimension: 1 for a VAE (its prior), the code std otherwise."""
     latent = model.config.latent
-    if model.config.kind == "vae" or codes is None or not len(codes):
+    if model.config.kind in PRIOR_KINDS or codes is None or not len(codes):
         return np.ones(latent, dtype=np.float32)
     std = code_stats(codes).std.astype(np.float32)
     return np.where(std > 1e-8, std, 1.0).astype(np.float32)
@@ -142,6 +143,9 @@ def prior_samples(model: Autoencoder, n: int = 32, seed: int = 0, codes: np.ndar
     images = np.clip(decode_codes(model, z), 0.0, 1.0)
     if model.config.kind == "vae":
         note = "Samples from the prior N(0, I): the VAE was trained so that such codes decode to plausible images."
+    elif model.config.kind == "aae":
+        note = ("Samples from the prior N(0, I): the adversarial autoencoder's discriminator pushed its codes toward "
+                "that prior, so such codes should decode to plausible images.")
     elif codes is not None and len(codes):
         note = ("Samples from a Gaussian fitted to the codes (per-dimension mean and std): this model has no prior, "
                 "so random codes may fall in gaps between the training codes and decode to blends or noise.")

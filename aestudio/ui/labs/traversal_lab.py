@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
+from ...core.config import PRIOR_KINDS
 from ...core.labs.traversal import CAPTURED, METHOD_LABELS, TraversalResult, mosaic, tile_centres, traversal_experiment
 from .. import imaging
 from ..state import StudioState
@@ -275,7 +276,7 @@ class TraversalLab(LabPanel):
                   for x, v in zip(tile_centres(len(r.values), w, pad), r.values)]
         self.trav_plot.getAxis("left").setTicks([left, []])
         self.trav_plot.getAxis("bottom").setTicks([bottom, []])
-        sig = "σ = 1 (the prior)" if r.kind == "vae" else "σ = code std"
+        sig = "σ = 1 (the prior)" if r.kind in PRIOR_KINDS else "σ = code std"
         self.trav_plot.setTitle(f"Traversal around the {r.base}", size="9pt")
         self.trav_plot.setLabel("bottom", f"change in σ units ({sig})", color=self.palette().color(self.palette().ColorRole.Text).name())
 
@@ -294,7 +295,7 @@ class TraversalLab(LabPanel):
         _set_mosaic(self.samples_image, self.samples_plot, r.samples)
         self.samples_plot.getAxis("left").setTicks([[], []])
         self.samples_plot.getAxis("bottom").setTicks([[], []])
-        self.samples_plot.setTitle("Samples from the prior N(0, I)" if r.kind == "vae" else
+        self.samples_plot.setTitle("Samples from the prior N(0, I)" if r.kind in PRIOR_KINDS else
                                    "Samples from a Gaussian fitted to the codes (no prior)", size="9pt")
 
         # factors: a heat map, factors as rows, dimensions as columns in the traversal's order
