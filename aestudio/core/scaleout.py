@@ -27,14 +27,21 @@ from . import distributed as dist
 from .datasets.stream import Prefetcher, StreamedImageSet, is_streamed
 
 #: Images read for the statistics of a streamed set (input standardisation, the doctor's probe).
-STATS_SAMPLE = 8192
+STATS_SAMPLE = 4096
+#: Validation images read for the training doctor's probe of a streamed set (it uses 256 of them).
+PROBE_SAMPLE = 1024
+#: A streamed run keeps the first this many validation images in memory for the studio's views
+#: (the latent map shows at most this many points; see workers/training.py MAX_MAP_POINTS).
+VAL_SET_LIMIT = 10_000
 
 
 class StreamRows:
     """Rows `indices` of a StreamedImageSet, indexable like a (N, C, H, W) uint8 tensor on `device`."""
 
-    def __init__(self, data: StreamedImageSet, indices: np.ndarray, device: torch.device, prefetch: int = 4):
+    def __init__(self, data: StreamedImageSet, indices: np.ndarray, device: torch.device, prefetch: int = 4,
+                 sample_limit: int = STATS_SAMPLE):
         self.data, self.indices, self.device = data, np.asarray(indices, dtype=np.int64), device
+        self.sample_limit = sample_limit
         self.shape = torch.Size((len(self.indices), *data.shape))
         self.prefetch = prefetch
         self._pin = device.type == "cuda"
@@ -57,7 +64,8 @@ class StreamRows:
         if not batches:
             return
         self._queue = [np.asarray(b, dtype=np.int64) for b in batches]
-        self._stream = Prefetcher(self.data, (self.indices[b] for b in self._queue), depth=self.prefetch)
+        planned = list(self._queue)  # the consumer pops from _queue while the thread reads this
+        self._stream = Prefetcher(self.data, (self.indices[b] for b in planned), depth=self.prefetch)
         self._iter = iter(self._stream)
 
     def close(self) -> None:
@@ -78,8 +86,9 @@ class StreamRows:
             return self._to_device(rows)
         return self._to_device(self.data.read_rows(self.indices[pos]))
 
-    def sample(self, limit: int = STATS_SAMPLE) -> torch.Tensor:
-        """At most `limit` evenly spaced rows as float in [0, 1] (statistics, probes)."""
+    def sample(self, limit: int | None = None) -> torch.Tensor:
+        """At most `limit` (default `sample_limit`) evenly spaced rows as float in [0, 1] (statistics, probes)."""
+        limit = self.sample_limit if limit is None else limit
         n = len(self)
         if n == 0:
             return torch.zeros((0, *self.shape[1:]), device=self.device)
@@ -87,7 +96,7 @@ class StreamRows:
         return self[pos].float().div_(255.0)
 
 
-def sample_float(rows, limit: int = STATS_SAMPLE) -> torch.Tensor:
+def sample_float(rows, limit: int | None = None) -> torch.Tensor:
     """Float images in [0, 1] for statistics: all of an in-memory split, a sample of a streamed one."""
     if isinstance(rows, StreamRows):
         return rows.sample(limit)
@@ -102,7 +111,7 @@ def stream_sources(data, train_idx: np.ndarray, val_idx: np.ndarray, device: tor
     if val_data is not None and not is_streamed(val_data):
         val = torch.from_numpy(val_data.images[val_idx]).to(device)
     else:
-        val = StreamRows(val_src, val_idx, device)
+        val = StreamRows(val_src, val_idx, device, sample_limit=PROBE_SAMPLE)
     return StreamRows(data, train_idx, device), val
 
 

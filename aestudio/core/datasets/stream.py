@@ -229,8 +229,18 @@ class StreamedImageSet(ImageSet):
         return ImageSet(**values)
 
     def subset(self, idx) -> ImageSet:  # type: ignore[override]
-        """The selected images, in memory (an ordinary ImageSet)."""
-        return self.plain().subset(idx)
+        """The selected images, in memory (an ordinary ImageSet), read with file reads: the memory map
+        is not touched, so the pages of the whole file do not become resident."""
+        sel = np.arange(self.n)[idx] if isinstance(idx, slice) else np.asarray(idx)
+        if sel.dtype == np.bool_:
+            sel = np.flatnonzero(sel)
+        sel = sel.astype(np.intp, copy=False)
+        return dataclasses.replace(
+            self.plain(), images=self.read_rows(sel),
+            labels=None if self.labels is None else self.labels[sel], class_names=list(self.class_names),
+            factors=None if self.factors is None else self.factors[sel], factor_names=list(self.factor_names),
+            skipped=list(self.skipped), files=None if self.files is None else [self.files[i] for i in sel],
+        )
 
     def close(self) -> None:
         with self._fd_lock:
