@@ -47,7 +47,9 @@ def _has_aae() -> bool:
     try:
         from ..training import Trainer
 
-        return "aae" in KINDS and hasattr(Trainer, "_stages")
+        from ..adversarial import AdversarialStep  # noqa: F401
+
+        return "aae" in KINDS and Trainer is not None
     except ImportError:  # pragma: no cover
         return False
 
@@ -132,6 +134,9 @@ QUESTIONS: tuple[Question, ...] = (
     _Q(24, "vae-draws", "Does a VAE give the same output twice?",
        "How does a VAE's encoding differ from a plain autoencoder's, and what does that do to its outputs?",
        "VAE", ex.q_vae_draws, 2),
+    _Q(25, "aae", "What is adversarial training, and why is it hard?",
+       "What does a GAN's adversarial game look like inside an autoencoder, and why is it unstable to train?",
+       "GAN", ex.q_aae, 2, view="Loss curves", requires=_has_aae),
 )
 
 

@@ -161,36 +161,56 @@ def fmt(n: Numbers, key: str) -> str:
 
 
 # ---- 3. perfect reconstruction ---------------------------------------------------------------------------
+def foreign_images(ctx: Context, n: int, size: int = 28) -> np.ndarray:
+    """Images of kinds a Fashion-MNIST model never saw: handwritten digits and drawn shapes, half each."""
+    k = max(4, ctx.count(n) // 2)
+    digits = ctx.dataset("digits", image_size=size)
+    shapes = ctx.dataset("shapes", image_size=size)
+    rng = np.random.default_rng(ctx.seed + 3)
+    a = digits.as_float()[np.sort(rng.choice(digits.n, size=min(k, digits.n), replace=False))]
+    b = shapes.as_float()[np.sort(rng.choice(shapes.n, size=min(k, shapes.n), replace=False))]
+    out = np.empty((len(a) + len(b), *a.shape[1:]), np.float32)
+    out[0::2], out[1::2] = a[: len(out[0::2])], b[: len(out[1::2])]
+    return out
+
+
 def q_perfect(ctx: Context):
     train, val = ctx.images(FASHION, 3000)
     vx = val.as_float()
+    other = foreign_images(ctx, 400)
     noise = noise_images(len(vx), vx.shape[1:], ctx.seed)
     copier = ctx.train("over-complete", get_preset("overcomplete").model_config(train.shape), train, val, steps=1500)
     small = ctx.train("bottleneck", dense(32), train, val, steps=1500)
     n = Numbers()
-    cv = n.put("overcomplete_images_mse", mse(copier.model, vx))
-    cn = n.put("overcomplete_noise_mse", mse(copier.model, noise))
-    bv = n.put("bottleneck_images_mse", mse(small.model, vx))
-    bn = n.put("bottleneck_noise_mse", mse(small.model, noise))
-    ratio = n.put("noise_error_ratio", times(n["bottleneck_noise_mse"], n["overcomplete_noise_mse"]))
+    cv = n.put("overcomplete_own_images_mse", mse(copier.model, vx))
+    co = n.put("overcomplete_other_images_mse", mse(copier.model, other))
+    bv = n.put("bottleneck_own_images_mse", mse(small.model, vx))
+    bo = n.put("bottleneck_other_images_mse", mse(small.model, other))
+    n.put("overcomplete_noise_mse", mse(copier.model, noise))
+    n.put("bottleneck_noise_mse", mse(small.model, noise))
+    ratio = n.put("other_images_error_ratio", times(n["bottleneck_other_images_mse"], n["overcomplete_other_images_mse"]))
     fig = fg.stack([
-        fg.image_rows([("random noise", noise[:SHOW]), ("over-complete", recons(copier.model, noise[:SHOW])),
-                       ("bottleneck 32", recons(small.model, noise[:SHOW]))], title="Random noise in, what comes out"),
-        fg.image_rows([("unseen image", vx[:SHOW]), ("over-complete", recons(copier.model, vx[:SHOW])),
-                       ("bottleneck 32", recons(small.model, vx[:SHOW]))], title="Unseen images"),
-        fg.bars("Error per pixel", ["over-complete: images", "over-complete: noise", "bottleneck: images",
-                                    "bottleneck: noise"], [n["overcomplete_images_mse"], n["overcomplete_noise_mse"],
-                                                           n["bottleneck_images_mse"], n["bottleneck_noise_mse"]]),
+        fg.image_rows([("digits, shapes", other[:SHOW]), ("over-complete", recons(copier.model, other[:SHOW])),
+                       ("bottleneck 32", recons(small.model, other[:SHOW]))],
+                      title="Images of kinds neither model saw in training"),
+        fg.image_rows([("clothes (unseen)", vx[:SHOW]), ("over-complete", recons(copier.model, vx[:SHOW])),
+                       ("bottleneck 32", recons(small.model, vx[:SHOW]))], title="Validation images of the data set"),
+        fg.bars("Error per pixel", ["over-complete: clothes", "over-complete: digits & shapes", "bottleneck: clothes",
+                                    "bottleneck: digits & shapes"],
+                [n["overcomplete_own_images_mse"], n["overcomplete_other_images_mse"], n["bottleneck_own_images_mse"],
+                 n["bottleneck_other_images_mse"]], width=600),
     ])
-    copies = n["overcomplete_noise_mse"] < n["bottleneck_noise_mse"]
-    text = (f"No. The over-complete model (a 1024-number code for 784 pixels) rebuilds unseen images with error {cv}, "
-            f"but it also rebuilds pure random noise with error {cn}, {ratio}× "
-            + ("better" if copies else "no better")
-            + f" than the 32-number bottleneck does ({bn}; {bv} on images). "
-            + ("A model that reconstructs anything has learned to copy, not what clothes look like. "
-               if copies else "On this budget it had not yet learned to copy well. ")
-            + "Judge an autoencoder by what its code is good for: how it handles inputs unlike the data, "
-              "how its codes separate classes (questions 11 and 21), or how well it denoises.")
+    copies = n["overcomplete_other_images_mse"] < n["bottleneck_other_images_mse"]
+    text = (f"No. The over-complete model (a 1024-number code for 784 pixels, nothing else to constrain it) rebuilds "
+            f"unseen clothes with error {cv} per pixel, far better than the 32-number bottleneck ({bv}). But it "
+            f"rebuilds handwritten digits and drawn shapes, which it never saw, just as well: error {co}, "
+            f"{ratio}× {'lower' if copies else 'no lower'} than the bottleneck's {bo}. "
+            + ("A model that reconstructs whatever it is shown has learned to copy pixels, not what clothes look "
+               "like. " if copies else "On this run it had not learned to copy. ")
+            + f"(Pure random noise is the exception, {fmt(n, 'overcomplete_noise_mse')} against "
+              f"{fmt(n, 'bottleneck_noise_mse')}: the copy only covers pixel patterns that varied in the training "
+              "images.) Judge an autoencoder by what its code is for: how it treats inputs unlike the data, how "
+              "well its codes separate classes (questions 11 and 21), or how well it denoises.")
     nxt = "Question 4 adds noise, sparsity or contraction to the same over-complete model."
     return ctx.answer(n, fig, text, nxt, setup=copier, data_spec=FASHION)
 
@@ -199,7 +219,7 @@ def q_perfect(ctx: Context):
 def q_overcomplete_fixes(ctx: Context):
     train, val = ctx.images(FASHION, 2400)
     vx = val.as_float()
-    noise = noise_images(len(vx), vx.shape[1:], ctx.seed)
+    other = foreign_images(ctx, 300)
     base = get_preset("overcomplete").model_config(train.shape)
     variants = [
         ("plain", base, "none"),
@@ -208,26 +228,29 @@ def q_overcomplete_fixes(ctx: Context):
         ("contractive", replace(base, kind="contractive", contractive_weight=0.1), "none"),
     ]
     n = Numbers()
-    labels, ratios, rows = [], [], [("random noise", noise[:SHOW])]
+    labels, ratios, rows = [], [], [("digits, shapes", other[:SHOW])]
     for name, cfg, nz in variants:
         t = ctx.train(name, cfg, train, val, steps=800, noise=nz)
-        n.put(f"{name}_images_mse", mse(t.model, vx))
-        n.put(f"{name}_noise_mse", mse(t.model, noise))
-        r = n.put(f"{name}_noise_to_image_ratio", times(mse(t.model, noise), mse(t.model, vx)))
+        own, foreign = mse(t.model, vx), mse(t.model, other)
+        n.put(f"{name}_own_images_mse", own)
+        n.put(f"{name}_other_images_mse", foreign)
+        r = n.put(f"{name}_other_to_own_ratio", times(foreign, own))
         labels.append(name)
         ratios.append(float(r))
-        rows.append((name, recons(t.model, noise[:SHOW])))
+        rows.append((name, recons(t.model, other[:SHOW])))
     best = labels[int(np.argmax(ratios[1:])) + 1]
-    fig = fg.stack([fg.image_rows(rows, title="Random noise through each over-complete model"),
-                    fg.bars("Noise error ÷ image error (higher: learned the data, not a copy)", labels, ratios)])
-    text = (f"All four models have the same 1024-number code. The plain one reconstructs noise with error "
-            f"{fmt(n, 'plain_noise_mse')} against {fmt(n, 'plain_images_mse')} on images, a ratio of "
-            f"{fmt(n, 'plain_noise_to_image_ratio')}. Training on noisy inputs raises that ratio to "
-            f"{fmt(n, 'denoising_noise_to_image_ratio')}, a sparsity penalty to {fmt(n, 'sparse_noise_to_image_ratio')} "
-            f"and a contractive penalty to {fmt(n, 'contractive_noise_to_image_ratio')}. A higher ratio means the "
-            "model rebuilds images of the data set much better than arbitrary inputs, that is, it learned their "
-            f"structure instead of the identity. Here {best} did that most.")
-    nxt = "Raise each penalty (sparsity or contractive weight, noise σ) in the builder and watch the ratio and the image error trade off."
+    fig = fg.stack([fg.image_rows(rows, title="Digits and shapes through each over-complete model (trained on clothes)"),
+                    fg.bars("Error on digits & shapes ÷ error on clothes (higher: learned clothes, not a copy)",
+                            labels, ratios, width=620)])
+    text = (f"All four models have the same 1024-number code and never saw digits or shapes. The plain one rebuilds "
+            f"them with error {fmt(n, 'plain_other_images_mse')} per pixel against {fmt(n, 'plain_own_images_mse')} on "
+            f"clothes, a ratio of {fmt(n, 'plain_other_to_own_ratio')}: it copies. Training on noisy inputs raises "
+            f"that ratio to {fmt(n, 'denoising_other_to_own_ratio')}, a sparsity penalty to "
+            f"{fmt(n, 'sparse_other_to_own_ratio')} and a contractive penalty to "
+            f"{fmt(n, 'contractive_other_to_own_ratio')}. A higher ratio means the model rebuilds images of its own "
+            "kind much better than anything else, that is, it learned their structure instead of the identity. "
+            f"Here {best} did that most.")
+    nxt = "Raise each penalty (sparsity or contractive weight, noise σ) in the builder and watch the ratio and the clothes' error trade off."
     return ctx.answer(n, fig, text, nxt, setup=ctx.trained[1], data_spec=FASHION)
 
 
@@ -384,19 +407,22 @@ def q_robust(ctx: Context):
         ("contractive", ctx.train("contractive", get_preset("contractive").model_config(train.shape), train, val,
                                   steps=1000)),
     ]
+    from ..labs.code_robustness import code_sensitivity
+
     n = Numbers()
     sigma = 0.05
     shifts = []
     for name, t in models:
-        shifts.append(float(n.put(f"{name}_code_shift", code_shift(t.model, vx, sigma, ctx.seed))))
+        moved = code_sensitivity(t.model, vx, sigmas=[sigma], draws=1, seed=ctx.seed).at(sigma)[1]
+        shifts.append(float(n.put(f"{name}_code_shift", moved)))
         n.put(f"{name}_mse", mse(t.model, vx))
-    fig = fg.stack([fg.bars(f"Code movement under noise σ {sigma} (÷ spread of the codes)", [m[0] for m in models],
-                            shifts),
+    fig = fg.stack([fg.bars(f"Code sensitivity to noise σ {sigma} (code move ÷ input move, each in units of its spread)", [m[0] for m in models],
+                            shifts, width=700),
                     fg.bars("Error per pixel", [m[0] for m in models], [n[f"{m[0]}_mse"] for m in models])])
     order = [models[i][0] for i in np.argsort(shifts)]
     text = (f"Three models of the same size (784 → 256 → 32) saw each validation image twice, once with faint "
-            f"Gaussian noise (σ {sigma}). The codes moved by {fmt(n, 'plain_code_shift')} of their typical spread for the plain "
-            f"model, {fmt(n, 'denoising_code_shift')} for the denoising one and {fmt(n, 'contractive_code_shift')} for the "
+            f"Gaussian noise (σ {sigma}). Measured relative to how spread out codes and images are, the code moved "
+            f"{fmt(n, 'plain_code_shift')} times as far as the image for the plain model, {fmt(n, 'denoising_code_shift')} for the denoising one and {fmt(n, 'contractive_code_shift')} for the "
             f"contractive one (steadiest first: {', '.join(order)}). The contractive penalty directly shrinks the "
             "encoder's sensitivity to its input, and denoising training teaches it to ignore perturbations, so "
             "nearby inputs keep nearby codes. Reconstruction errors: "
@@ -839,3 +865,59 @@ def q_vae_draws(ctx: Context):
             "Studio views show the VAE's mean code, which is why its reconstructions look deterministic there.")
     nxt = "Raise β in the builder and rerun: the posterior spreads widen and the draws vary more."
     return ctx.answer(n, fig, text, nxt, setup=vae, data_spec=FASHION)
+
+
+# ---- 25. adversarial autoencoder ----------------------------------------------------------------------------
+def q_aae(ctx: Context):
+    train, val = ctx.images(FASHION, 3000)
+    vx = val.as_float()
+    k = 8
+    aae = ctx.train("adversarial", dense(k, kind="aae"), train, val, steps=1500)
+    ae = ctx.train("plain", dense(k), train, val, steps=1500)
+    rows = [h for h in aae.history if "train_disc" in h]
+    ep = list(range(1, len(rows) + 1))
+    disc = [float(h["train_disc"]) for h in rows]
+    gen = [float(h["train_gen"]) for h in rows]
+    za, zp = encode_images(aae.model, vx), encode_images(ae.model, vx)
+    n = Numbers()
+    n.put("final_discriminator_loss", disc[-1])
+    n.put("final_generator_loss", gen[-1])
+    n.put("chance_discriminator_loss", 2 * np.log(2))
+    n.put("aae_code_std_mean", float(za.std(0).mean()))
+    n.put("plain_code_std_mean", float(zp.std(0).mean()))
+    n.put("aae_code_mean_abs", float(np.abs(za.mean(0)).mean()))
+    swings = np.abs(np.diff(gen)) if len(gen) > 1 else np.zeros(1)
+    n.put("generator_loss_swing", float(swings.mean()))
+    m = 48 if not ctx.tiny else 8
+    s_aae = decode_codes(aae.model, sample_codes(aae.model, m, ctx.seed))
+    s_ae = decode_codes(ae.model, np.random.default_rng(ctx.seed).standard_normal((m, k)).astype(np.float32))
+    n.put("nearest_mse_aae_prior_samples", nearest_mse(s_aae, vx))
+    n.put("nearest_mse_plain_prior_samples", nearest_mse(s_ae, vx))
+    n.put("aae_mse", mse(aae.model, vx))
+    prior = np.random.default_rng(ctx.seed + 1).standard_normal((min(len(za), 400), 2))
+    both = np.concatenate([za[: len(prior), :2], prior])
+    lab = np.r_[np.zeros(min(len(za), len(prior)), int), np.ones(len(prior), int)]
+    fig = fg.stack([
+        fg.lines("The two players' losses, per epoch", [("discriminator", ep, disc), ("generator (encoder)", ep, gen)],
+                 xlabel="epoch", markers=len(ep) <= 40),
+        fg.side_by_side([fg.scatter("AAE codes (z1, z2; blue) vs prior (orange)", both, lab),
+                         fg.image_rows([("AAE, prior", s_aae[:4]), ("plain, N(0,I)", s_ae[:4])], title="Decoded prior samples")]),
+    ])
+    fooled = abs(n["final_discriminator_loss"] - n["chance_discriminator_loss"]) < 0.25
+    text = (f"A GAN pits two networks against each other: a generator makes samples and a discriminator tries to tell "
+            f"them from real ones. The adversarial autoencoder plays that game on the code: a discriminator learns to "
+            f"tell the encoder's codes from draws of N(0, I), and the encoder learns to fool it while still "
+            f"reconstructing (error {fmt(n, 'aae_mse')} per pixel). At the end the discriminator's loss is "
+            f"{fmt(n, 'final_discriminator_loss')} (a coin flip scores {fmt(n, 'chance_discriminator_loss')}) and the "
+            f"encoder's {fmt(n, 'final_generator_loss')}; "
+            + ("the discriminator can barely tell codes from prior samples. " if fooled else
+               "the discriminator still tells them apart: the game has not settled. ")
+            + f"The codes now spread like the prior (std {fmt(n, 'aae_code_std_mean')} per dimension against "
+              f"{fmt(n, 'plain_code_std_mean')} for a plain autoencoder), so decoded prior samples sit "
+              f"{fmt(n, 'nearest_mse_aae_prior_samples')} from the nearest real image, against "
+              f"{fmt(n, 'nearest_mse_plain_prior_samples')} for the plain model. Why such training is hard: the two "
+              f"losses chase each other instead of falling together (the encoder's loss moves by "
+              f"{fmt(n, 'generator_loss_swing')} per epoch on average), one player can overpower the other, and a "
+              "generator may cover only part of the target (mode collapse).")
+    nxt = "Build the AAE kind in the builder and watch the disc and gen curves; raise the learning rate to see the game destabilise."
+    return ctx.answer(n, fig, text, nxt, setup=aae, data_spec=FASHION)
