@@ -142,6 +142,7 @@ class QuestionsPanel(QWidget):
         answer_split.addWidget(fig_scroll)
         answer_split.setStretchFactor(0, 2)
         answer_split.setStretchFactor(1, 3)
+        answer_split.setSizes([250, 450])  # the figure gets the larger share
         rl.addWidget(answer_split, 1)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.list)

@@ -32,6 +32,16 @@ def font(size: int = 13) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+#: Pillow's built-in font has Latin letters only: other characters are spelled out before drawing.
+_SPELL = {"σ": "sigma", "β": "beta", "ρ": "rho", "μ": "mu", "÷": "/", "→": "->", "×": "x", "–": "-", "—": "-",
+          "·": "-", "≈": "~", "≥": ">=", "≤": "<="}
+
+
+def plain(text: str) -> str:
+    """`text` with the characters the built-in font lacks spelled out ("σ 0.5" -> "sigma 0.5")."""
+    return "".join(_SPELL.get(ch, ch) for ch in str(text))
+
+
 def _text_size(draw: ImageDraw.ImageDraw, text: str, f) -> tuple[int, int]:
     x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=f)
     return x1 - x0, y1 - y0
@@ -72,7 +82,7 @@ def image_rows(rows: Sequence[tuple[str, np.ndarray]], title: str = "", size: in
     scale = max(1, int(round(size / max(h0, 1))))
     f, ft = font(13), font(15)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    label_w = max(_text_size(probe, label, f)[0] for label, _ in rows) + 12
+    label_w = max(_text_size(probe, plain(label), f)[0] for label, _ in rows) + 12
     ncol = max(len(imgs) for _, imgs in rows)
     tile = h0 * scale
     title_h = 26 if title else 6
@@ -80,11 +90,11 @@ def image_rows(rows: Sequence[tuple[str, np.ndarray]], title: str = "", size: in
     h = title_h + len(rows) * (tile + gap) + 6
     img, d = _canvas(w, h)
     if title:
-        d.text((6, 5), title, fill=INK, font=ft)
+        d.text((6, 5), plain(title), fill=INK, font=ft)
     for r, (label, imgs) in enumerate(rows):
         y = title_h + r * (tile + gap)
-        tw, th = _text_size(d, label, f)
-        d.text((label_w - tw - 8, y + (tile - th) // 2), label, fill=MUTED, font=f)
+        tw, th = _text_size(d, plain(label), f)
+        d.text((label_w - tw - 8, y + (tile - th) // 2), plain(label), fill=MUTED, font=f)
         for c, t in enumerate(_to_rgb_tiles(imgs, scale)):
             img.paste(Image.fromarray(t), (label_w + c * (tile + gap), y))
     return np.asarray(img)
@@ -96,11 +106,11 @@ def bars(title: str, labels: Sequence[str], values: Sequence[float], unit: str =
     values = [float(v) if np.isfinite(v) else 0.0 for v in values]
     f, ft = font(13), font(15)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    label_w = max([_text_size(probe, s, f)[0] for s in labels] + [10]) + 12
+    label_w = max([_text_size(probe, plain(s), f)[0] for s in labels] + [10]) + 12
     top = 30
     h = top + len(labels) * (bar_h + 8) + 8
     img, d = _canvas(width, h)
-    d.text((6, 6), title, fill=INK, font=ft)
+    d.text((6, 6), plain(title), fill=INK, font=ft)
     lo = min(0.0, min(values, default=0.0))
     hi = max(values, default=1.0)
     span = (hi - lo) or 1.0
@@ -108,12 +118,12 @@ def bars(title: str, labels: Sequence[str], values: Sequence[float], unit: str =
     zero = label_w + int(room * (0 - lo) / span)
     for i, (s, v) in enumerate(zip(labels, values)):
         y = top + i * (bar_h + 8)
-        tw, th = _text_size(d, s, f)
-        d.text((label_w - tw - 8, y + (bar_h - th) // 2), s, fill=INK, font=f)
+        tw, th = _text_size(d, plain(s), f)
+        d.text((label_w - tw - 8, y + (bar_h - th) // 2), plain(s), fill=INK, font=f)
         x1 = label_w + int(room * (v - lo) / span)
         col = (colours[i % len(colours)] if colours else COLOURS[i % len(COLOURS)])
         d.rectangle([min(zero, x1), y, max(zero, x1) + 1, y + bar_h], fill=col)
-        d.text((max(zero, x1) + 6, y + (bar_h - th) // 2), fmt(v) + unit, fill=INK, font=f)
+        d.text((max(zero, x1) + 6, y + (bar_h - th) // 2), plain(fmt(v) + unit), fill=INK, font=f)
     return np.asarray(img)
 
 
@@ -123,7 +133,7 @@ def lines(title: str, series: Sequence[tuple[str, Sequence[float], Sequence[floa
     """A line plot of (name, xs, ys) series with a legend, axes and tick labels."""
     f, ft = font(12), font(15)
     img, d = _canvas(width, height)
-    d.text((6, 6), title, fill=INK, font=ft)
+    d.text((6, 6), plain(title), fill=INK, font=ft)
     left, right, top, bottom = 62, width - 14, 30, height - 38
     pts = [(np.asarray(x, float), np.asarray(y, float)) for _, x, y in series]
     allx = np.concatenate([p[0] for p in pts]) if pts else np.array([0.0, 1.0])
@@ -151,19 +161,19 @@ def lines(title: str, series: Sequence[tuple[str, Sequence[float], Sequence[floa
         yy = bottom - (bottom - top) * k / 4
         d.line([(left, yy), (right, yy)], fill=GRID)
         label = fmt(10 ** yv if logy else yv)
-        tw, th = _text_size(d, label, f)
-        d.text((left - tw - 6, yy - th // 2 - 2), label, fill=MUTED, font=f)
+        tw, th = _text_size(d, plain(label), f)
+        d.text((left - tw - 6, yy - th // 2 - 2), plain(label), fill=MUTED, font=f)
     xt = np.unique(allx) if len(np.unique(allx)) <= 8 else np.linspace(x0, x1, 5)
     for xv in xt:
         xx = px(float(xv))
         label = fmt(float(xv))
-        tw, _ = _text_size(d, label, f)
+        tw, _ = _text_size(d, plain(label), f)
         d.line([(xx, bottom), (xx, bottom + 4)], fill=MUTED)
-        d.text((xx - tw / 2, bottom + 6), label, fill=MUTED, font=f)
+        d.text((xx - tw / 2, bottom + 6), plain(label), fill=MUTED, font=f)
     d.line([(left, top), (left, bottom), (right, bottom)], fill=MUTED)
     if xlabel:
-        tw, _ = _text_size(d, xlabel, f)
-        d.text(((left + right - tw) / 2, height - 17), xlabel, fill=MUTED, font=f)
+        tw, _ = _text_size(d, plain(xlabel), f)
+        d.text(((left + right - tw) / 2, height - 17), plain(xlabel), fill=MUTED, font=f)
     lx = left + 10
     for i, ((name, _, _), (x, y)) in enumerate(zip(series, pts)):
         col = COLOURS[i % len(COLOURS)]
@@ -174,12 +184,12 @@ def lines(title: str, series: Sequence[tuple[str, Sequence[float], Sequence[floa
         if markers and len(xy) <= 40:
             for a, b in xy:
                 d.ellipse([a - 3, b - 3, a + 3, b + 3], fill=col)
-        tw, th = _text_size(d, name, f)
+        tw, th = _text_size(d, plain(name), f)
         d.rectangle([lx, top + 4, lx + 12, top + 14], fill=col)
-        d.text((lx + 16, top + 2), name, fill=INK, font=f)
+        d.text((lx + 16, top + 2), plain(name), fill=INK, font=f)
         lx += tw + 34
     if ylabel:
-        d.text((left + 4, bottom - 16), ylabel, fill=MUTED, font=f)
+        d.text((left + 4, bottom - 16), plain(ylabel), fill=MUTED, font=f)
     return np.asarray(img)
 
 
@@ -187,7 +197,7 @@ def scatter(title: str, points: np.ndarray, labels: np.ndarray | None = None, si
     """A square scatter plot of 2-D points, coloured by integer label."""
     ft = font(14)
     img, d = _canvas(size, size + 24)
-    d.text((6, 5), title, fill=INK, font=ft)
+    d.text((6, 5), plain(title), fill=INK, font=ft)
     p = np.asarray(points, float).reshape(-1, 2)
     good = np.all(np.isfinite(p), axis=1)
     p = p[good]
@@ -208,7 +218,7 @@ def scatter(title: str, points: np.ndarray, labels: np.ndarray | None = None, si
 def text_block(text: str, width: int = 520) -> np.ndarray:
     f = font(13)
     img, d = _canvas(width, 30)
-    d.text((6, 8), text, fill=MUTED, font=f)
+    d.text((6, 8), plain(text), fill=MUTED, font=f)
     return np.asarray(img)
 
 
