@@ -158,7 +158,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="memory the data set may take, e.g. 512MB or 4GB; a folder that needs more is decoded once "
                         "into a cache and streamed (default: half of the free memory)")
     g.add_argument("--cache-dir", metavar="DIR",
-                   help="where streamed folders are cached (default $AESTUDIO_CACHE_DIR or ~/.cache/aestudio/decoded)")
+                   help="where streamed folders are cached (default: the folder loader's cache, $AESTUDIO_FOLDER_CACHE "
+                        "or the user cache folder)")
     g.add_argument("--nproc", type=int, metavar="N",
                    help="train on N processes of this machine with DistributedDataParallel (runs torchrun for you; "
                         "one per GPU on a GPU server); --batch-size stays the global batch")

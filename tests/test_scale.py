@@ -138,7 +138,7 @@ def test_full_cache_folder_is_refused_before_decoding(folder, tmp_path, monkeypa
     monkeypatch.setattr(stream.shutil, "disk_usage", lambda path: Usage())
     with pytest.raises(DatasetError, match="Not enough space for the decode cache"):
         streamed(folder, tmp_path)
-    assert not list((tmp_path / "cache").rglob("images.u8*"))
+    assert not [p for p in (tmp_path / "cache").rglob("*") if ".npy" in p.name]
 
 
 def test_disk_full_while_writing_leaves_no_cache(folder, tmp_path, monkeypatch):
@@ -162,12 +162,12 @@ def test_disk_full_while_writing_leaves_no_cache(folder, tmp_path, monkeypatch):
 
     def fake_open(path, mode="r", *a, **k):
         f = real_open(path, mode, *a, **k)
-        return Full(f) if "w" in mode and str(path).endswith("images.u8.tmp") else f
+        return Full(f) if "w" in mode and str(path).endswith(".npy.building") else f
 
     monkeypatch.setattr(stream, "open", fake_open, raising=False)
     with pytest.raises(DatasetError, match="No space left on device.*free some space"):
         streamed(folder, tmp_path)
-    left = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.name != ".lock"]
+    left = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
     assert left == []
     monkeypatch.undo()
     data, notes = streamed(folder, tmp_path)  # the next load builds a complete cache
@@ -180,7 +180,7 @@ def test_studio_streams_a_folder_over_the_budget_and_trains_on_it(qtbot, folder,
     from aestudio.app import create_window
     from aestudio.core.config import ModelConfig, TrainConfig
 
-    monkeypatch.setenv("AESTUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AESTUDIO_FOLDER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(stream, "default_budget", lambda device=None: 1)  # every folder is "too large"
     w = create_window("digits")
     qtbot.addWidget(w)
@@ -200,3 +200,18 @@ def test_studio_streams_a_folder_over_the_budget_and_trains_on_it(qtbot, folder,
     qtbot.waitUntil(lambda: w.state.snapshot is not None and len(w.latent_map.points) > 0, timeout=20000)
     assert len(w.loss_curves.curve_data("total", "val")[0]) == 2
     w.close()
+
+
+def test_the_stream_and_the_loader_share_cache_entries(folder, tmp_path, monkeypatch):
+    from aestudio.core.datasets import folder as folder_module
+
+    data, _ = streamed(folder, tmp_path)  # built by the stream
+    monkeypatch.setenv("AESTUDIO_FOLDER_CACHE", str(tmp_path / "cache"))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again instead of reading the shared cache entry")
+
+    monkeypatch.setattr(folder_module, "_decode_all", no_decoding)
+    in_memory = load_dataset(str(folder), image_size=8)  # the loader reads the stream's entry
+    assert not is_streamed(in_memory) and np.array_equal(in_memory.images, np.asarray(data.images))
+    assert [s[0] for s in in_memory.skipped] == [s[0] for s in data.skipped]

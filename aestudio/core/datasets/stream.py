@@ -8,21 +8,25 @@
 The cache
     A folder is listed (as the folder loader does), and when its decoded images would not fit the
     memory budget they are decoded in chunks of :data:`CHUNK` files (by the folder loader's worker
-    threads, with progress) and appended to one raw uint8 file ``images.u8`` of shape
-    ``(N, C, H, W)`` in a cache folder named after the folder, the image size, the channels and
-    the background. ``manifest.json`` (labels, class names, skipped files, the file list) is
-    written last, with write-then-rename, so a cache whose build was interrupted is never used.
-    The manifest records a fingerprint of the folder (every file's path, size and modification
-    time): when files are added, removed or changed, the cache is stale and is built again (the
-    ``note`` callback says so). Builds of the same cache are serialised by a lock, so the ranks of
-    a torchrun job (or two studios) decode a folder once.
+    threads, with progress) and appended to one entry of the folder loader's own cache
+    (:mod:`.cache`: ``<digest>.npy`` plus the ``<digest>.json`` sidecar, keyed by every file's path,
+    size and times and by the options, exactly as ``load_folder`` keys it), so the loader and the
+    stream share entries: a folder once streamed loads into memory from the same file, and the
+    other way round. The ``.npy`` header is written first for all files and rewritten in place
+    once the number of images that decoded is known; the entry is renamed into place and its
+    sidecar written last, so an interrupted build is never read. When files are added, removed
+    or changed the key changes: the old entry is deleted and the ``note`` callback says so. Builds
+    of one entry are serialised by a lock, so the ranks of a torchrun job (or two studios) decode
+    a folder once.
 
-    The cache lives in ``$AESTUDIO_CACHE_DIR`` or ``~/.cache/aestudio/decoded`` (or the folder
-    passed as ``cache_dir``, the CLI's ``--cache-dir``). A folder that is read-only or has too
-    little space gives one clear :class:`DatasetError` before decoding starts (free space is
-    checked first) or as soon as a write fails; the partial file is removed.
+    The cache lives where the loader's does (``$AESTUDIO_FOLDER_CACHE``, else the user cache
+    folder), or in the folder passed as ``cache_dir`` (the CLI's ``--cache-dir``). Unlike the
+    in-memory loader, which goes on without a cache it cannot write, a streamed folder needs one:
+    a folder that is read-only or has too little space gives one clear :class:`DatasetError`
+    before decoding starts (free space is checked first) or as soon as a write fails, and the
+    partial file is removed.
 
-    With ``channels=None`` the cache is written in RGB and, when no image turned out to have
+    With ``channels=None`` the entry is written in RGB and, when no image turned out to have
     colour, rewritten in gray at the end (the folder loader's rule). With ``background="auto"``
     the background is chosen from the first chunk holding transparent images and kept for the
     rest (the in-memory loader decides from all of them at once).
@@ -44,6 +48,7 @@ import os
 import queue
 import re
 import shutil
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -71,12 +76,10 @@ from .folder import (
 )
 
 __all__ = [
-    "CACHE_ENV",
     "IN_MEMORY_BYTES_PER_PIXEL",
     "Prefetcher",
     "StreamedImageSet",
     "default_budget",
-    "default_cache_dir",
     "fmt_size",
     "in_memory_bytes",
     "is_streamed",
@@ -84,8 +87,6 @@ __all__ = [
     "parse_size",
 ]
 
-CACHE_ENV = "AESTUDIO_CACHE_DIR"
-CACHE_FORMAT = 1
 #: Files decoded per chunk when building a cache (their pixels are held in memory at once).
 CHUNK = 2048
 #: Peak bytes per pixel of the in-memory training path: the decoded set, its copy on the device
@@ -122,11 +123,19 @@ def fmt_size(n: float) -> str:
 
 
 def default_budget(device: Any = None) -> int:
-    """:data:`DEFAULT_FRACTION` of the free memory (of the device too, when it is a GPU)."""
+    """:data:`DEFAULT_FRACTION` of the free memory, and of the GPU's when training will run on CUDA
+    (`device` None: when torch is loaded and CUDA is present, as `--device auto` then trains there)."""
     from ..resources import available_bytes
 
     free = available_bytes("cpu") or 8 * 10**9
     budget = int(free * DEFAULT_FRACTION)
+    if device is None:
+        import sys
+
+        torch = sys.modules.get("torch")
+        with contextlib.suppress(Exception):
+            if torch is not None and torch.cuda.is_available():
+                device = "cuda"
     kind = str(getattr(device, "type", device) or "cpu").split(":")[0]
     if kind == "cuda":
         dev_free = available_bytes(device)
@@ -140,14 +149,6 @@ def in_memory_bytes(n: int, channels: int, size: int) -> int:
     return int(n) * int(channels) * int(size) * int(size) * IN_MEMORY_BYTES_PER_PIXEL
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "aestudio" / "decoded"
-
-
 # ---- the streamed set -----------------------------------------------------------------------
 _PREADV = getattr(os, "preadv", None)
 
@@ -157,6 +158,7 @@ class StreamedImageSet(ImageSet):
     """An ImageSet whose images stay in a cache file (``images`` is a read-only memory map)."""
 
     cache_file: str = ""
+    data_offset: int = 0  # bytes before the first image in cache_file (the .npy header)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -200,7 +202,7 @@ class StreamedImageSet(ImageSet):
                 j += 1
             start = int(order[k])
             view = memoryview(flat[start:start + (j - k)]).cast("B")
-            self._read_into(fd, view, int(s[k]) * row)
+            self._read_into(fd, view, self.data_offset + int(s[k]) * row)
             k = j
         return out
 
@@ -216,7 +218,7 @@ class StreamedImageSet(ImageSet):
             except OSError as e:
                 raise DatasetError(f"Reading the decode cache {self.cache_file} failed ({e.strerror or e}).") from None
             if got <= 0:
-                raise DatasetError(f"The decode cache {self.cache_file} is shorter than its manifest says; "
+                raise DatasetError(f"The decode cache {self.cache_file} is shorter than its header says; "
                                    "delete its folder and load the data again.")
             view, offset = view[got:], offset + got
 
@@ -355,56 +357,92 @@ def load_folder_budgeted(
     if note is not None:
         note(f"{root.name}: {len(files):,} images would need about {fmt_size(need)} in memory, more than the "
              f"budget of {fmt_size(budget)}; streaming them from a decode cache")
-    cache = _Cache(root, image_size, channels, background, Path(cache_dir) if cache_dir else default_cache_dir())
-    fingerprint = _fingerprint(files)
-    return cache.open_or_build(files, file_labels, class_names, skipped, linked, fingerprint, wanted, progress, note)
+    cache = _Cache(root, image_size, channels, wanted, files, Path(cache_dir) if cache_dir else None)
+    return cache.open_or_build(files, file_labels, class_names, skipped, linked, progress, note)
 
 
-def _fingerprint(files: list[str]) -> str:
-    h = hashlib.sha256()
-    for p in files:
-        try:
-            st = os.stat(p)
-            h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        except OSError:
-            h.update(f"{p}\tmissing\n".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    """A .npy (version 1.0) header for uint8 `shape`, always HEADER_BYTES long, so it can be rewritten in
+    place once the number of images that decoded is known."""
+    text = "{'descr': '|u1', 'fortran_order': False, 'shape': %s, }" % (tuple(int(v) for v in shape),)
+    body = text.ljust(HEADER_BYTES - 10 - 1) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1")
+
+
+HEADER_BYTES = 128
 
 
 class _Cache:
-    def __init__(self, root: Path, size: int, channels: int | None, background: str, base: Path):
-        self.root, self.size, self.channels, self.background = root, size, channels, background
-        key = json.dumps([CACHE_FORMAT, str(root), size, channels, str(background).strip().lower()])
-        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", root.name)[:40] or "folder"
-        self.dir = base / f"{safe}-{size}px-{channels or 'auto'}ch-{digest}"
-        self.data_file = self.dir / "images.u8"
-        self.manifest = self.dir / "manifest.json"
+    """A decode cache entry of the folder loader's cache (`cache.ArrayCache`: `<digest>.npy` + `<digest>.json`,
+    keyed by the files and the options exactly as `load_folder` keys it), built a chunk at a time."""
+
+    def __init__(self, root: Path, size: int, channels: int | None, wanted, files: list[str], base: Path | None):
+        from .cache import ArrayCache, cache_root, folder_key
+        from .folder import MAX_IMAGE_PIXELS
+
+        self.root, self.size, self.channels = root, size, channels
+        base = base if base is not None else cache_root()
+        if base is None:
+            raise DatasetError(f"{root.name} is too large for the memory budget and needs the decode cache, which is "
+                               "switched off (AESTUDIO_FOLDER_CACHE); switch it on, or pass --cache-dir DIR.")
+        key = folder_key(files, size=size, channels=channels, background=wanted, max_pixels=MAX_IMAGE_PIXELS)
+        self.entry = ArrayCache(key, root=base)
+        self.dir = base
+        self.data_file = self.entry.data_path
+        # which entry holds this folder with these options now (an older one is stale once files change)
+        where = json.dumps([str(root), size, channels, wanted if isinstance(wanted, str) else list(wanted)])
+        self.pointer = base / f"{hashlib.sha256(where.encode('utf-8', 'surrogateescape')).hexdigest()[:32]}.latest"
 
     def _fail(self, e: OSError, doing: str) -> DatasetError:
         reason = e.strerror or str(e)
-        hint = ("free some space or choose another cache folder (--cache-dir or $AESTUDIO_CACHE_DIR)"
-                if e.errno in (errno.ENOSPC, errno.EDQUOT if hasattr(errno, "EDQUOT") else errno.ENOSPC, errno.EFBIG)
-                else "choose a writable cache folder (--cache-dir or $AESTUDIO_CACHE_DIR)")
-        return DatasetError(f"Cannot {doing} the decode cache in {self.dir.parent} ({reason}); {hint}.")
+        full = e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
+        hint = ("free some space or choose another cache folder (--cache-dir)" if full
+                else "choose a writable cache folder (--cache-dir)")
+        return DatasetError(f"Cannot {doing} the decode cache in {self.dir} ({reason}); {hint}.")
 
-    def open_or_build(self, files, file_labels, class_names, skipped, linked, fingerprint, wanted, progress, note):
+    def open_or_build(self, files, file_labels, class_names, skipped, linked, progress, note):
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise self._fail(e, "create") from None
         with self._locked(progress):
-            manifest = self._read_manifest()
-            if manifest is not None:
-                if manifest.get("fingerprint") == fingerprint:
+            hit = self.entry.load()
+            if hit is not None:
+                opened = self._open(hit[0], hit[1], files, file_labels, class_names, skipped)
+                if opened is not None:
                     if note is not None:
-                        note(f"using the decode cache {self.dir}")
-                    return self._open(manifest)
-                if note is not None:
-                    note(f"the decode cache of {self.root.name} is out of date (files were added, removed or "
-                         "changed since it was built); decoding the folder again")
-            return self._open(self._build(files, file_labels, class_names, skipped, linked, fingerprint, wanted,
-                                          progress))
+                        note(f"using the decode cache {self.data_file}")
+                    self._point()
+                    return opened
+            self._forget_stale(note)
+            meta = self._build(files, class_names, linked, progress)
+            self._point()
+            hit = self.entry.load()
+            opened = None if hit is None else self._open(hit[0], hit[1], files, file_labels, class_names, skipped)
+            if opened is None:
+                raise DatasetError(f"The decode cache {self.data_file} could not be read back after building it.")
+            return opened
+
+    def _forget_stale(self, note) -> None:
+        """Delete the entry this folder had before its files changed (it would only take disk space)."""
+        try:
+            old = self.pointer.read_text(encoding="utf-8").strip()
+        except OSError:
+            return
+        if not re.fullmatch(r"[0-9a-f]{32}", old) or old == self.entry.digest:
+            return
+        if note is not None:
+            note(f"the decode cache of {self.root.name} is out of date (files were added, removed or changed "
+                 "since it was built); decoding the folder again")
+        for suffix in (".npy", ".json"):
+            with contextlib.suppress(OSError):
+                (self.dir / f"{old}{suffix}").unlink()
+
+    def _point(self) -> None:
+        with contextlib.suppress(OSError):
+            tmp = self.pointer.with_name(self.pointer.name + ".tmp")
+            tmp.write_text(self.entry.digest, encoding="utf-8")
+            os.replace(tmp, self.pointer)
 
     @contextlib.contextmanager
     def _locked(self, progress):
@@ -414,7 +452,7 @@ class _Cache:
             yield
             return
         try:
-            fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(self.dir / f".{self.entry.digest}.lock", os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as e:
             raise self._fail(e, "write") from None
         try:
@@ -430,67 +468,54 @@ class _Cache:
         finally:
             os.close(fd)
 
-    def _read_manifest(self) -> dict | None:
-        from ..schema import SchemaError, read_json
-
-        if not self.manifest.exists():
-            return None
+    def _open(self, array, meta, files, file_labels, class_names, skipped) -> StreamedImageSet | None:
+        """The StreamedImageSet of a cache entry; None when the entry does not fit the files (as the loader checks)."""
         try:
-            m = read_json(self.manifest, max_bytes=1 << 30)
-        except SchemaError:
-            return None
-        if not isinstance(m, dict) or m.get("format") != CACHE_FORMAT:
-            return None
-        shape = m.get("shape")
-        n = m.get("n")
-        if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)
-                and isinstance(n, int) and n > 0):
-            return None
-        try:
-            if os.path.getsize(self.data_file) != n * shape[0] * shape[1] * shape[2]:
+            kept, failed = meta.get("kept"), meta.get("failed")
+            kept = list(range(len(files))) if kept is None else [int(i) for i in kept]
+            failed = [(int(i), str(reason)) for i, reason in failed]
+            if (len(kept) != array.shape[0] or not kept or array.ndim != 4 or array.shape[1] not in (1, 3)
+                    or tuple(array.shape[2:]) != (self.size, self.size) or array.dtype != np.uint8
+                    or any(not 0 <= i < len(files) for i in kept + [i for i, _ in failed])):
                 return None
-        except OSError:
+            fraction = meta.get("transparent_fraction")
+            used = meta.get("background")
+        except (TypeError, ValueError, AttributeError):
             return None
-        return m
-
-    def _open(self, m: dict) -> StreamedImageSet:
-        n, shape = m["n"], tuple(m["shape"])
-        images = np.memmap(self.data_file, dtype=np.uint8, mode="r", shape=(n, *shape))
-        labels = None
-        class_names = m.get("class_names") or []
-        if m.get("labels"):
-            labels = np.load(self.dir / "labels.npy", allow_pickle=False)
         return StreamedImageSet(
-            name=self.root.name or str(self.root), images=images, labels=labels, class_names=list(class_names),
-            skipped=[tuple(s) for s in m.get("skipped", [])], source=str(self.root), files=m.get("files"),
-            transparent_fraction=m.get("transparent_fraction"), background=m.get("background"),
-            cache_file=str(self.data_file),
+            name=self.root.name or str(self.root), images=array,
+            labels=None if class_names is None else np.asarray(file_labels, dtype=np.int64)[kept],
+            class_names=class_names or [],
+            skipped=sorted(skipped + [(files[i], reason) for i, reason in failed], key=lambda it: _natural_key(it[0])),
+            source=str(self.root), files=[files[i] for i in kept],
+            transparent_fraction=None if fraction is None else float(fraction),
+            background=None if used is None else str(used),
+            cache_file=str(self.data_file), data_offset=int(array.offset),
         )
 
-    def _build(self, files, file_labels, class_names, skipped, linked, fingerprint, wanted, progress) -> dict:
+    def _build(self, files, class_names, linked, progress) -> dict:
         total = len(files)
         channels = self.channels or 3
-        need = total * channels * self.size * self.size
-        with contextlib.suppress(OSError):
-            self.manifest.unlink()
+        plane = self.size * self.size
+        need = HEADER_BYTES + total * channels * plane
         try:
             free = shutil.disk_usage(self.dir).free
         except OSError:
             free = None
         if free is not None and free < need:
-            raise DatasetError(f"Not enough space for the decode cache in {self.dir.parent}: it needs about "
+            raise DatasetError(f"Not enough space for the decode cache in {self.dir}: it needs about "
                                f"{fmt_size(need)} but {fmt_size(free)} is free; free some space or choose another "
-                               "cache folder (--cache-dir or $AESTUDIO_CACHE_DIR).")
-        tmp = self.dir / "images.u8.tmp"
-        kept_files: list[str] = []
-        kept_labels: list[int] = []
-        skipped = list(skipped)
+                               "cache folder (--cache-dir).")
+        tmp = self.dir / f".{self.entry.digest}.npy.building"
+        kept: list[int] = []
+        failed: list[tuple[int, str]] = []
         colour = self.channels is not None  # with channels=None: did any image have colour?
-        bg = wanted
-        transparent, pixels_with_alpha = 0.0, False
-        n_done = 0
+        bg = self.entry.key.get("background")
+        bg = tuple(bg) if isinstance(bg, list) else bg
+        transparent, with_alpha = 0.0, False
         try:
             with open(tmp, "wb") as out:
+                out.write(_npy_header((total, channels, self.size, self.size)))
                 for start in range(0, total, CHUNK):
                     chunk = files[start:start + CHUNK]
 
@@ -500,13 +525,13 @@ class _Cache:
 
                     results = _decode_all(chunk, str(self.root), self.size, self.channels, chunk_progress, linked)
                     keep = [i for i, r in enumerate(results) if not isinstance(r, _Skip)]
-                    skipped += [(chunk[i], str(r)) for i, r in enumerate(results) if isinstance(r, _Skip)]
+                    failed += [(start + i, str(r)) for i, r in enumerate(results) if isinstance(r, _Skip)]
                     arrays = [results[i] for i in keep]
                     if bg == "auto" and any(isinstance(a, _Alpha) for a in arrays):
                         bg = _auto_background([a for a in arrays if isinstance(a, _Alpha)])
                     fraction, _used = _composite(arrays, bg, self.size, self.channels)
                     if fraction is not None:
-                        pixels_with_alpha = True
+                        with_alpha = True
                         transparent += fraction * len(arrays)
                     block = np.empty((len(arrays), channels, self.size, self.size), dtype=np.uint8)
                     for row, a in zip(block, arrays, strict=True):
@@ -516,50 +541,45 @@ class _Cache:
                             colour = True
                             row[...] = a.transpose(2, 0, 1) if channels == 3 else to_grayscale(a, axis=2)
                     out.write(block.tobytes())
-                    n_done += len(arrays)
-                    kept_files += [chunk[i] for i in keep]
-                    if class_names is not None:
-                        kept_labels += [file_labels[start + i] for i in keep]
+                    kept += [start + i for i in keep]
                     del results, arrays, block
+                if not kept:
+                    raise DatasetError(_nothing_loaded(self.root, [(files[i], r) for i, r in failed]))
+                out.seek(0)
+                out.write(_npy_header((len(kept), channels, self.size, self.size)))
+                out.truncate(HEADER_BYTES + len(kept) * channels * plane)
                 out.flush()
                 os.fsync(out.fileno())
-            if not n_done:
-                raise DatasetError(_nothing_loaded(self.root, skipped))
             if self.channels is None and not colour:
-                self._to_gray(tmp, n_done)
+                self._to_gray(tmp, len(kept))
                 channels = 1
+            meta = {"kept": None if len(kept) == total else kept, "failed": failed,
+                    "transparent_fraction": (transparent / len(kept)) if with_alpha else None,
+                    "background": (background_name(bg) if isinstance(bg, tuple) else None) if with_alpha else None}
+            sidecar = json.dumps({"key": self.entry.key, "shape": [len(kept), channels, self.size, self.size],
+                                  "dtype": "uint8", "meta": meta})
             os.replace(tmp, self.data_file)
-            labels_saved = class_names is not None
-            if labels_saved:
-                np.save(self.dir / "labels.npy.tmp.npy", np.asarray(kept_labels, dtype=np.int64), allow_pickle=False)
-                os.replace(self.dir / "labels.npy.tmp.npy", self.dir / "labels.npy")
-            manifest = {
-                "format": CACHE_FORMAT, "root": str(self.root), "fingerprint": fingerprint, "n": n_done,
-                "shape": [channels, self.size, self.size], "labels": labels_saved,
-                "class_names": class_names or [], "files": kept_files,
-                "skipped": sorted(([p, r] for p, r in skipped), key=lambda item: _natural_key(item[0])),
-                "transparent_fraction": (transparent / n_done) if pixels_with_alpha else None,
-                "background": (background_name(bg) if isinstance(bg, tuple) else None) if pixels_with_alpha else None,
-            }
-            text = json.dumps(manifest)
-            with open(self.dir / "manifest.json.tmp", "w", encoding="utf-8") as f:
-                f.write(text)
+            side_tmp = self.dir / f".{self.entry.digest}.json.building"
+            with open(side_tmp, "w", encoding="utf-8") as f:
+                f.write(sidecar)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(self.dir / "manifest.json.tmp", self.manifest)
-            return manifest
+            os.replace(side_tmp, self.entry.meta_path)  # the sidecar last: a half-built entry is never read
+            return meta
         except OSError as e:
             raise self._fail(e, "write") from None
         finally:
-            for leftover in (tmp, self.dir / "manifest.json.tmp", self.dir / "labels.npy.tmp.npy", self.dir / "gray.tmp"):
+            for leftover in (tmp, self.dir / f".{self.entry.digest}.json.building", self.dir / f".{self.entry.digest}.gray"):
                 with contextlib.suppress(OSError):
                     leftover.unlink()
 
     def _to_gray(self, tmp: Path, n: int) -> None:
-        """Rewrite an RGB cache whose images all turned out gray as one channel (a chunk at a time)."""
+        """Rewrite an RGB entry whose images all turned out gray as one channel (a chunk at a time)."""
         plane = self.size * self.size
-        gray = self.dir / "gray.tmp"
+        gray = self.dir / f".{self.entry.digest}.gray"
         with open(tmp, "rb") as src, open(gray, "wb") as dst:
+            src.seek(HEADER_BYTES)
+            dst.write(_npy_header((n, 1, self.size, self.size)))
             for start in range(0, n, CHUNK):
                 count = min(CHUNK, n - start)
                 block = np.frombuffer(src.read(count * 3 * plane), dtype=np.uint8).reshape(count, 3, plane)
