@@ -17,7 +17,6 @@ from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
                                QToolButton, QVBoxLayout, QWidget)
-from scipy.spatial import cKDTree
 
 from ..core.latent import Projection, available_methods
 from ..workers.tasks import Task, start
@@ -153,7 +152,7 @@ class LatentMapPanel(QWidget):
         self.last_code: np.ndarray | None = None
         self.hover_index = -1
         self._flip = np.ones(2, np.float32)
-        self._tree: cKDTree | None = None
+        self._tree = None  # a scipy cKDTree of the shown points, built on first use
         self._tree_idx = np.empty(0, np.int64)  # tree row -> point index (hidden classes left out)
         self._scale = np.ones(2, np.float32)
         self._task: Task | None = None
@@ -589,6 +588,8 @@ class LatentMapPanel(QWidget):
             labels = np.asarray(snap.labels)[self.point_rows]
             self._tree_idx = np.flatnonzero(~np.isin(labels, hidden))
         if len(self._tree_idx):
+            from scipy.spatial import cKDTree  # here, not at import: scipy.spatial costs a second at start-up
+
             self._tree = cKDTree(self.points[self._tree_idx] * self._scale)
 
     @Slot(int, bool)
