@@ -128,3 +128,24 @@ def test_show_code_explains_an_impossible_builder_config(qtbot):
     assert "cannot be built" in dialog.text.toPlainText()
     assert not dialog.save_button.isEnabled()
     dialog.close()
+
+
+def test_cancel_stops_an_export(qtbot, window_with_run, monkeypatch):
+    from aestudio.ui import export_actions
+
+    w, out, _asked = window_with_run
+    real_start = export_actions.start
+
+    def cancelled_start(task):  # the user presses Cancel before the first batch is done
+        w.export_actions.cancel()
+        assert task.cancel_event.is_set() and w.export_actions.cancel_button.isVisibleTo(w)
+        return real_start(task)
+
+    monkeypatch.setattr(export_actions, "start", cancelled_start)
+    with qtbot.waitSignal(w.export_actions.failed, timeout=30000) as blocker:
+        w.export_actions.actions["reconstructions"].trigger()
+    assert "cancelled" in blocker.args[1]
+    assert w.message_bar.level == "info"
+    assert not list((out / "reconstructions").glob("*.png"))
+    assert not w.export_actions.cancel_button.isVisibleTo(w)
+    assert all(a.isEnabled() for a in w.export_actions.actions.values())

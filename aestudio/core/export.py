@@ -61,7 +61,7 @@ class ExportError(RunError):
     """An export that cannot be done as asked. The message is one line meant for users."""
 
 
-class Cancelled(Exception):
+class Cancelled(ExportError):
     """The user cancelled an export (the `cancel` event was set)."""
 
 

@@ -61,28 +61,28 @@ TITLES = {"codes": "codes", "projector": "Embedding Projector files", "reconstru
 
 
 # ---- the work (pool thread) -----------------------------------------------------------------------
-def _codes(model, data, path, progress=None):
+def _codes(model, data, path, progress=None, cancel=None):
     fmt = core_export.code_format(path)
     core_export.prepare_file(path)
-    codes = core_export.encode_set(model, data, progress=progress)
+    codes = core_export.encode_set(model, data, progress=progress, cancel=cancel)
     return core_export.write_codes(path, codes, data, fmt)
 
 
-def _projector(model, data, path, progress=None):
+def _projector(model, data, path, progress=None, cancel=None):
     core_export.prepare_dir(path)
-    codes = core_export.encode_set(model, data, progress=progress)
+    codes = core_export.encode_set(model, data, progress=progress, cancel=cancel)
     return core_export.write_projector(path, codes, data)
 
 
-def _reconstructions(model, data, path, noise, progress=None):
-    return core_export.write_reconstructions(path, model, data, noise, progress=progress)
+def _reconstructions(model, data, path, noise, progress=None, cancel=None):
+    return core_export.write_reconstructions(path, model, data, noise, progress=progress, cancel=cancel)
 
 
-def _onnx(model, path, progress=None):
+def _onnx(model, path, progress=None, cancel=None):  # seconds at most: not cancelled half-way
     return [c.path for c in core_export.export_onnx(model, path, progress=progress)]
 
 
-def _torchscript(model, path, progress=None):
+def _torchscript(model, path, progress=None, cancel=None):
     return [c.path for c in core_export.export_torchscript(model, path, progress=progress)]
 
 
@@ -112,7 +112,13 @@ class ExportController(QObject):
         self.progress.setMaximumWidth(160)
         self.progress.setTextVisible(True)
         self.progress.hide()
+        self.cancel_button = QPushButton("Cancel export")
+        self.cancel_button.setAccessibleName("Cancel export")
+        self.cancel_button.setToolTip("Stop the export; files already written stay.")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.hide()
         window.statusBar().addPermanentWidget(self.progress)
+        window.statusBar().addPermanentWidget(self.cancel_button)
 
     # ---- paths ----
     def _suggested(self, kind: str) -> str:
@@ -155,16 +161,16 @@ class ExportController(QObject):
             return None
         model, data = snap.model, w.state.dataset
         if kind == "codes":
-            task = Task(_codes, model, data, path, progress=True)
+            task = Task(_codes, model, data, path, progress=True, cancellable=True)
         elif kind == "projector":
-            task = Task(_projector, model, data, path, progress=True)
+            task = Task(_projector, model, data, path, progress=True, cancellable=True)
         elif kind == "reconstructions":
             trained = getattr(snap, "train_config", None) or w.state.train_config
-            task = Task(_reconstructions, model, data, path, trained.noise, progress=True)
+            task = Task(_reconstructions, model, data, path, trained.noise, progress=True, cancellable=True)
         elif kind == "onnx":
-            task = Task(_onnx, model, path, progress=True)
+            task = Task(_onnx, model, path, progress=True, cancellable=True)
         elif kind == "torchscript":
-            task = Task(_torchscript, model, path, progress=True)
+            task = Task(_torchscript, model, path, progress=True, cancellable=True)
         else:
             raise ValueError(f"unknown export {kind!r}")
         return self._start(kind, path, task)
@@ -179,6 +185,7 @@ class ExportController(QObject):
             action.setEnabled(False)
         self.progress.setRange(0, 0)  # busy until the first progress report
         self.progress.show()
+        self.cancel_button.show()
         self.window.statusBar().showMessage(f"Exporting {TITLES[kind]} to {path} …")
         start(task)
         return task
@@ -188,9 +195,16 @@ class ExportController(QObject):
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(min(done, max(total, 1)))
 
+    @Slot()
+    def cancel(self) -> None:
+        """Ask the running export to stop (at its next batch or file)."""
+        if self.task is not None:
+            self.task.cancel()
+
     def _finish(self) -> None:
         self.task = None
         self.progress.hide()
+        self.cancel_button.hide()
         self._update_enabled()
 
     def _done(self, kind: str, path: str, written) -> None:
@@ -205,8 +219,12 @@ class ExportController(QObject):
         self.finished.emit(kind, written)
 
     def _failed(self, kind: str, message: str) -> None:
+        cancelled = self.task is not None and self.task.cancel_event.is_set()
         self._finish()
-        self._fail(kind, f"Could not export {TITLES[kind]}: {message}", "error")
+        if cancelled:
+            self._fail(kind, f"Export of {TITLES[kind]} cancelled.", "info")
+        else:
+            self._fail(kind, f"Could not export {TITLES[kind]}: {message}", "error")
 
     def _fail(self, kind: str, message: str, level: str) -> None:
         self.window.show_message(message, level)
