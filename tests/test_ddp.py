@@ -48,6 +48,7 @@ def test_two_processes_match_one_and_the_run_opens(tmp_path, capsys, qtbot):
     assert b.meta["finished"] == "completed" and b.train_config.device == "cpu"
     va, vb = a.history[-1]["val_total"], b.history[-1]["val_total"]
     assert abs(vb - va) <= 0.05 * va, (va, vb)
+    assert [d["code"] for d in b.diagnoses] == [d["code"] for d in a.diagnoses]  # the doctor, on rank 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftovers of the live saves
 
     assert cli.main(["evaluate", str(two), "--json"]) == 0  # it evaluates like any run
@@ -139,3 +140,14 @@ def _rank_pid(root: int, rank: int) -> int:
             return pid
         todo += _children(pid)
     raise AssertionError(f"no process of rank {rank} under {root}")
+
+
+@pytest.mark.timeout(240)
+def test_nan_on_every_rank_restores_the_last_finite_epoch(tmp_path):
+    out = tmp_path / "nan"
+    proc = torchrun(2, [*ARGS, "--epochs", "30", "--lr", "1e6", "--output", "linear", "--quiet", "--out", str(out)])
+    _, err = proc.communicate(timeout=200)
+    assert proc.returncode != 0
+    assert "The loss became" in err or "validation loss became non-finite" in err, err[-3000:]
+    run = load_run(out)  # rank 0 saved the restored, finite weights
+    assert run.meta["finished"] == "nan" and len(run.history) < 30
