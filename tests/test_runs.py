@@ -374,3 +374,31 @@ def test_studio_overlays_three_runs(qtbot, tmp_path, digits):
 
 
 BEST = "★"
+
+
+@pytest.mark.timeout(60)
+def test_runs_panel_reports_a_failed_evaluation_per_run(qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from aestudio.ui.runs_panel import RunsPanel
+
+    nan = make_run(tmp_path / "runs" / "nan")
+    state = load_file(str(nan / "weights.safetensors"))
+    state["to_code.weight"][:] = float("nan")
+    save_file(state, str(nan / "weights.safetensors"))
+    live = make_run(tmp_path / "runs" / "live")
+    write_config(live, lambda d: d.__setitem__("finished", "running"))
+    panel = RunsPanel()
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.loaded, timeout=10000):
+        panel.add_folder(str(tmp_path / "runs"))
+    assert [(i.name, i.status) for i in panel.infos] == [("live", "writing"), ("nan", "done")]
+    panel.set_ticked(["live"])
+    assert not panel.evaluate_button.isEnabled()  # a run still being written is not evaluated
+    panel.table.item(1, 0).setCheckState(Qt.CheckState.Checked)
+    assert panel.evaluate_button.isEnabled()
+    with qtbot.waitSignal(panel.evaluated, timeout=30000):
+        panel.evaluate_ticked()
+    assert panel.status.text().startswith("Could not evaluate nan: ") and "NaN" in panel.status.text()
+    assert "\n" not in panel.status.text() and "Traceback" not in panel.status.text()
+    assert panel.infos[1].evaluation is None and not (nan / "evaluation.json").exists()
