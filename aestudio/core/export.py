@@ -111,10 +111,12 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
                 os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:  # also Ctrl-C: never leave a temporary file behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
+        if isinstance(e, OSError):
+            raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:
