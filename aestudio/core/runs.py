@@ -395,7 +395,7 @@ def evaluate_folder(path: str | Path, *, trust_data: bool = False, allow_downloa
                             allow_download=allow_download, background=run.meta.get("background", "auto"))
     except DatasetError as e:
         if spec in DOWNLOADABLE_SPECS and not allow_download:
-            raise RunError(f"the run's data set {spec} is not on this computer") from None
+            raise RunError(f"the run's data set {spec} is not on this computer ({' '.join(str(e).split())})") from None
         raise
     if run.meta.get("classes"):
         data = data.filter_classes(list(run.meta["classes"]))

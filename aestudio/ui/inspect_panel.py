@@ -29,6 +29,7 @@ from ..workers.tasks import Task, start
 from . import imaging, style
 
 MAX_IMAGES = 512  # validation images run through the model for the histograms
+MAX_CODE_ROWS = 256  # code dimensions listed in the statistics table
 _ALIVE: list[Task] = []  # running tasks outlive a closed panel (a pool thread still runs them)
 
 
@@ -63,7 +64,6 @@ class InspectPanel(QWidget):
         self.result: dict | None = None  # the last on-demand result: filters, decoder, activity
         self.result_epoch: int | None = None
         self._task: Task | None = None
-        self._tasks: list[Task] = []
         self.grad_items: dict[str, pg.PlotDataItem] = {}
 
         lay = QVBoxLayout(self)
@@ -177,7 +177,7 @@ class InspectPanel(QWidget):
     def _show_codes(self, codes: np.ndarray) -> None:
         codes = np.asarray(codes)
         stats = code_statistics(codes) if codes.ndim == 2 else code_statistics(np.zeros((0, 0)))
-        n = len(stats["mean"])
+        n = min(len(stats["mean"]), MAX_CODE_ROWS)
         t = self.code_table
         t.setRowCount(n)
         t.setVerticalHeaderLabels([dim_name(i) for i in range(n)])
@@ -211,7 +211,6 @@ class InspectPanel(QWidget):
         task.signals.failed.connect(self._on_failed)
         self._task = task
         self._task_epoch = snap.epoch
-        self._tasks = [t for t in self._tasks if not t.finished_event.is_set()] + [task]
         self.compute_button.setEnabled(False)
         self.status.setText("Computing filters and activations …")
         _ALIVE[:] = [t for t in _ALIVE if not t.finished_event.is_set()] + [task]
@@ -251,7 +250,3 @@ class InspectPanel(QWidget):
             plot.addItem(bars)
             plot.hideAxis("left")
             self.hist_plots[a.name] = plot
-
-    def shutdown(self, timeout_s: float = 2.0) -> None:
-        for t in self._tasks:
-            t.finished_event.wait(timeout_s)

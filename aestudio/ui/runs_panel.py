@@ -80,7 +80,6 @@ class RunsPanel(QWidget):
         self.setAccessibleName("Runs")
         self.infos: list[RunInfo] = []
         self._ticked: set[str] = set()
-        self._tasks: list[Task] = []
         self._load_task: Task | None = None
         self._eval_task: Task | None = None
         self.errors: dict[str, str] = {}  # path -> why its evaluation failed
@@ -182,7 +181,6 @@ class RunsPanel(QWidget):
         task.signals.done.connect(self._on_loaded)
         task.signals.failed.connect(self._on_failed)
         self._load_task = task
-        self._tasks.append(task)
         self.status.setText("Reading run folders …")
         self._update_buttons()
         _start(task)
@@ -200,7 +198,6 @@ class RunsPanel(QWidget):
         if not self.infos:
             text = "No runs yet: train and save one, or add a folder of runs."
         self.status.setText(text + (f". Note: {warning}" if warning else ""))
-        self._forget_finished()
         self._update_buttons()
         self._update_comparison()
         self.loaded.emit()
@@ -209,13 +206,8 @@ class RunsPanel(QWidget):
     def _on_failed(self, message: str) -> None:
         self._load_task = None
         self.status.setText(f"Could not read the runs: {message}")
-        self._forget_finished()
         self._update_buttons()
         self.loaded.emit()
-
-    def _forget_finished(self) -> None:
-        keep = (self._load_task, self._eval_task)
-        self._tasks = [t for t in self._tasks if t in keep or not t.finished_event.is_set()]
 
     def add_folder(self, path: str | None = None) -> None:
         """Add a run folder or a folder of runs (`choose_folder` hook, else a folder dialog) and refresh."""
@@ -339,9 +331,6 @@ class RunsPanel(QWidget):
         if runs:
             self.plot.enableAutoRange()
 
-    def comparison(self):
-        return compare(self.ticked())
-
     def _fill_metrics(self) -> None:
         runs = self.ticked()
         t = self.metrics_table
@@ -421,7 +410,6 @@ class RunsPanel(QWidget):
         task.signals.failed.connect(self._on_evaluate_failed)
         task.signals.progress.connect(self._on_evaluate_progress)
         self._eval_task = task
-        self._tasks.append(task)
         self.status.setText(f"Evaluating {len(paths)} run(s) …")
         self._update_buttons()
         _start(task)
@@ -444,7 +432,6 @@ class RunsPanel(QWidget):
                 self.errors[str(info.path)] = result
                 failed.append(f"{info.name}: {result}")
         self.status.setText("Evaluated." if not failed else "Could not evaluate " + "; ".join(failed))
-        self._forget_finished()
         self._update_buttons()
         self._fill_metrics()
         self.evaluated.emit()
@@ -453,12 +440,5 @@ class RunsPanel(QWidget):
     def _on_evaluate_failed(self, message: str) -> None:
         self._eval_task = None
         self.status.setText(f"Could not evaluate: {message}")
-        self._forget_finished()
         self._update_buttons()
         self.evaluated.emit()
-
-    def shutdown(self, timeout_s: float = 2.0) -> None:
-        """Wait briefly for running reads (window closing)."""
-        for t in self._tasks:
-            t.cancel()
-            t.finished_event.wait(timeout_s)
