@@ -210,7 +210,7 @@ def test_config_diff_lists_only_what_differs():
 # ---- evaluation on demand ------------------------------------------------------------------------------
 def _trained(path: Path, latent: int, epochs: int = 2) -> Path:
     args = ["train", "--data", "digits", "--arch", "dense", "--latent", str(latent), "--hidden", "16",
-            "--epochs", str(epochs), "--threads", "1", "--quiet", "--out", str(path)]
+            "--epochs", str(epochs), "--batch-size", "128", "--threads", "1", "--quiet", "--out", str(path)]
     assert cli.main(args) == 0
     return path
 
