@@ -75,11 +75,15 @@ Cache
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import re
 import stat
+import sys
 import threading
 import time
+import types
 from concurrent import futures
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -460,7 +464,8 @@ def _walk(
                     linked.add(entry.path)
             else:
                 skipped.append((entry.path, reason))
-    return sorted(found, key=_natural_key)
+    cut = len(folder) + 1  # every path found starts with folder + separator: sort on the rest (same order, fewer parts)
+    return sorted(found, key=lambda p: _natural_key(p[cut:]))
 
 
 def _scan(
@@ -719,7 +724,31 @@ def _process_pool(workers: int) -> futures.ProcessPoolExecutor:
             if context.get_start_method() == "forkserver":
                 context.set_forkserver_preload([__name__])
             _pool, _pool_workers = futures.ProcessPoolExecutor(workers, mp_context=context), workers
+            atexit.register(_shutdown_pool)
         return _pool
+
+
+def _shutdown_pool() -> None:
+    """At exit: stop the worker processes while the interpreter is still whole."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _plain_main():
+    """While worker processes start, ``__main__`` is an empty module: multiprocessing would otherwise
+    make each worker run the caller's script again (a user's script without an
+    ``if __name__ == "__main__":`` guard would load its folder once more in every worker)."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _decode_chunk(
@@ -759,12 +788,13 @@ def _decode_in_processes(job: _Job, start: int, workers: int, progress: Progress
     open_: set[int] = set(range(start, job.n))
     pending: dict[futures.Future, tuple[int, int]] = {}
     try:
-        pool = _process_pool(workers)
-        for lo in range(start, job.n, chunk):
-            hi = min(job.n, lo + chunk)
-            paths = list(job.files[lo:hi])
-            pending[pool.submit(_decode_chunk, paths, [p in job.linked for p in paths], job.root, job.size,
-                                job.channels, MAX_IMAGE_PIXELS, budget)] = (lo, hi)
+        with _plain_main():  # the pool starts its processes during these submits
+            pool = _process_pool(workers)
+            for lo in range(start, job.n, chunk):
+                hi = min(job.n, lo + chunk)
+                paths = list(job.files[lo:hi])
+                pending[pool.submit(_decode_chunk, paths, [p in job.linked for p in paths], job.root, job.size,
+                                    job.channels, MAX_IMAGE_PIXELS, budget)] = (lo, hi)
     except (OSError, RuntimeError, ValueError, ImportError):
         pending = {}  # no processes here (a sandbox, a frozen app): threads do it all
     step = max(1, job.n // 100)
