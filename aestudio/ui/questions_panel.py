@@ -266,8 +266,9 @@ class QuestionsPanel(QWidget):
         from html import escape as e
 
         from ..core.questions.base import fmt_num
+        from ..core.questions.report import label
 
-        rows = "".join(f"<tr><td>{e(k.replace('_', ' '))}</td><td align=right>&nbsp;{fmt_num(v)}</td></tr>"
+        rows = "".join(f"<tr><td>{e(label(k))}</td><td align=right>&nbsp;{fmt_num(v)}</td></tr>"
                        for k, v in answer.numbers.items())
         runs = "".join(f"<li>{e(r)}</li>" for r in answer.runs)
         notes = "".join(f"<p style='color:#8a5a00'>{e(n)}</p>" for n in answer.notes)

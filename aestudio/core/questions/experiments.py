@@ -264,7 +264,7 @@ def q_pca(ctx: Context):
     a = n.put("ae_mse", mse(t.model, vx))
     p_mse, p_rec = pca_mse(tx, vx, k)
     p = n.put("pca_mse", p_mse)
-    r = n.pct("ae_error_below_pca", 1 - times(n["ae_mse"], n["pca_mse"]))
+    r = n.pct("ae_error_below_pca_pct", 1 - times(n["ae_mse"], n["pca_mse"]))
     fig = fg.stack([fg.image_rows([("original", vx[:SHOW]), (f"PCA-{k}", p_rec[:SHOW]),
                                    (f"autoencoder-{k}", recons(t.model, vx[:SHOW]))], title=f"Both with {k} numbers"),
                     fg.bars("Error per pixel", [f"PCA-{k}", f"autoencoder-{k}"], [n["pca_mse"], n["ae_mse"]])])
@@ -316,7 +316,7 @@ def q_linear_pca(ctx: Context):
     pca = fit_pca(tx, k)
     rec = pca_reconstruct(pca, vx)
     p = n.put("pca_mse", float(np.mean((rec - vx).astype(np.float64) ** 2)))
-    gap = n.pct("gap_to_pca", times(n["linear_ae_mse"], n["pca_mse"]) - 1)
+    gap = n.pct("gap_to_pca_pct", times(n["linear_ae_mse"], n["pca_mse"]) - 1)
     ang = n.put("subspace_angle_deg", subspace_angle(t.model, pca))
     fig = fg.stack([fg.image_rows([("original", vx[:SHOW]), (f"PCA-{k}", rec[:SHOW]),
                                    (f"linear AE-{k}", recons(t.model, vx[:SHOW]))], title="Linear autoencoder vs PCA"),
@@ -377,7 +377,7 @@ def q_sparse(ctx: Context):
         z = encode_images(t.model, vx)
         out[name] = np.sort(z.mean(0))[::-1]
         n.put(f"{name}_mean_activation", float(z.mean()))
-        n.pct(f"{name}_units_on", float(np.mean(z > 0.1)))
+        n.pct(f"{name}_units_on_pct", float(np.mean(z > 0.1)))
         n.put(f"{name}_mse", mse(t.model, vx))
     fig = fg.stack([
         fg.lines("Mean activation of each code unit (sorted)", [("no penalty", range(len(out["free"])), out["free"]),
@@ -387,9 +387,9 @@ def q_sparse(ctx: Context):
                        ("sparse", recons(sp.model, vx[:SHOW]))], title="Reconstructions"),
     ])
     text = (f"Both models have 64 code units with a sigmoid (0 to 1). Without a penalty a unit's mean activation is "
-            f"{fmt(n, 'free_mean_activation')} and {fmt(n, 'free_units_on')}% of units are above 0.1 for a typical "
+            f"{fmt(n, 'free_mean_activation')} and {fmt(n, 'free_units_on_pct')}% of units are above 0.1 for a typical "
             f"image. With the KL penalty towards a 5% target, the mean drops to {fmt(n, 'sparse_mean_activation')} "
-            f"and {fmt(n, 'sparse_units_on')}% are on, at an error of {fmt(n, 'sparse_mse')} per pixel "
+            f"and {fmt(n, 'sparse_units_on_pct')}% are on, at an error of {fmt(n, 'sparse_mse')} per pixel "
             f"(vs {fmt(n, 'free_mse')}). Each image is described by a few active units, so each unit tends to stand "
             "for one recurring feature, and the code can be wide without copying (question 4).")
     nxt = "Raise the sparsity weight or lower ρ in the builder; compare the L1 penalty, which drives activations to exactly zero."
@@ -482,12 +482,12 @@ def q_few_labels(ctx: Context):
     ptr, pva = pca.transform(tx.reshape(len(tx), -1)), pca.transform(vx.reshape(len(vx), -1))
     n = Numbers()
     n.put("labels_per_class", per)
-    a = n.pct("accuracy_codes", probe_accuracy(ztr, train.labels, zva, val.labels, per, ctx.seed))
-    p = n.pct("accuracy_pca16", probe_accuracy(ptr, train.labels, pva, val.labels, per, ctx.seed))
-    x = n.pct("accuracy_pixels", probe_accuracy(tx, train.labels, vx, val.labels, per, ctx.seed))
+    a = n.pct("accuracy_codes_pct", probe_accuracy(ztr, train.labels, zva, val.labels, per, ctx.seed))
+    p = n.pct("accuracy_pca16_pct", probe_accuracy(ptr, train.labels, pva, val.labels, per, ctx.seed))
+    x = n.pct("accuracy_pixels_pct", probe_accuracy(tx, train.labels, vx, val.labels, per, ctx.seed))
     fig = fg.bars(f"Linear classifier trained on {per} labelled images per class (validation accuracy, %)",
                   ["autoencoder codes (16)", "PCA (16)", "raw pixels (784)"],
-                  [n["accuracy_codes"], n["accuracy_pca16"], n["accuracy_pixels"]], width=620)
+                  [n["accuracy_codes_pct"], n["accuracy_pca16_pct"], n["accuracy_pixels_pct"]], width=620)
     text = (f"The autoencoder trained on {train.n} images without using a single label. A linear classifier then "
             f"saw only {per} labelled images per class: on the autoencoder's 16-number codes it is right {a} of the "
             f"time, on PCA's 16 numbers {p}, and on the 784 raw pixels {x}. With so few labels a compact code "
@@ -739,7 +739,7 @@ def q_tied(ctx: Context):
         n.put(f"{name}_parameters", count_parameters(t.model))
         n.put(f"{name}_val_mse", mse(t.model, vx))
         n.put(f"{name}_train_mse", mse(t.model, tx[: len(vx)]))
-    saved = n.pct("parameters_saved", 1 - times(n["tied_parameters"], n["untied_parameters"]))
+    saved = n.pct("parameters_saved_pct", 1 - times(n["tied_parameters"], n["untied_parameters"]))
     fig = fg.stack([fg.bars("Parameters", ["tied", "untied"], [n["tied_parameters"], n["untied_parameters"]]),
                     fg.bars("Error per pixel (validation)", ["tied", "untied"], [n["tied_val_mse"], n["untied_val_mse"]])])
     text = (f"With tied weights each decoder layer reuses the transposed weight matrix of its mirror encoder layer. "
@@ -762,8 +762,8 @@ def q_map(ctx: Context):
     n = Numbers()
     sa = n.put("silhouette_autoencoder", silhouette(z, val.labels))
     sp = n.put("silhouette_pca", silhouette(p, val.labels))
-    ka = n.pct("knn_accuracy_autoencoder", knn_accuracy(encode_images(t.model, tx), train.labels, z, val.labels, None))
-    kp = n.pct("knn_accuracy_pca", knn_accuracy(pca.transform(tx.reshape(len(tx), -1)), train.labels, p, val.labels, None))
+    ka = n.pct("knn_accuracy_autoencoder_pct", knn_accuracy(encode_images(t.model, tx), train.labels, z, val.labels, None))
+    kp = n.pct("knn_accuracy_pca_pct", knn_accuracy(pca.transform(tx.reshape(len(tx), -1)), train.labels, p, val.labels, None))
     fig = fg.side_by_side([fg.scatter("autoencoder, 2-D code", z, val.labels),
                            fg.scatter("PCA, first 2 components", p, val.labels)])
     text = (f"An autoencoder with a 2-number code draws a map of the data set directly: each image is a point. "

@@ -24,7 +24,10 @@ class ReportError(OSError):
     """The answer folder cannot be created or written. The message is meant for users."""
 
 
-def _label(key: str) -> str:
+def label(key: str) -> str:
+    """How a number's key reads in a table: "gap_to_pca_pct" -> "gap to pca (%)"."""
+    if key.endswith("_pct"):
+        key = key[:-4] + " (%)"
     return key.replace("_", " ")
 
 
@@ -38,7 +41,7 @@ def markdown(question, answer: Answer, figure_name: str = FIGURE_PNG) -> str:
            f"*Topic: {question.topic}.*", "", "## What was run", ""]
     out += [f"- {line}" for line in _what_was_run(answer)]
     out += ["", "## Measured numbers", "", "| measure | value |", "|---|---|"]
-    out += [f"| {_label(k)} | {fmt_num(v)} |" for k, v in answer.numbers.items()]
+    out += [f"| {label(k)} | {fmt_num(v)} |" for k, v in answer.numbers.items()]
     out += ["", "## Answer", "", answer.conclusion, ""]
     out += [n + "\n" for n in answer.notes]
     out += [f"**Try next:** {answer.next_step}", "", f"![Figure for question {question.number}]({figure_name})", ""]
@@ -49,7 +52,7 @@ def html_page(question, answer: Answer) -> str:
     """One self-contained page: the figure is inlined as a base64 PNG."""
     e = _html.escape
     png = base64.b64encode(to_png_bytes(answer.figure)).decode("ascii")
-    rows = "".join(f"<tr><td>{e(_label(k))}</td><td>{e(fmt_num(v))}</td></tr>" for k, v in answer.numbers.items())
+    rows = "".join(f"<tr><td>{e(label(k))}</td><td>{e(fmt_num(v))}</td></tr>" for k, v in answer.numbers.items())
     runs = "".join(f"<li>{e(line)}</li>" for line in _what_was_run(answer))
     notes = "".join(f"<p class=note>{e(n)}</p>" for n in answer.notes)
     return f"""<!doctype html>
