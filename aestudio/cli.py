@@ -555,7 +555,7 @@ def _live_save(saver, model_cfg, train_cfg, trainer, meta: dict[str, Any], t0: f
                    diagnoses=getattr(trainer, "diagnoses", None), seconds=round(time.monotonic() - t0, 2), **meta)
     except RunError as e:
         _err(f"note: live saving stopped ({e}); the run is saved when training ends")
-        return None
+        saver.live = False
     return saver
 
 

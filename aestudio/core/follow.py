@@ -168,9 +168,12 @@ class LiveSaver:
         self._last = -float("inf")
         self._cost = 0.0
         self.saves = 0
+        self.live = True  # set False after a live save failed: only the final save is tried then
 
     def due(self) -> bool:
         """Whether a live save is due now (the first one always is)."""
+        if not self.live:
+            return False
         if self.folder is None:
             return True
         return self.clock() - self._last >= max(self.min_interval_s, 20.0 * self._cost)

@@ -111,7 +111,7 @@ def load_dataset(
     elif key and Path(spec).expanduser().exists():
         return load_folder_budgeted(
             spec, image_size=image_size or DEFAULT_IMAGE_SIZE, channels=channels, progress=progress,
-            background=background, budget=memory_budget, cache_dir=decode_cache_dir, note=note,
+            background=background, budget=memory_budget, cache_dir=decode_cache_dir, note=note, loader=load_folder,
         )
     else:
         names = ", ".join(_BUNDLED + _DOWNLOADABLE)

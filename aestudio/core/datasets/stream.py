@@ -334,12 +334,14 @@ def load_folder_budgeted(
     cache_dir: str | Path | None = None,
     note: Callable[[str], None] | None = None,
     force_stream: bool = False,
+    loader: Callable[..., ImageSet] | None = None,
 ) -> ImageSet:
     """The folder in memory (`load_folder`) when training on it fits `budget` bytes (default:
     `default_budget()`), else a StreamedImageSet over its decode cache (built when missing or
     stale). `note(text)` hears about cache decisions (one line each)."""
-    from .folder import load_folder
+    from .folder import load_folder as default_loader
 
+    load_folder = loader or default_loader  # the in-memory path (load_dataset passes its own name for it)
     wanted = parse_background(background)
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
