@@ -194,3 +194,17 @@ def test_files_the_processes_cannot_decode_go_to_the_threads(tmp_path, monkeypat
     monkeypatch.setattr(folder_mod.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(folder_mod, "_process_pool", no_pool)
     same_set(serial, load_dataset(str(root), image_size=8))
+
+
+def test_an_unchanged_listing_is_reused_and_a_rename_is_seen(tmp_path, cache_dir, monkeypatch):
+    root = make_folder(tmp_path / "data", count=9)
+    first = load_dataset(str(root), image_size=8)
+    listed = []
+    real = folder_mod._scan_folder
+    monkeypatch.setattr(folder_mod, "_scan_folder", lambda *a: (listed.append(1), real(*a))[1])
+    same_set(first, load_dataset(str(root), image_size=8))
+    assert not listed  # nothing changed: the folder was not listed again
+    os.rename(root / "c1" / "4.png", root / "c1" / "40.png")
+    renamed = load_dataset(str(root), image_size=8)
+    assert listed == [1] and str(root / "c1" / "40.png") in renamed.files
+    assert str(root / "c1" / "4.png") not in renamed.files and renamed.n == first.n

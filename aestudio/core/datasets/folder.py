@@ -432,11 +432,12 @@ def _entries(folder: str) -> list[os.DirEntry]:
 
 def _walk(
     folder: str, key: tuple[int, int], via_link: bool, root: str, root_key: tuple[int, int],
-    skipped: list[tuple[str, str]], linked: set[str], stop: threading.Event,
+    skipped: list[tuple[str, str]], linked: set[str], stop: threading.Event, walked: list | None = None,
 ) -> list[str]:
     """Regular files under ``folder`` (staying inside ``root``), recursively, in natural order.
 
-    Files whose path goes through a symlink are added to ``linked`` (checked again when opened)."""
+    Files whose path goes through a symlink are added to ``linked`` (checked again when opened);
+    every folder listed is added to ``walked``."""
     found: list[str] = []
     visited = {root_key}
     stack = [(folder, key, via_link)]
@@ -447,6 +448,8 @@ def _walk(
         if current_key in visited:
             continue  # a symlink loop, or a folder reached twice
         visited.add(current_key)
+        if walked is not None:
+            walked.append(_folder_stat(current))  # before listing: a change while listing shows later
         try:
             entries = _entries(current)
         except OSError as exc:
@@ -468,11 +471,51 @@ def _walk(
     return sorted(found, key=lambda p: _natural_key(p[cut:]))
 
 
-def _scan(
-    root: Path, stop: threading.Event
-) -> tuple[list[str], list[int], list[str] | None, list[tuple[str, str]], set[str]]:
+Listing = tuple[list[str], list[int], "list[str] | None", list[tuple[str, str]], set[str]]
+#: Listings of folders scanned in this process: root -> (stats of every folder walked, listing).
+_listings: dict[str, tuple[list[tuple[str, tuple[int, ...] | None]], Listing]] = {}
+_listings_lock = threading.Lock()
+
+
+def _folder_stat(path: str) -> tuple[str, tuple[int, ...] | None]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path, None
+    return path, (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+
+
+def _copy_listing(listing: Listing) -> Listing:
+    files, labels, classes, skipped, linked = listing
+    return list(files), list(labels), None if classes is None else list(classes), list(skipped), set(linked)
+
+
+def _scan(root: Path, stop: threading.Event) -> Listing:
     """Image files, their labels, the class names (None when flat), the skipped files so far, and the
-    files reached through a symlink."""
+    files reached through a symlink.
+
+    With the folder cache on (see "Cache"), a folder listed before in this process is not listed
+    again while none of the folders walked changed (same inode, modification and change times):
+    adding, removing or renaming an entry changes its folder's times. Changes inside files do not
+    touch the listing; the cache key (per-file sizes and times) sees those."""
+    from .cache import cache_root
+
+    top = str(root)
+    if cache_root() is None:
+        return _scan_folder(root, stop, None)
+    with _listings_lock:
+        known = _listings.get(top)
+    if known is not None and [_folder_stat(p) for p, _ in known[0]] == known[0]:
+        return _copy_listing(known[1])
+    walked: list[tuple[str, tuple[int, ...] | None]] = []
+    listing = _scan_folder(root, stop, walked)
+    if all(stat is not None for _, stat in walked):
+        with _listings_lock:
+            _listings[top] = (walked, _copy_listing(listing))
+    return listing
+
+
+def _scan_folder(root: Path, stop: threading.Event, walked: list | None) -> Listing:
     skipped: list[tuple[str, str]] = []
     linked: set[str] = set()
     top = str(root)
@@ -482,6 +525,8 @@ def _scan(
     except OSError as exc:
         raise DatasetError(f"Cannot read the folder {root}: {exc.strerror or exc}.") from None
     root_key = (st.st_dev, st.st_ino)
+    if walked is not None:
+        walked.append(_folder_stat(top))
     top_files: list[str] = []
     subfolders: dict[str, list[str]] = {}
     for entry in entries:
@@ -489,7 +534,8 @@ def _scan(
         if kind == "dir":
             if entry.name not in _IGNORED_DIRS and key != root_key:
                 subfolders[entry.name] = _walk(
-                    entry.path, key, entry.is_symlink(), top, root_key, skipped, linked, stop  # type: ignore[arg-type]
+                    entry.path, key, entry.is_symlink(), top, root_key, skipped, linked, stop,  # type: ignore[arg-type]
+                    walked,
                 )
         elif kind == "file":
             top_files.append(entry.path)
