@@ -28,6 +28,8 @@ import tempfile
 import time
 import warnings
 
+os.environ.setdefault("TQDM_DISABLE", "1")  # pythae's progress bars, before tqdm is imported
+
 import aestudio  # noqa: F401  (first: sets OpenMP's spin-wait before torch loads)
 import numpy as np
 import torch
@@ -187,5 +189,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TQDM_DISABLE", "1")
     main()
