@@ -5,7 +5,8 @@ from conftest import find_by_name
 from PySide6.QtCore import Qt
 from test_app import make_window, train
 
-LAB_NAMES = ["Denoising lab", "Anomaly lab", "PCA vs autoencoder", "Few labels", "Traversal", "Latent health"]
+LAB_NAMES = ["Denoising lab", "Anomaly lab", "PCA vs autoencoder", "Few labels", "Traversal", "Latent health",
+             "VAE tools", "Code robustness"]
 
 
 def test_labs_menu_opens_each_lab(qtbot):

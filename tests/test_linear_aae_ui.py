@@ -91,3 +91,80 @@ def test_pca_lab_reports_the_subspace_angle_of_linear_models(digits):
     relu = Autoencoder(ModelConfig(arch="dense", hidden=[16], latent=4, input_shape=digits.shape)).eval()
     cmp = compare_at_size(relu, train, val)
     assert cmp.subspace_angle_deg is None and "angle" not in cmp.verdict
+
+
+# ---- the VAE tools and Code robustness labs ----------------------------------------------------------
+def _lab_state(data, trainer):
+    from aestudio.core.config import TrainConfig
+    from aestudio.workers.training import make_snapshot
+
+    state = StudioState()
+    state.set_dataset(data, "digits")
+    state.set_train_config(TrainConfig(**trainer.train_config.to_dict()))
+    state.set_snapshot(make_snapshot(trainer, len(trainer.history)))
+    return state
+
+
+def _run_lab(qtbot, lab):
+    from PySide6.QtCore import Qt
+
+    assert lab.run_button.isEnabled()
+    lab.last_result = None
+    qtbot.mouseClick(lab.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: lab.last_result is not None or "color" in lab.notice.text(), timeout=120_000)
+    return lab.last_result
+
+
+def test_vae_tools_lab(qtbot, digits, tmp_path):
+    from aestudio.core.config import TrainConfig
+    from aestudio.core.training import fit
+    from aestudio.ui.labs.vae_lab import VaeToolsLab
+
+    cfg = ModelConfig(arch="dense", kind="vae", latent=3, hidden=[32], input_shape=digits.shape)
+    trainer, _ = fit(cfg, TrainConfig(epochs=2, batch_size=64, seed=0), digits)
+    lab = VaeToolsLab(_lab_state(digits, trainer))
+    qtbot.addWidget(lab)
+    lab.image_spin.setValue(5)
+    lab.draws_spin.setValue(4)
+    lab.compare_box.setChecked(True)
+    lab.steps.setValue(60)
+    r = _run_lab(qtbot, lab)
+    assert r is not None, lab.notice.text()
+    assert r.index == 5 and r.draws.draws.shape == (4, *digits.shape)
+    assert r.kl.shape == (2, 3) and r.sampling is not None
+    assert [row.title for row in lab.sample_rows.rows] == ["Plain AE, fitted", "Plain AE, N(0, I)", "VAE prior"]
+    assert len(lab.kl_curves) == 3 and len(lab.number_rows) == 3
+    assert "draws for validation image 5" in lab.verdict_label.text()
+    assert lab.export_figure(tmp_path / "vae.png").stat().st_size > 1000
+
+
+def test_vae_tools_lab_explains_a_plain_model(qtbot, digits):
+    from aestudio.core.config import TrainConfig
+    from aestudio.core.training import fit
+    from aestudio.ui.labs.vae_lab import VaeToolsLab
+
+    cfg = ModelConfig(arch="dense", kind="ae", latent=3, hidden=[32], input_shape=digits.shape)
+    trainer, _ = fit(cfg, TrainConfig(epochs=1, batch_size=64, seed=0), digits)
+    lab = VaeToolsLab(_lab_state(digits, trainer))
+    qtbot.addWidget(lab)
+    assert _run_lab(qtbot, lab) is None
+    assert "need a variational autoencoder" in lab.notice.text()
+
+
+def test_code_robustness_lab(qtbot, digits):
+    from aestudio.core.config import TrainConfig
+    from aestudio.core.training import fit
+    from aestudio.ui.labs.robustness_lab import RobustnessLab
+
+    cfg = ModelConfig(arch="dense", kind="ae", latent=4, hidden=[32], input_shape=digits.shape)
+    trainer, _ = fit(cfg, TrainConfig(epochs=1, batch_size=64, seed=0), digits)
+    lab = RobustnessLab(_lab_state(digits, trainer))
+    qtbot.addWidget(lab)
+    lab.steps.setValue(40)
+    rows = _run_lab(qtbot, lab)
+    assert rows is not None, lab.notice.text()
+    assert [r.name for r in rows] == ["plain", "denoising", "contractive"]
+    assert all(r.model_config.latent == 4 for r in rows)
+    x, y = lab.curves[("raw", "contractive")].getData()
+    assert len(x) == 3 and np.all(np.isfinite(y))
+    assert len(lab.number_rows) == 9 and "Code movement per unit of input noise" in lab.verdict_label.text()

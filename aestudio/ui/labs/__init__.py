@@ -6,7 +6,9 @@ from .denoising_lab import DenoisingLab
 from .few_labels_lab import FewLabelsLab
 from .health_lab import LatentHealthLab
 from .pca_lab import PcaVsAutoencoderLab
+from .robustness_lab import RobustnessLab
 from .traversal_lab import TraversalLab
+from .vae_lab import VaeToolsLab
 
 #: (class, one-line description for the Labs menu), in menu order
 LABS = [
@@ -16,6 +18,9 @@ LABS = [
     (FewLabelsLab, "Do its codes help a classifier with few labels? Accuracy against labels per class."),
     (TraversalLab, "What does each dimension do? Traversals, interpolation, samples, disentanglement."),
     (LatentHealthLab, "Is the latent space well-formed? Silhouette, k-NN, per-dimension KL, collapse."),
+    (VaeToolsLab, "How does a VAE differ? Sampled reconstructions, KL per dimension over training, AE vs VAE samples."),
+    (RobustnessLab, "Which codes resist input noise? Plain vs denoising vs contractive, same size."),
 ]
 
-__all__ = ["LABS", "AnomalyLab", "DenoisingLab", "FewLabelsLab", "LatentHealthLab", "PcaVsAutoencoderLab", "TraversalLab"]
+__all__ = ["LABS", "AnomalyLab", "DenoisingLab", "FewLabelsLab", "LatentHealthLab", "PcaVsAutoencoderLab",
+           "RobustnessLab", "TraversalLab", "VaeToolsLab"]
