@@ -63,6 +63,7 @@ def test_over_complete_codes_are_allowed_with_a_warning():
     assert cfg.problems() == []
     assert any("copy its input" in w for w in cfg.warnings())
     assert ModelConfig(arch="dense", latent=16, input_shape=(1, 8, 8)).warnings() == []
+    assert "tied weights change nothing" in ModelConfig(arch="dense", hidden=[], tied=True).warnings()[0]
 
 
 # ---- PCA's subspace ---------------------------------------------------------------------------------

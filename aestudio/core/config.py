@@ -279,6 +279,8 @@ class ModelConfig:
                      f"an over-complete autoencoder can learn to copy its input; it needs {fix} to learn structure")
         if self.free_bits > 0 and self.kind != "vae":
             w.append("free bits only affect variational autoencoders (kind vae)")
+        if self.tied and self.arch == "dense" and self.hidden is not None and len(self.hidden) == 0:
+            w.append("tied weights change nothing without a hidden layer (the code layer keeps its own weights)")
         return w
 
     def validate(self) -> "ModelConfig":
