@@ -26,7 +26,6 @@ import numpy as np
 
 from ..config import ModelConfig, TrainConfig
 from ..datasets import ImageSet, load_dataset
-from ..labs.budget import improvement
 from ..labs.denoising import LabTraining, lab_train
 from ..labs.budget import lab_epochs
 from ..models import count_parameters

@@ -85,12 +85,18 @@ def code_shift(model, x: np.ndarray, sigma: float = 0.05, seed: int = 0) -> floa
     return float(np.mean(np.linalg.norm(zn - z, axis=1)) / spread)
 
 
-def nearest_mse(samples: np.ndarray, real: np.ndarray) -> float:
-    """Mean over samples of the MSE to the nearest real image: low when samples look like real images."""
-    a = as_float_images(samples).reshape(len(samples), -1).astype(np.float64)
-    b = as_float_images(real).reshape(len(real), -1).astype(np.float64)
-    d = (a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None, :] - 2 * a @ b.T
-    return float(np.mean(np.maximum(d.min(1), 0.0)) / a.shape[1])
+def frechet(samples: np.ndarray, real: np.ndarray, pca) -> float:
+    """Fréchet distance between two sets of images, in the space of a PCA fitted on real images:
+    |mean difference|^2 + Tr(C1 + C2 - 2 (C1 C2)^1/2). Low when the samples are spread like real images
+    (blurry average-looking samples score badly although each is close to some real image)."""
+    from scipy import linalg
+
+    a = pca.transform(as_float_images(samples).reshape(len(samples), -1)).astype(np.float64)
+    b = pca.transform(as_float_images(real).reshape(len(real), -1)).astype(np.float64)
+    c1, c2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(c1 @ c2)
+    root = np.real(root)
+    return float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(c1 + c2 - 2.0 * root))
 
 
 def times(a: float, b: float) -> float:
@@ -511,31 +517,36 @@ def q_sampling(ctx: Context):
     k = 8
     ae = ctx.train("plain", dense(k), train, val, steps=1500)
     vae = ctx.train("VAE", dense(k, kind="vae"), train, val, steps=1500)
-    m = 48 if not ctx.tiny else 8
-    codes = encode_images(ae.model, train.as_float())
+    m = 256 if not ctx.tiny else 32
+    tx = train.as_float()
+    codes = encode_images(ae.model, tx)
     s_naive = decode_codes(ae.model, sample_codes(ae.model, m, ctx.seed))  # N(0, I) in the AE's code space
     s_fit = decode_codes(ae.model, sample_codes(ae.model, m, ctx.seed, codes=codes))
     s_vae = decode_codes(vae.model, sample_codes(vae.model, m, ctx.seed))
+    pca = fit_pca(tx, 8, ctx.seed)
+    half = len(vx) // 2
     n = Numbers()
     n.put("ae_code_std_mean", float(codes.std(0).mean()))
-    a0 = n.put("nearest_mse_ae_standard_normal", nearest_mse(s_naive, vx))
-    a1 = n.put("nearest_mse_ae_fitted_gaussian", nearest_mse(s_fit, vx))
-    v = n.put("nearest_mse_vae_prior", nearest_mse(s_vae, vx))
-    ref = n.put("nearest_mse_real_images", nearest_mse(vx[: max(8, len(vx) // 2)], vx[len(vx) // 2:]))
+    a0 = n.put("frechet_ae_standard_normal", frechet(s_naive, vx, pca))
+    a1 = n.put("frechet_ae_fitted_gaussian", frechet(s_fit, vx, pca))
+    v = n.put("frechet_vae_prior", frechet(s_vae, vx, pca))
+    ref = n.put("frechet_real_halves", frechet(vx[:half], vx[half:], pca))
     fig = fg.stack([fg.image_rows([("AE, N(0, I)", s_naive[:SHOW]), ("AE, fitted", s_fit[:SHOW]),
                                    ("VAE prior", s_vae[:SHOW])], title="Decoded random codes"),
-                    fg.bars("Distance of a sample to its nearest real image (lower: looks real)",
+                    fg.bars("Distance of the samples' spread from real images' (Fréchet, PCA-8; lower: more real)",
                             ["AE, N(0, I) codes", "AE, Gaussian fitted to its codes", "VAE, N(0, I) prior",
-                             "real images (reference)"], [n["nearest_mse_ae_standard_normal"],
-                                                          n["nearest_mse_ae_fitted_gaussian"],
-                                                          n["nearest_mse_vae_prior"], n["nearest_mse_real_images"]],
-                            width=640)])
+                             "real vs real (floor)"], [n["frechet_ae_standard_normal"], n["frechet_ae_fitted_gaussian"],
+                                                       n["frechet_vae_prior"], n["frechet_real_halves"]], width=680)])
+    best = min(("the VAE's prior samples", n["frechet_vae_prior"]), ("the fitted-Gaussian samples", n["frechet_ae_fitted_gaussian"]),
+               ("the standard-normal samples", n["frechet_ae_standard_normal"]), key=lambda t: t[1])[0]
     text = (f"A plain autoencoder's codes follow no known distribution (here their spread per dimension averages "
-            f"{fmt(n, 'ae_code_std_mean')}), so random codes land where the decoder was never trained. Decoded "
-            f"standard-normal codes are on average {a0} (per pixel) from the nearest real image, codes drawn from "
-            f"a Gaussian fitted to its codes {a1}, and the VAE's prior samples {v}; two real images are {ref} apart. "
-            "The VAE's KL term pulls its codes onto N(0, I), which is what makes it a generative model: the prior "
-            "is a map of where valid codes are.")
+            f"{fmt(n, 'ae_code_std_mean')}), so a random code may land where the decoder was never trained. "
+            f"We decoded {m} random codes each way and compared how the images spread with how real images spread "
+            f"(a Fréchet distance; two halves of the real images score {ref}). Standard-normal codes in the plain "
+            f"model's code space score {a0}, codes from a Gaussian fitted to its codes {a1}, and the VAE's prior "
+            f"samples {v}; {best} come closest. The VAE's KL term pulls its codes onto N(0, I), so the prior is a "
+            "map of where valid codes are: that is what makes it a generative model. A plain autoencoder can only "
+            "be sampled after the fact, by guessing the distribution of its codes.")
     nxt = "Open the Traversal lab on the VAE and draw prior samples; raise β (question 13) for smoother but blurrier samples."
     return ctx.answer(n, fig, text, nxt, setup=vae, data_spec=FASHION)
 
@@ -629,31 +640,31 @@ def q_interpolate(ctx: Context):
     ae = ctx.train("plain", dense(8), train, val, steps=1500)
     vae = ctx.train("VAE", dense(8, kind="vae"), train, val, steps=1500)
     rng = np.random.default_rng(ctx.seed)
-    pairs = rng.choice(len(vx), size=(12 if not ctx.tiny else 3, 2), replace=True)
+    pairs = rng.choice(len(vx), size=(256 if not ctx.tiny else 32, 2), replace=True)
+    pca = fit_pca(train.as_float(), 8, ctx.seed)
     n = Numbers()
     strips = {}
     for name, t in (("ae", ae), ("vae", vae)):
-        mids = []
-        for i, (a, b) in enumerate(pairs):
-            z = encode_images(t.model, vx[[a, b]])
-            imgs = decode_codes(t.model, interpolate_codes(z[0], z[1], 9))
-            mids.append(imgs[4])
-            if i == 0:
-                strips[name] = np.clip(imgs, 0, 1)
-        n.put(f"{name}_midpoint_nearest_mse", nearest_mse(np.stack(mids), vx))
-    a0, b0 = pairs[0]
+        z = encode_images(t.model, vx)
+        mids = decode_codes(t.model, 0.5 * (z[pairs[:, 0]] + z[pairs[:, 1]]))
+        strips[name] = np.clip(decode_codes(t.model, interpolate_codes(z[pairs[0, 0]], z[pairs[0, 1]], 9)), 0, 1)
+        n.put(f"{name}_midpoint_frechet", frechet(mids, vx, pca))
+        n.put(f"{name}_endpoint_frechet", frechet(recons(t.model, vx), vx, pca))
     fig = fg.stack([fg.image_rows([("plain AE", strips["ae"]), ("VAE", strips["vae"])],
                                   title="Walking in a straight line between two codes"),
-                    fg.bars("Midpoint's distance to the nearest real image (lower: looks real)", ["plain AE", "VAE"],
-                            [n["ae_midpoint_nearest_mse"], n["vae_midpoint_nearest_mse"]], width=600)])
-    smoother = n["vae_midpoint_nearest_mse"] < n["ae_midpoint_nearest_mse"]
+                    fg.bars("Midpoint images vs real images (Fréchet, PCA-8; lower: more real)", ["plain AE", "VAE"],
+                            [n["ae_midpoint_frechet"], n["vae_midpoint_frechet"]], width=600)])
+    smoother = n["vae_midpoint_frechet"] < n["ae_midpoint_frechet"]
     text = (f"The latent space is where the codes live; walking between two codes and decoding each step shows "
-            f"whether the space between images means something. The midpoints of {len(pairs)} such walks are on "
-            f"average {fmt(n, 'ae_midpoint_nearest_mse')} (per pixel) from the nearest real image for the plain "
-            f"autoencoder and {fmt(n, 'vae_midpoint_nearest_mse')} for the VAE: "
-            + ("the VAE's space is more continuous, because its training fills the space around each code."
-               if smoother else "on this run the plain model's midpoints were as realistic; its space between "
-               "nearby codes can be smooth too, it just is not trained to be."))
+            f"whether the space between images means something. We decoded the midpoints of {len(pairs)} such walks "
+            f"and measured how far their spread is from real images' (a Fréchet distance): "
+            f"{fmt(n, 'ae_midpoint_frechet')} for the plain autoencoder and {fmt(n, 'vae_midpoint_frechet')} for the "
+            f"VAE (their plain reconstructions score {fmt(n, 'ae_endpoint_frechet')} and "
+            f"{fmt(n, 'vae_endpoint_frechet')}). "
+            + ("The VAE's midpoints look more like real images: its training fills the space around each code, so "
+               "the path between two codes stays among valid images." if smoother else
+               "On this run the plain model's midpoints were as realistic: its space between codes can be smooth "
+               "too, it is just not trained to be."))
     nxt = "Open the Traversal lab: interpolate any two images and compare linear and spherical paths."
     return ctx.answer(n, fig, text, nxt, setup=vae, data_spec=FASHION)
 
@@ -895,11 +906,12 @@ def q_aae(ctx: Context):
     n.put("aae_code_mean_abs", float(np.abs(za.mean(0)).mean()))
     swings = np.abs(np.diff(gen)) if len(gen) > 1 else np.zeros(1)
     n.put("generator_loss_swing", float(swings.mean()))
-    m = 48 if not ctx.tiny else 8
+    m = 256 if not ctx.tiny else 32
     s_aae = decode_codes(aae.model, sample_codes(aae.model, m, ctx.seed))
     s_ae = decode_codes(ae.model, np.random.default_rng(ctx.seed).standard_normal((m, k)).astype(np.float32))
-    n.put("nearest_mse_aae_prior_samples", nearest_mse(s_aae, vx))
-    n.put("nearest_mse_plain_prior_samples", nearest_mse(s_ae, vx))
+    pca = fit_pca(train.as_float(), 8, ctx.seed)
+    n.put("frechet_aae_prior_samples", frechet(s_aae, vx, pca))
+    n.put("frechet_plain_prior_samples", frechet(s_ae, vx, pca))
     n.put("aae_mse", mse(aae.model, vx))
     prior = np.random.default_rng(ctx.seed + 1).standard_normal((min(len(za), 400), 2))
     both = np.concatenate([za[: len(prior), :2], prior])
@@ -920,9 +932,9 @@ def q_aae(ctx: Context):
             + ("the discriminator can barely tell codes from prior samples. " if fooled else
                "the discriminator still tells them apart: the game has not settled. ")
             + f"The codes now spread like the prior (std {fmt(n, 'aae_code_std_mean')} per dimension against "
-              f"{fmt(n, 'plain_code_std_mean')} for a plain autoencoder), so decoded prior samples sit "
-              f"{fmt(n, 'nearest_mse_aae_prior_samples')} from the nearest real image, against "
-              f"{fmt(n, 'nearest_mse_plain_prior_samples')} for the plain model. Why such training is hard: the two "
+              f"{fmt(n, 'plain_code_std_mean')} for a plain autoencoder), so decoded prior samples spread like real "
+              f"images to a Fréchet distance of {fmt(n, 'frechet_aae_prior_samples')}, against "
+              f"{fmt(n, 'frechet_plain_prior_samples')} for the plain model's. Why such training is hard: the two "
               f"losses chase each other instead of falling together (the encoder's loss moves by "
               f"{fmt(n, 'generator_loss_swing')} per epoch on average), one player can overpower the other, and a "
               "generator may cover only part of the target (mode collapse).")
