@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from aestudio.cli import main
-from aestudio.core.config import ModelConfig, TrainConfig
+from aestudio.core.config import TrainConfig
 from aestudio.core.models import Autoencoder
 from aestudio.core.presets import PRESETS, get_preset
 from aestudio.core.questions import QUESTIONS, get_question, run_question
