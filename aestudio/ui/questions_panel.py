@@ -183,7 +183,10 @@ class QuestionsPanel(QWidget):
         if q.number in self.answers:
             self._show_answer(q, self.answers[q.number])
         elif not self.busy:
-            self.answer.setPlainText("Press Run experiment: the answer will quote the numbers of that run.")
+            models = f"{q.trainings} small model{'s' if q.trainings != 1 else ''}"
+            self.answer.setPlainText(f"Press Run experiment: it trains {models} in the background (well under two "
+                                     "minutes on two CPU cores), measures, and answers with the numbers and the "
+                                     "figure of that run.")
             self.figure.clear()
             self.save_button.setEnabled(False)
         self.run_button.setEnabled(q.available and not self.busy)
