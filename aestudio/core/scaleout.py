@@ -33,6 +33,8 @@ PROBE_SAMPLE = 1024
 #: A streamed run keeps the first this many validation images in memory for the studio's views
 #: (the latent map shows at most this many points; see workers/training.py MAX_MAP_POINTS).
 VAL_SET_LIMIT = 10_000
+#: Images the doctor's data check looks at (doctor.image_stats samples this many).
+DOCTOR_IMAGES = 4000
 
 
 class StreamRows:
@@ -94,6 +96,19 @@ class StreamRows:
             return torch.zeros((0, *self.shape[1:]), device=self.device)
         pos = np.unique(np.linspace(0, n - 1, min(n, limit)).astype(np.int64))
         return self[pos].float().div_(255.0)
+
+
+def doctor_view(data):
+    """What the doctor's data check reads (`transparent_fraction`, `images`): a streamed set gives the
+    evenly spaced images the check samples, read with file reads, so the check does not fault the
+    memory map's pages of the whole cache file into memory."""
+    if not is_streamed(data):
+        return data
+    from types import SimpleNamespace
+
+    n = data.n
+    idx = np.unique(np.linspace(0, n - 1, min(n, DOCTOR_IMAGES)).astype(np.int64))
+    return SimpleNamespace(transparent_fraction=data.transparent_fraction, images=data.read_rows(idx))
 
 
 def sample_float(rows, limit: int | None = None) -> torch.Tensor:

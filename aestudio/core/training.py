@@ -436,7 +436,7 @@ class Trainer:
         doctor, final_history = self.doctor, []
         # per-layer gradient norms: measured on the device on each epoch's last batch, read at its end
         self._grad_probe, self._grad_norms, self._measure_grads = GradNormProbe(m), None, None
-        yield from self._diagnosed(doctor.check_data(self.data))
+        yield from self._diagnosed(doctor.check_data(scaleout.doctor_view(self.data)))
         for si, stage in enumerate(stages):
             final = si == len(stages) - 1  # the doctor judges the fit of the final stage only
             stage_steps = 0
