@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -156,6 +159,25 @@ def test_cli_run_folder_is_followable_while_it_trains(tmp_path, monkeypatch, cap
 
 
 # ---- studio -----------------------------------------------------------------------------------
+WRITER = """
+import sys, time
+from pathlib import Path
+import torch
+sys.path.insert(0, %r)
+from test_follow import MODEL, write
+from aestudio.core.checkpoint import load_run
+run, gate = Path(sys.argv[1]), Path(sys.argv[2])
+model = load_run(run).model
+for epoch in (2, 3, 4):
+    while not (gate / f"go{epoch}").exists():
+        time.sleep(0.02)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)
+    write(run, epoch, model=model, finished="completed" if epoch == 4 else "running")
+""" % str(Path(__file__).resolve().parent)
+
+
 @pytest.mark.timeout(90)
 def test_studio_follows_a_run_that_is_being_written(qtbot, tmp_path):
     from aestudio.app import create_window
@@ -171,19 +193,26 @@ def test_studio_follows_a_run_that_is_being_written(qtbot, tmp_path):
                     timeout=30000)
     assert w.run_follower.state == RUNNING and w.follow_run_action.isEnabled()
 
+    # another process appends epochs (and changes the weights); it writes epoch e when the test says "go e",
+    # after the studio showed the one before, so every step is seen without timing assumptions
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(run), str(tmp_path)], stderr=subprocess.PIPE, text=True)
     lengths = []
-    for epoch in (2, 3, 4):  # "another process" appends epochs; the weights change too
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.01)
-        write(run, epoch, model=model, finished="completed" if epoch == 4 else "running")
-        qtbot.waitUntil(lambda e=epoch: len(w.loss_curves.curve_data("total", "val")[0]) == e, timeout=20000)
-        lengths.append(len(w.loss_curves.curve_data("total", "val")[0]))
+    try:
+        for epoch in (2, 3, 4):
+            (tmp_path / f"go{epoch}").touch()
+            qtbot.waitUntil(lambda e=epoch: len(w.loss_curves.curve_data("total", "val")[0]) == e, timeout=30000)
+            lengths.append(len(w.loss_curves.curve_data("total", "val")[0]))
+        assert writer.wait(timeout=30) == 0, writer.stderr.read()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
     assert lengths == [2, 3, 4]
     qtbot.waitUntil(lambda: w.run_follower.state == FINISHED, timeout=10000)
     qtbot.waitUntil(lambda: w.run_follower.reloads >= 1 and w.run_follower._task is None, timeout=20000)
-    snap = w.state.snapshot  # the grid and map show the latest weights
-    assert torch.allclose(next(snap.model.parameters()).cpu(), next(model.parameters()).cpu())
+    final = load_run(run).model  # the grid and map show the latest weights
+    snap = w.state.snapshot
+    shown = snap.model if hasattr(snap, "model") else snap.trained.build_model()
+    assert torch.allclose(next(shown.parameters()).cpu(), next(final.parameters()).cpu())
     assert "finished" in w.message_bar.message
 
     shutil.rmtree(run)  # deleted while followed: a clear message, no hang, the last version stays shown
