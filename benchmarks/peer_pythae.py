@@ -136,6 +136,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=10, help="draws per image for the -ELBO estimate")
     ap.add_argument("--init", default="he", help="aestudio's weight initialisation (he or xavier)")
     ap.add_argument("--kl-warmup", type=float, default=None, help="aestudio's KL warm-up fraction (default: its default)")
+    ap.add_argument("--aestudio-only", action="store_true", help="skip pythae (to compare aestudio settings)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset("fashion-10k")
@@ -145,7 +146,7 @@ def main() -> None:
     warmup = TrainConfig().kl_warmup if args.kl_warmup is None else args.kl_warmup
     try:
         import pythae  # noqa: F401
-        have_pythae = True
+        have_pythae = not args.aestudio_only
     except ImportError:
         have_pythae = False
         print("pythae is not installed (pip install pythae): measuring aestudio only")

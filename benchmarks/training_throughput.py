@@ -2,7 +2,7 @@
 
     python3 dev.py bench training_throughput [--model mlp|conv] [--threads 2] [--epochs 2] [--repeats 5]
 
-Both sides do the same job on the same data (70,000 random 1x28x28 images: 60,000 to train on,
+Both sides do the same job on the same data (by default 70,000 random 1x28x28 images: 60,000 to train on,
 10,000 held out) with the same model, batch size, optimiser and threads:
 
 * the bare loop is what a competent user writes: the float32 images in one in-memory tensor,
@@ -79,12 +79,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--model", choices=["mlp", "conv"], default="mlp")
+    ap.add_argument("--images", type=int, default=N_TOTAL, help="images in all (1/7 held out), default 70,000")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    images = (rng.random((N_TOTAL, 1, 28, 28)) * 255).astype(np.uint8)
-    data = ImageSet("random-70k", images, None, [])
-    train_idx, val_idx = split_indices(N_TOTAL, VAL_FRACTION, 0)  # the engine's own split
+    images = (rng.random((args.images, 1, 28, 28)) * 255).astype(np.uint8)
+    data = ImageSet(f"random-{args.images}", images, None, [])
+    train_idx, val_idx = split_indices(args.images, VAL_FRACTION, 0)  # the engine's own split
     x = torch.from_numpy(images).float().div_(255)
     x_train, x_val = x[torch.from_numpy(train_idx)], x[torch.from_numpy(val_idx)]
     if args.model == "mlp":
