@@ -2,6 +2,7 @@
 codes allowed with a warning, and the adversarial autoencoder (kind aae)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,11 +10,12 @@ import pytest
 import torch
 
 from aestudio import cli
+from aestudio.core.adversarial import prior_view
 from aestudio.core.checkpoint import load_run, save_run
 from aestudio.core.config import ModelConfig, TrainConfig
 from aestudio.core.datasets import ImageSet
-from aestudio.core.evaluation import (evaluate_run, fit_pca, is_linear_model, recon_mse, subspace_angle_deg,
-                                      subspace_angles_deg)
+from aestudio.core.evaluation import (encode_images, evaluate_run, fit_pca, is_linear_model, recon_mse,
+                                      subspace_angle_deg, subspace_angles_deg)
 from aestudio.core.models import Autoencoder, summarize
 from aestudio.core.resources import count_params
 from aestudio.core.training import Trainer, fit
@@ -134,8 +136,14 @@ def test_cli_warns_about_an_over_complete_code(tmp_path, capsys):
 # ---- adversarial autoencoder -----------------------------------------------------------------------------
 def test_aae_trains_its_three_losses_and_its_codes_approach_the_prior(digits):
     cfg = ModelConfig(arch="dense", kind="aae", latent=2, hidden=[64], input_shape=digits.shape)
-    trainer, finished = fit(cfg, TrainConfig(epochs=6, batch_size=64, lr=1e-3), digits)
+    tcfg = TrainConfig(epochs=20, batch_size=64, lr=2e-3)
+    trainer, finished = fit(cfg, tcfg, digits)
     assert finished.reason == "completed"
+    plain, _ = fit(dataclasses.replace(cfg, kind="ae"), tcfg, digits)
+    x = trainer.val_set.as_float()
+    aae_view, ae_view = prior_view(encode_images(trainer.model, x)), prior_view(encode_images(plain.model, x))
+    assert aae_view.code_std < 0.7 * ae_view.code_std  # the discriminator pulls the codes toward N(0, I)
+    assert aae_view.code_mean_norm < ae_view.code_mean_norm
     h = trainer.history
     assert {"train_recon", "train_disc", "train_gen", "val_recon", "val_disc", "val_gen"} <= set(h[-1])
     assert h[-1]["val_recon"] < h[0]["val_recon"]

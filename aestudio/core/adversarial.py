@@ -33,19 +33,29 @@ def encoder_parameters(model: Autoencoder) -> list[torch.nn.Parameter]:
     return [*model.enc_blocks.parameters(), *model.to_code.parameters()]
 
 
+#: The discriminator's and the generator's learning rate, as a fraction of the run's. Measured on
+#: 4,000 fashion-10k images (dense, code 8, Adam 2e-3, 8 epochs): at 1x the adversarial steps
+#: swamp reconstruction (validation error 36 per image against 16 for a plain autoencoder); at
+#: 0.05x the discriminator wins (its loss 0.72, codes spread 3x the prior's); at 0.2x the error is
+#: 15.6 and the codes sit on the prior (mean 0.17 from its centre, spread 0.93 per dimension).
+ADVERSARIAL_LR_RATIO = 0.2
+
+
 class AdversarialStep:
     """A training step function for an adversarial autoencoder: `step(x_in, target) -> terms`.
 
-    Owns the discriminator's and the generator's (encoder's) Adam optimizers, so create one per
-    training run. `kl_weight` is accepted for the trainer's uniform call and ignored.
+    Owns the discriminator's and the generator's (encoder's) Adam optimizers (learning rate
+    `ADVERSARIAL_LR_RATIO` x `lr`), so create one per training run. `kl_weight` is accepted for
+    the trainer's uniform call and ignored.
     """
 
     def __init__(self, model: Autoencoder, lr: float):
         if not hasattr(model, "discriminator"):
             raise ValueError(f"an adversarial step needs an adversarial autoencoder (kind aae), not {model.config.kind!r}")
         self.model = model
-        self.disc_opt = torch.optim.Adam(model.discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
-        self.gen_opt = torch.optim.Adam(encoder_parameters(model), lr=lr, betas=(0.5, 0.999))
+        adv_lr = lr * ADVERSARIAL_LR_RATIO
+        self.disc_opt = torch.optim.Adam(model.discriminator.parameters(), lr=adv_lr, betas=(0.5, 0.999))
+        self.gen_opt = torch.optim.Adam(encoder_parameters(model), lr=adv_lr, betas=(0.5, 0.999))
 
     def __call__(self, x_in: torch.Tensor, target: torch.Tensor, kl_weight: float | None = None) -> dict[str, torch.Tensor]:
         m = self.model
@@ -114,4 +124,4 @@ def prior_view(codes: np.ndarray, n_prior: int = 1000, seed: int = 0, labels: np
     return PriorView((z @ basis).astype(np.float32), (prior @ basis).astype(np.float32), axes, mean_norm, std, lab)
 
 
-__all__ = ["AdversarialStep", "PriorView", "encoder_parameters", "prior_view"]
+__all__ = ["ADVERSARIAL_LR_RATIO", "AdversarialStep", "PriorView", "encoder_parameters", "prior_view"]
