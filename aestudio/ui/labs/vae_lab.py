@@ -114,6 +114,8 @@ class VaeToolsLab(LabPanel):
     @Slot()
     def run(self) -> None:
         """Read the controls here, on the GUI thread; `compute` runs on a pool thread."""
+        if self.busy:
+            return
         self._request = {"index": int(self.image_spin.value()), "draws": int(self.draws_spin.value()),
                          "compare": self.compare_box.isChecked(), "steps": int(self.steps.value())}
         LabPanel.run(self)
