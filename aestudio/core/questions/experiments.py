@@ -581,7 +581,7 @@ def q_beta(ctx: Context):
 def q_kl(ctx: Context):
     train, val = ctx.images(FASHION, 3000)
     vx = val.as_float()
-    t = ctx.train("VAE", dense(16, kind="vae"), train, val, steps=1500)
+    t = ctx.train("VAE", dense(24, kind="vae"), train, val, steps=1500)
     kl = per_dim_kl(t.model, vx)
     order = np.argsort(-kl)
     n = Numbers()
@@ -593,12 +593,18 @@ def q_kl(ctx: Context):
     n.put("code_mean_abs", float(np.abs(codes.mean(0)).mean()))
     fig = fg.bars("KL of each latent dimension (nats per image), largest first",
                   [f"z{d + 1}" for d in order], [float(kl[d]) for d in order], bar_h=14, width=560)
+    low = fmt(n, "kl_smallest_dim_nats")
+    dims = len(kl)
+    rest = (f"The other {dims - n['active_dims']} stay at the prior for every image (posterior collapse of those "
+            f"dimensions): the model had enough with {active}. " if n["active_dims"] < dims else
+            f"All {dims} are in use, the quietest with {low} nats; with a larger β or a larger code some would collapse "
+            "onto the prior (question 15). ")
     text = (f"The KL divergence measures how far the encoder's distribution for an image, a Gaussian with its own "
-            f"mean and spread, lies from the N(0, I) prior; it is what the code costs. Summed over the 16 "
+            f"mean and spread, lies from the N(0, I) prior; it is what the code costs. Summed over the {dims} "
             f"dimensions it is {total} nats per image. It is not spread evenly: the busiest dimension carries {top} "
-            f"nats, and {active} of 16 carry more than 0.01 nats. The others stay at the prior for every image "
-            f"(posterior collapse of that dimension): the model found those enough. The Gaussian prior is chosen "
-            "because its KL has a closed form and it is easy to sample from.")
+            f"nats, and {active} of {dims} carry more than 0.01 nats. " + rest
+            + "The prior is a standard Gaussian because its KL to the encoder's Gaussians has a closed form and it is "
+              "easy to sample from.")
     nxt = "Open the Latent health lab for the per-dimension KL and collapse warnings; question 15 shows KL warm-up."
     return ctx.answer(n, fig, text, nxt, data_spec=FASHION)
 
