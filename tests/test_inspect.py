@@ -167,13 +167,14 @@ def test_studio_look_inside_follows_training_and_computes_on_demand(qtbot):
     panel = w.inspect_panel
     assert find_by_name(w, "Look inside") is panel
     assert not find_by_name(w, "Compute filters and activations").isEnabled()  # nothing to look at yet
-    epochs_seen = []
-    w.state.snapshotChanged.connect(lambda s: epochs_seen.append(
-        None if s is None else len(panel.grad_items["encoder 1"].getData()[0])))
+    seen = []  # (snapshot's epoch, points of a gradient curve) at each snapshot, during training
+    w.state.snapshotChanged.connect(lambda s: seen.append(
+        None if s is None else (s.epoch, len(panel.grad_items["encoder 1"].getData()[0]))))
     with qtbot.waitSignal(w.state.training.finished, timeout=60000):
         w.state.start_training()
     qtbot.waitUntil(lambda: not w.state.training.running, timeout=10000)
-    assert [n for n in epochs_seen if n is not None] == [1, 2, 3]  # the gradient curves grew with each epoch
+    seen = [x for x in seen if x is not None]
+    assert seen and seen[-1] == (3, 3) and all(epoch == points for epoch, points in seen)  # live, epoch by epoch
     assert set(panel.grad_items) == {"encoder 1", "code", "decoder in", "decoder 1"}
     snap = w.state.snapshot
     xs, ys = panel.grad_items["code"].getOriginalDataset()
