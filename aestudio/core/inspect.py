@@ -88,7 +88,7 @@ class GradNormProbe:
             norms.append(torch.linalg.vector_norm(torch.stack([t.float() for t in per])))
         if device is None:
             return None
-        nan = torch.tensor(float("nan"), device=device)
+        nan = torch.full((), float("nan"), device=device)  # a fill on the device, no host-to-device copy
         return torch.stack([nan if v is None else v for v in norms])
 
     def record(self, measured: torch.Tensor | None) -> dict[str, float]:
