@@ -28,7 +28,7 @@ from ..core.errors import user_message
 from ..core.labs.selection import pick_spread
 from ..core.models import Autoencoder
 from ..core.noise import parse_noise
-from ..core.trained import TrainedModel, from_trainer, resume_trainer
+from ..core.trained import TrainedModel, _optimizer_copy, from_trainer, resume_trainer
 from ..core.training import BatchEnd, Control, Diagnosis, EpochEnd, Finished, StageStarted, Trainer
 
 PROGRESS_INTERVAL_S = 0.25  # 4 updates a second: live enough, and the GUI thread stays mostly idle
@@ -191,6 +191,7 @@ class TrainingWorker(QObject):
         self.value = {"data_spec": data_spec, "parent": parent if parent is not None else
                       (dict(resume.parent) if resume is not None and resume.parent else None)}
         self.trainer: Trainer | None = None
+        self.gui_busy = False  # a snapshot is on its way to the GUI (TrainingController clears it)
 
     @Slot()
     def work(self) -> None:
@@ -214,7 +215,9 @@ class TrainingWorker(QObject):
     def _loop(self, trainer: Trainer) -> None:
         last_progress = last_preview = 0.0
         epoch = getattr(trainer, "epoch_offset", 0)  # a continued model's epochs are numbered on
-        last: TrainedModel | None = None  # the value of the last completed epoch
+        last_optimizer: dict | None = None  # the optimizer state after the last completed epoch
+        last_stage = ("train", epoch)
+        self.gui_busy = False
         self.preview.emit(self._preview(trainer, 0, "start"))
         for event in trainer.run():
             now = time.perf_counter()
@@ -229,19 +232,26 @@ class TrainingWorker(QObject):
             elif isinstance(event, EpochEnd):
                 epoch += 1
                 self.epochEnded.emit(event)
-                self.preview.emit(self._preview(trainer, event.epoch, event.stage))
-                last_preview = time.perf_counter()
-                if event.stage in ("train", "fine-tune") and event.epoch < event.epochs:
-                    snap = make_snapshot(trainer, epoch, **self.value)
-                    last = snap.trained
-                    self.snapshot.emit(snap)
-                # the last epoch's snapshot waits for Finished: its value then holds the doctor's final findings
+                final_stage = event.stage in ("train", "fine-tune")
+                if final_stage and trainer.optimizer is not None:
+                    last_optimizer = _optimizer_copy(trainer.optimizer.state_dict())
+                # A new model for the panels, unless they are still busy with the previous one (epochs of a
+                # tiny data set take milliseconds; queued snapshots would delay Stop's answer by seconds).
+                # The last epoch's snapshot waits for Finished: its value then holds the doctor's final findings.
+                last_stage = (event.stage, event.epoch)
+                if not (final_stage and (self.gui_busy or event.epoch >= event.epochs)):
+                    self.preview.emit(self._preview(trainer, event.epoch, event.stage))
+                    last_preview = time.perf_counter()
+                    if final_stage and event.epoch < event.epochs:
+                        self.gui_busy = True  # cleared by TrainingController once the GUI has taken it
+                        self.snapshot.emit(make_snapshot(trainer, epoch, **self.value))
             elif isinstance(event, StageStarted):
                 self.stageStarted.emit(event)
             elif isinstance(event, Diagnosis):
                 self.diagnosis.emit(copy.deepcopy(event))
             elif isinstance(event, Finished):
                 if event.reason == "completed" and epoch > 0:
+                    self.preview.emit(self._preview(trainer, last_stage[1], last_stage[0]))  # the final model
                     self.snapshot.emit(make_snapshot(trainer, epoch, **self.value))
                 else:
                     # the weights kept (after a stop: those of the last completed epoch, see Trainer):
@@ -252,7 +262,7 @@ class TrainingWorker(QObject):
                     # weights restored to the last completed epoch go with that epoch's optimizer state
                     opt = None
                     if event.reason != "completed" and epoch > 0:
-                        opt = last.optimizer if last is not None else (self.resume.optimizer if self.resume else None)
+                        opt = last_optimizer or (self.resume.optimizer if self.resume else None)
                     self.snapshot.emit(make_snapshot(trainer, epoch, kept=kept, optimizer=opt, **self.value))
                 self.finished.emit(event)
 
@@ -374,6 +384,8 @@ class TrainingController(QObject):
     @Slot(object)
     def _on_snapshot(self, s) -> None:
         self.snapshot.emit(s)
+        if self._worker is not None:
+            self._worker.gui_busy = False  # every panel has drawn it: the worker may send the next one
 
     @Slot(object)
     def _on_finished(self, e) -> None:
