@@ -27,7 +27,8 @@ from ...core.labs import anomaly as core
 from ...core.training import Control
 from .. import imaging
 from ...core.labs.budget import ANOMALY_STEPS
-from .base import LabData, LabPanel, lab_data, set_training_note, steps_spinbox, steps_text, training_note_label
+from .base import (LabData, LabPanel, lab_data, model_train_config, set_training_note, steps_spinbox, steps_text,
+                   training_note_label)
 from .denoising_lab import ImageRow, ImageRows, stop_all
 
 DEFAULT_STEPS = ANOMALY_STEPS
@@ -377,7 +378,7 @@ class AnomalyLab(LabPanel):
         snap = self.state.snapshot
         self._request = {
             "job": job, "classes": self.normal_classes, "steps": self.steps.value(),
-            "train_config": self.state.train_config, "control": control,
+            "train_config": model_train_config(self.state), "control": control,
             "model": self._active_model, "desc": self._active_desc, "need_report": self._report is None,
             "latent": snap.model_config.latent if snap is not None else 2, **extra,
         }

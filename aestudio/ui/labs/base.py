@@ -58,6 +58,13 @@ def lab_data(state: StudioState) -> LabData | None:
     return LabData(snap, data.subset(train_idx), data.subset(val_idx))
 
 
+def model_train_config(state: StudioState):
+    """The training settings of the model on show (labs train their comparison models like it), or
+    today's settings when there is no model yet."""
+    trained = state.trained
+    return trained.train_config if trained is not None else state.train_config
+
+
 NOTE_COLOR = "#b9770e"  # amber: readable on light and dark backgrounds
 
 

@@ -26,7 +26,7 @@ from ...core.labs import denoising as core
 from ...core.noise import parse_noise
 from ...core.training import Control
 from .. import imaging
-from .base import LabData, LabPanel, set_training_note, steps_spinbox, steps_text, training_note_label
+from .base import LabData, LabPanel, model_train_config, set_training_note, steps_spinbox, steps_text, training_note_label
 
 LIVE_DELAY_MS = 120  # slider moves closer together than this are merged into one computation
 DEFAULT_STEPS = core.DENOISING_STEPS
@@ -269,7 +269,7 @@ class DenoisingLab(LabPanel):
         self._timer.setInterval(LIVE_DELAY_MS)
         self._timer.timeout.connect(self._live_run)
         self.steps.valueChanged.connect(self._update_pair_text)
-        self._set_noise_from(state.train_config.noise)
+        self._set_noise_from(model_train_config(state).noise)  # the model's noise, not today's setting
         self.strength.valueChanged.connect(self._on_strength)
         self.noise_combo.currentIndexChanged.connect(self._on_strength)
         self._update_strength_label()
@@ -346,7 +346,7 @@ class DenoisingLab(LabPanel):
         control = Control()
         self._controls_started[:] = [control]
         self._request = {"job": job, "noise": self.noise, "steps": self.steps.value(), "pair": self._pair,
-                         "train_config": self.state.train_config, "control": control, "seed": 0}
+                         "train_config": model_train_config(self.state), "control": control, "seed": 0}
         LabPanel.run(self)
         if job == "pair" and self.busy:
             self.notice.setText(f"Training a plain and a denoising autoencoder, {steps_text(self._request['steps'])} each…")

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBox
 from ...core.labs import pca_compare as core
 from ...core.training import Control
 from .. import imaging
-from .base import LabData, LabPanel, set_training_note, steps_spinbox, steps_text, training_note_label
+from .base import LabData, LabPanel, model_train_config, set_training_note, steps_spinbox, steps_text, training_note_label
 from .denoising_lab import ImageRow, ImageRows, stop_all
 
 DEFAULT_STEPS = core.SWEEP_STEPS
@@ -228,7 +228,7 @@ class PcaVsAutoencoderLab(LabPanel):
             return
         control = Control()
         self._controls_started[:] = [control]
-        self._request = {"job": job, "steps": self.steps.value(), "train_config": self.state.train_config,
+        self._request = {"job": job, "steps": self.steps.value(), "train_config": model_train_config(self.state),
                          "control": control, **extra}
         LabPanel.run(self)
         if self.busy:
