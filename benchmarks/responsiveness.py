@@ -28,6 +28,8 @@ import sys
 import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# the studio's defaults, not whatever settings this machine's last session left
+os.environ["AESTUDIO_SETTINGS_DIR"] = __import__("tempfile").mkdtemp(prefix="aestudio-bench-settings-")
 
 import aestudio  # noqa: F401  (first: sets OpenMP's spin-wait before torch loads)
 import numpy as np
