@@ -682,10 +682,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     # A failed, NaN or interrupted run never replaces a run already there: it goes beside it.
     good = finished is not None and finished.reason == "completed"
     replace = bool(args.overwrite) and good
+    from aestudio.core.trained import optimizer_files
+
+    # the optimizer state of a completed run, for `--resume` (a stopped run's weights are an epoch behind it)
+    opt_files = optimizer_files(trainer.optimizer.state_dict()) if good and trainer.optimizer is not None else None
     saved = safe_final(saver, model_cfg, train_cfg, trainer.model, history=_history(trainer),
                        diagnoses=getattr(trainer, "diagnoses", None), **_run_meta(args, data),
                        finished=finished.reason if finished else "unknown",
-                       seconds=round(time.monotonic() - t0, 2), completed=good)
+                       seconds=round(time.monotonic() - t0, 2), completed=good, extra_files=opt_files)
     if rank.enabled:
         from aestudio.core.distributed import shutdown
 

@@ -158,6 +158,7 @@ def test_cli_resume_continues_in_place_and_a_changed_flag_forks(digits, tmp_path
             "--device", "cpu", "--threads", "1", "--quiet"]
     run = tmp_path / "run"
     assert cli.main([*base, "--epochs", "2", "--out", str(run)]) == 0
+    assert (run / OPTIMIZER_WEIGHTS).is_file() and open_trained(run, digits).optimizer is not None
     before = load_run(run)
     assert cli.main(["train", "--resume", str(run), "--epochs", "2", "--threads", "1", "--quiet"]) == 0
     grown = load_run(run)  # the same run, grown: history appended, no parent
