@@ -6,6 +6,8 @@
       weights.safetensors
       history.json       one record per epoch
       diagnoses.json     the training doctor's findings: [{"code", "epoch", "message", "remedy"}, ...]
+      optimizer.safetensors, optimizer.json   the optimizer's state and hyper-parameters, to continue
+                         training (written by core.trained.save_trained; optional)
 
 Writing (`save_run`) is all or nothing:
 
