@@ -200,6 +200,17 @@ class Agreement:
         return self.stop, bad
 
 
+def share_validation(val_terms: dict[str, float], info: dist.DistInfo, device) -> dict[str, float]:
+    """Rank 0 validates; every rank learns whether its loss was finite (so all restore and stop alike)."""
+    if not info.enabled:
+        return val_terms
+    bad = 1.0 if val_terms and not math.isfinite(val_terms.get("total", 0.0)) else 0.0
+    (flag,) = dist.agree([bad], device, info)
+    if flag > 0 and not info.is_main:
+        return {"total": math.nan}
+    return val_terms
+
+
 def global_means(means: dict[str, float], seen: int, info: dist.DistInfo, device) -> dict[str, float]:
     """Per-image means over all ranks from each rank's means and image count."""
     if not info.enabled or not means:

@@ -509,7 +509,8 @@ class Trainer:
                 train_terms = scaleout.global_means(meter.means(), seen, self.dist, self.device)
                 if self.dist.enabled:  # identical weights and buffers everywhere before validating
                     scaleout.dist.broadcast_state(m, self.dist)
-                val_terms = self.evaluate_terms(stage.eval_fn) if stage.eval_fn else {}
+                val_terms = self.evaluate_terms(stage.eval_fn) if stage.eval_fn and self.dist.is_main else {}
+                val_terms = scaleout.share_validation(val_terms, self.dist, self.device)  # rank 0 validates
                 if val_terms and not math.isfinite(val_terms.get("total", 0.0)):
                     m.load_state_dict(good_state)
                     yield from self._diagnosed(doctor.check_nan(stage.name, epoch, None, val_terms.get("total")))
