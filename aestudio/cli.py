@@ -556,6 +556,9 @@ def _live_save(saver, model_cfg, train_cfg, trainer, meta: dict[str, Any], t0: f
     except RunError as e:
         _err(f"note: live saving stopped ({e}); the run is saved when training ends")
         saver.live = False
+        return saver
+    if saver.saves == 1 and saver.folder != saver.out:
+        _err(f"note: {saver.out} already holds a run; this one is saved as it trains in {saver.folder}")
     return saver
 
 
