@@ -127,7 +127,7 @@ QUESTIONS: tuple[Question, ...] = (
        "dimensionality reduction", ex.q_map, 1, view="Latent map"),
     _Q(22, "regularise", "What does regularisation do?",
        "What role does regularisation play when an autoencoder has little data?",
-       "regularisation", ex.q_regularise, 2, view="Loss curves"),
+       "regularisation", ex.q_regularise, 3, view="Loss curves"),
     _Q(23, "factors", "What does each latent dimension control?",
        "On data made from known factors, does each code dimension of a β-VAE follow one factor?",
        "disentanglement", ex.q_factors, 1, lab="Traversal"),
