@@ -178,3 +178,22 @@ def test_cli_resume_continues_in_place_and_a_changed_flag_forks(digits, tmp_path
     assert cli.main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert cli.main(["train", "--data", "digits"]) == 2  # --out is still required for a new run
     assert "required: --out" in capsys.readouterr().err
+
+
+def test_a_streamed_set_is_fingerprinted_by_its_cache_file_not_by_reading_it(tmp_path):
+    class Streamed:  # stands in for datasets.stream.StreamedImageSet: images live in a cache file
+        n, shape, labels = 10, (1, 8, 8), None
+
+        def __init__(self, path):
+            self.cache_file = str(path)
+
+        @property
+        def images(self):
+            raise AssertionError("the whole cache was read")
+
+    cache = tmp_path / "cache.npy"
+    cache.write_bytes(b"x" * 640)
+    first = data_fingerprint(Streamed(cache))
+    assert first == data_fingerprint(Streamed(cache))
+    cache.write_bytes(b"y" * 700)  # a rebuilt cache is other data
+    assert data_fingerprint(Streamed(cache)) != first

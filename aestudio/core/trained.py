@@ -52,9 +52,14 @@ def data_fingerprint(data: Any) -> str:
     if cached is not None:
         return cached
     h = hashlib.blake2b(digest_size=8)
-    images = np.ascontiguousarray(data.images)
-    h.update(repr(images.shape).encode())
-    h.update(memoryview(images).cast("B"))
+    cache = getattr(data, "cache_file", "")  # a streamed set: its decode cache names the images (never read it all)
+    if cache:
+        st = os.stat(cache)
+        h.update(f"{os.path.abspath(cache)}|{st.st_size}|{st.st_mtime_ns}|{data.n}|{data.shape}".encode())
+    else:
+        images = np.ascontiguousarray(data.images)
+        h.update(repr(images.shape).encode())
+        h.update(memoryview(images).cast("B"))
     if data.labels is not None:
         h.update(np.ascontiguousarray(data.labels, dtype=np.int64).tobytes())
     fp = h.hexdigest()
@@ -75,7 +80,7 @@ def _cpu_copy(state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
     return MappingProxyType({k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()})
 
 
-def _optimizer_copy(state: dict | None) -> dict | None:
+def copy_optimizer_state(state: dict | None) -> dict | None:
     """A CPU copy of an optimizer's state_dict (tensors cloned, hyper-parameters copied)."""
     if state is None:
         return None
@@ -172,7 +177,7 @@ def trained_model(weights: Mapping[str, torch.Tensor] | Any, model_config: Model
         data_spec=data_spec, data_fingerprint=fingerprint,
         split=None if split is None else (_frozen_array(split[0]), _frozen_array(split[1])),
         history=records, epoch=len(records) if epoch is None else int(epoch), kept=kept,
-        optimizer=_optimizer_copy(optimizer), diagnoses=tuple(dict(d) for d in diagnoses),
+        optimizer=copy_optimizer_state(optimizer), diagnoses=tuple(dict(d) for d in diagnoses),
         parent=None if parent is None else MappingProxyType(dict(parent)), source=source, background=background,
         notes=tuple(notes))
 
@@ -415,7 +420,8 @@ def resume_trainer(trained: TrainedModel, model_config: ModelConfig, train_confi
 
 
 __all__ = [
-    "CONTINUE_FREE", "OPTIMIZER_JSON", "OPTIMIZER_WEIGHTS", "TrainedModel", "continue_problem", "data_fingerprint",
+    "CONTINUE_FREE", "OPTIMIZER_JSON", "OPTIMIZER_WEIGHTS", "TrainedModel", "continue_problem", "copy_optimizer_state",
+    "data_fingerprint",
     "from_run", "from_trainer", "load_optimizer_state", "open_trained", "optimizer_files", "parent_record",
     "read_optimizer", "resume_trainer", "save_trained", "settings_changes", "trained_model",
 ]

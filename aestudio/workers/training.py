@@ -28,7 +28,7 @@ from ..core.errors import user_message
 from ..core.labs.selection import pick_spread
 from ..core.models import Autoencoder
 from ..core.noise import parse_noise
-from ..core.trained import TrainedModel, _optimizer_copy, from_trainer, resume_trainer
+from ..core.trained import TrainedModel, copy_optimizer_state, from_trainer, resume_trainer
 from ..core.training import BatchEnd, Control, Diagnosis, EpochEnd, Finished, StageStarted, Trainer
 
 PROGRESS_INTERVAL_S = 0.25  # 4 updates a second: live enough, and the GUI thread stays mostly idle
@@ -234,7 +234,7 @@ class TrainingWorker(QObject):
                 self.epochEnded.emit(event)
                 final_stage = event.stage in ("train", "fine-tune")
                 if final_stage and trainer.optimizer is not None:
-                    last_optimizer = _optimizer_copy(trainer.optimizer.state_dict())
+                    last_optimizer = copy_optimizer_state(trainer.optimizer.state_dict())
                 # A new model for the panels, unless they are still busy with the previous one (epochs of a
                 # tiny data set take milliseconds; queued snapshots would delay Stop's answer by seconds).
                 # The last epoch's snapshot waits for Finished: its value then holds the doctor's final findings.
