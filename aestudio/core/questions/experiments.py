@@ -934,21 +934,28 @@ def q_aae(ctx: Context):
         fg.side_by_side([fg.scatter("AAE codes (z1, z2; blue) vs prior (orange)", both, lab),
                          fg.image_rows([("AAE, prior", s_aae[:4]), ("plain, N(0,I)", s_ae[:4])], title="Decoded prior samples")]),
     ])
-    fooled = abs(n["final_discriminator_loss"] - n["chance_discriminator_loss"]) < 0.25
+    matched = (abs(n["final_discriminator_loss"] - n["chance_discriminator_loss"]) < 0.35
+               and abs(n["aae_code_std_mean"] - 1.0) < 0.5)
     text = (f"A GAN pits two networks against each other: a generator makes samples and a discriminator tries to tell "
             f"them from real ones. The adversarial autoencoder plays that game on the code: a discriminator learns to "
             f"tell the encoder's codes from draws of N(0, I), and the encoder learns to fool it while still "
             f"reconstructing (error {fmt(n, 'aae_mse')} per pixel). At the end the discriminator's loss is "
             f"{fmt(n, 'final_discriminator_loss')} (a coin flip scores {fmt(n, 'chance_discriminator_loss')}) and the "
-            f"encoder's {fmt(n, 'final_generator_loss')}; "
-            + ("the discriminator can barely tell codes from prior samples. " if fooled else
-               "the discriminator still tells them apart: the game has not settled. ")
-            + f"The codes now spread like the prior (std {fmt(n, 'aae_code_std_mean')} per dimension against "
-              f"{fmt(n, 'plain_code_std_mean')} for a plain autoencoder), so decoded prior samples spread like real "
-              f"images to a Fréchet distance of {fmt(n, 'frechet_aae_prior_samples')}, against "
-              f"{fmt(n, 'frechet_plain_prior_samples')} for the plain model's. Why such training is hard: the two "
-              f"losses chase each other instead of falling together (the encoder's loss moves by "
-              f"{fmt(n, 'generator_loss_swing')} per epoch on average), one player can overpower the other, and a "
-              "generator may cover only part of the target (mode collapse).")
-    nxt = "Build the AAE kind in the builder and watch the disc and gen curves; raise the learning rate to see the game destabilise."
+            f"encoder's {fmt(n, 'final_generator_loss')}. "
+            + (f"The discriminator can barely tell codes from prior samples, and the codes spread like the prior (std "
+               f"{fmt(n, 'aae_code_std_mean')} per dimension, against {fmt(n, 'plain_code_std_mean')} for a plain "
+               f"autoencoder), so decoded prior samples spread like real images to a Fréchet distance of "
+               f"{fmt(n, 'frechet_aae_prior_samples')}, against {fmt(n, 'frechet_plain_prior_samples')} for the plain "
+               "model's. " if matched else
+               f"The discriminator won this game: it still tells codes from prior samples easily, and the codes' "
+               f"spread (std {fmt(n, 'aae_code_std_mean')} per dimension; the prior's is 1, a plain autoencoder's "
+               f"{fmt(n, 'plain_code_std_mean')}) was not pulled onto the prior, so prior samples decode no better "
+               f"(Fréchet distance {fmt(n, 'frechet_aae_prior_samples')} against "
+               f"{fmt(n, 'frechet_plain_prior_samples')} for the plain model). That is the instability in action: "
+               "once one player overpowers the other, the loser's gradient carries little information. ")
+            + f"Why such training is hard in general: the two losses chase each other instead of falling together "
+              f"(here the encoder's loss moved by {fmt(n, 'generator_loss_swing')} per epoch on average), one player "
+              "can overpower the other, and a generator may cover only part of its target (mode collapse).")
+    nxt = ("Build the Adversarial kind in the builder and watch the disc and gen curves; change the learning rate or "
+           "the code size and see who wins.")
     return ctx.answer(n, fig, text, nxt, setup=aae, data_spec=FASHION)
