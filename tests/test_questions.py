@@ -173,7 +173,7 @@ def test_questions_window_runs_a_question_in_the_worker(qtbot, torch_one_thread)
     assert not panel.figure.pixmap().isNull()
     assert panel.run_button.isEnabled() and not panel.busy
     # the builder now holds the question's model, at the studio's image shape
-    assert w.state.model_config.kind == "vae" and w.state.model_config.latent == 16
+    assert w.state.model_config.kind == "vae" and w.state.model_config.latent == answer.model_config.latent
     assert tuple(w.state.model_config.input_shape) == tuple(w.state.dataset.shape)
     # and the related lab is open
     assert w.labs_window is not None and w.labs_window.tabs.currentWidget().title == "Latent health"
