@@ -729,7 +729,7 @@ def _tensorboard_log(args: argparse.Namespace):
 def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
     """(data evaluated, training images for baselines/probes or None, description)."""
     from aestudio.core.checkpoint import DOWNLOADABLE_SPECS, UntrustedDataError, resolve_data_spec
-    from aestudio.core.datasets import DatasetError, split_indices
+    from aestudio.core.datasets import DatasetError
 
     meta = run.meta
     c, h, w = run.model_config.input_shape
@@ -737,7 +737,6 @@ def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
     own_size = meta.get("image_size") or (h if h == w else None)
     own_channels = meta.get("channels") or c
     own_background = meta.get("background", "auto")  # reload transparent images the way training did
-    split_seed = int(meta.get("split_seed", run.train_config.seed))
 
     def own_split():
         # the run folder's data spec is untrusted: see aestudio.core.checkpoint for the rules
@@ -753,7 +752,9 @@ def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
                 raise UsageError(f"the run's data set {spec} is not on this computer; pass --allow-download "
                                  f"to download it ({' '.join(str(e).split())})") from None
             raise
-        train_idx, val_idx = split_indices(data.n, run.train_config.val_fraction, split_seed)
+        from aestudio.core.trained import from_run
+
+        train_idx, val_idx = from_run(run, data, spec).split  # the split the model was trained with
         return data.subset(train_idx), data.subset(val_idx)
 
     if args.data is None:
