@@ -769,8 +769,9 @@ def _process_pool(workers: int) -> futures.ProcessPoolExecutor:
             context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if context.get_start_method() == "forkserver":
                 context.set_forkserver_preload([__name__])
+            if _pool is None and _pool_workers == 0:
+                atexit.register(_shutdown_pool)  # once per process
             _pool, _pool_workers = futures.ProcessPoolExecutor(workers, mp_context=context), workers
-            atexit.register(_shutdown_pool)
         return _pool
 
 
