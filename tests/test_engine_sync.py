@@ -149,3 +149,20 @@ def test_speed_settings_round_trip_through_the_run_config():
     old["train"]["amp"] = "yes"
     with pytest.raises(ConfigError, match="amp"):
         loads(json.dumps(old))
+
+
+def test_the_studio_worker_sends_only_batches_that_carry_losses(qtbot, digits, rare_looks, monkeypatch):
+    """The loss curves plot what a progress event carries: events between the engine's looks
+    (no loss values) are not sent, the looks are."""
+    import aestudio.workers.training as worker_mod
+
+    monkeypatch.setattr(worker_mod, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(worker_mod, "PREVIEW_INTERVAL_S", 1e9)
+    worker = worker_mod.TrainingWorker(small(), TrainConfig(epochs=1, batch_size=64), digits, threads=1)
+    sent, errors = [], []
+    worker.progress.connect(sent.append)
+    worker.errored.connect(errors.append)
+    worker.work()  # on this thread: signals are delivered at once
+    assert not errors
+    assert [e.batch for e in sent] == [1, 8, 15, 22, 23]  # the looks of test_losses_are_read_at_bounded_looks
+    assert all("total" in e.terms for e in sent)
