@@ -106,7 +106,10 @@ class Trained:
         return self.training.history
 
     def improving_note(self) -> str | None:
-        return self.training.note(f"The {self.label} model")
+        from ..labs.budget import improving_note
+
+        return improving_note(f"The {self.label} model", [self.training.improvement],
+                              remedy="A longer run would lower its error further.")
 
     def describe(self) -> str:
         noise = "" if self.train_config.noise == "none" else f", inputs corrupted by {self.train_config.noise}"
