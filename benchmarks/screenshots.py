@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=6)
     args = ap.parse_args()
-    os.environ.setdefault("AESTUDIO_SETTINGS_DIR", str(Path("/tmp/aestudio-shot-settings")))
+    os.environ.setdefault("AESTUDIO_SETTINGS_DIR", tempfile.mkdtemp(prefix="aestudio-shot-"))  # fresh: no saved layout
     w = create_window("fashion-10k")
     w.resize(1400, 900)
     w.show()

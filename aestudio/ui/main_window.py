@@ -59,16 +59,16 @@ from .labs.base import LabPanel
 from .labs_window import LabsWindow
 from .latent_sliders import LatentSlidersPanel
 from .loss_curves import LossCurvesPanel
+from .prior_view import PriorViewPanel
 from .inspect_panel import InspectPanel
 from .runs_panel import RunsPanel
-from .prior_view import PriorViewPanel
 from .state import StudioState
 from .training_panel import TrainingPanel
 
 ORGANIZATION = "aestudio"
 APPLICATION = "aestudio"
 SETTINGS_ENV = "AESTUDIO_SETTINGS_DIR"
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4  # bumped when docks are added (Codes vs prior, Runs, Look inside)
 MAX_RECENT = 8
 DEFAULT_SIZE = (1400, 900)
 DEFAULT_DATA = "fashion-10k"
@@ -331,9 +331,9 @@ class MainWindow(QMainWindow):
             ("latent", "Latent map", self.latent_map),
             ("decoded", "Decoded sample", self.decoded_view),
             ("sliders", "Latent sliders", self.latent_sliders),
+            ("prior", "Codes vs prior", self.prior_view),
             ("runs", "Runs", self.runs_panel),
             ("inside", "Look inside", self.inspect_panel),
-            ("prior", "Codes vs prior", self.prior_view),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{key}")
