@@ -252,11 +252,12 @@ _TRANSIENT = ("timed out", "loading was stopped", "file disappeared", "file not 
 
 
 def _cache_for(files: list[str], size: int, channels: int | None, wanted: str | tuple[int, int, int]):
-    from .cache import ArrayCache, folder_key
+    from .cache import ArrayCache, cache_root, folder_key
 
-    cache = ArrayCache(folder_key(files, size=size, channels=channels, background=wanted,
-                                  max_pixels=MAX_IMAGE_PIXELS))
-    return cache if cache.enabled else None
+    if cache_root() is None:
+        return None  # switched off: no need to stat every file for a key
+    return ArrayCache(folder_key(files, size=size, channels=channels, background=wanted,
+                                 max_pixels=MAX_IMAGE_PIXELS))
 
 
 def _from_cache(
