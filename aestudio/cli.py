@@ -130,6 +130,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help=f"images per batch (default {CLI_BATCH_SIZE})")
     g.add_argument("--lr", type=float, default=CLI_LR, metavar="X", help=f"Adam learning rate (default {CLI_LR:g})")
     g.add_argument("--noise", metavar="SPEC", help="denoising: none, gaussian:SIGMA, saltpepper:P or mask:P (default none)")
+    g.add_argument("--augment", choices=("auto", "shift", "none"), default=None,
+                   help="random shifts of the training images: auto (small sets of 16 px or larger), shift or none "
+                        "(default auto)")
     g.add_argument("--pretrain-epochs", type=int, metavar="N", help="stacked: epochs per layer (default 2)")
     g.add_argument("--grad-clip", type=float, metavar="X", help="clip the gradient norm (default 0: off)")
     g.add_argument("--kl-warmup", type=float, metavar="EPOCHS",
@@ -380,7 +383,7 @@ def _train_config(args: argparse.Namespace):
     from aestudio.core.config import TrainConfig
 
     optional = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise,
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise, "augment": getattr(args, "augment", None),
         "val_fraction": args.val_fraction, "seed": args.seed, "device": args.device,
         "pretrain_epochs": args.pretrain_epochs, "grad_clip": args.grad_clip,
         "amp": getattr(args, "amp", None), "channels_last": getattr(args, "channels_last", None),
@@ -613,6 +616,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         _err(f"distributed: {rank.world_size} processes ({trainer.device.type}), global batch {train_cfg.batch_size}")
     _err(f"model: {model_cfg.arch} {model_cfg.kind}, latent {model_cfg.latent}, hidden {model_cfg.hidden_sizes}; "
          f"{len(trainer.train_idx):,} training / {len(trainer.val_idx):,} validation images on {trainer.device}")
+    if trainer.augment_shift and rank.is_main:
+        from aestudio.core.augment import describe
+
+        _err(f"augment: {describe(trainer.augment_shift, len(trainer.train_idx))} (--augment none: off)")
     for note in trainer.notes:
         _err(f"note: {note}")
 

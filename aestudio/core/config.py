@@ -42,6 +42,8 @@ SPARSITY_LABELS = {"kl": "KL to a target rate ρ", "l1": "L1 on the code"}
 RNN_CELL_LABELS = {"lstm": "LSTM", "gru": "GRU"}
 NOISE_KINDS = ("none", "gaussian", "saltpepper", "mask")
 NOISE_LABELS = {"none": "None", "gaussian": "Gaussian", "saltpepper": "Salt and pepper", "mask": "Masking"}
+AUGMENTS = ("auto", "shift", "none")  # see aestudio/core/augment.py
+AUGMENT_LABELS = {"auto": "Auto (shift small sets)", "shift": "Random shifts", "none": "None"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_LABELS = {"auto": "Auto (best available)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
 
@@ -323,6 +325,12 @@ class TrainConfig:
             "learn the structure of the images rather than copy pixels, which also lets an overcomplete code learn "
             "something useful."),
         widget="noise", choices=labelled(NOISE_KINDS, NOISE_LABELS)))
+    # auto | shift | none: random shifts of the training images (aestudio/core/augment.py)
+    augment: str = field(default="auto", metadata=ui("Augment", (
+            "Shift each training batch by a pixel or two in a random direction. A small set (under 1,000 "
+            "training images) is otherwise memorised: the training loss falls while the validation loss rises. "
+            "Auto shifts small sets of images of 16 px or more; validation images are never changed."),
+        accessible="Augmentation", choices=labelled(AUGMENTS, AUGMENT_LABELS), advanced=True))
     val_fraction: float = field(default=0.2, metadata=ui("Validation", (
             "Share of the images held out for validation. They are never trained on, so their loss shows how well "
             "the model generalises, and the latent map shows their codes."),
@@ -358,6 +366,8 @@ class TrainConfig:
             return p
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             p.append(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        if self.augment not in AUGMENTS:
+            p.append(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         try:
             parse_noise(self.noise)
         except NoiseError as e:

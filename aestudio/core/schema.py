@@ -188,6 +188,7 @@ TRAIN_FIELDS: dict[str, Field] = {
     "batch_size": Field("int", 1, MAX_BATCH),
     "lr": Field("float", 0.0, 1e6, lo_open=True),
     "noise": Field("str", max_len=200),
+    "augment": Field("str", max_len=20),
     "val_fraction": Field("float", 0.0, 1.0, lo_open=True, hi_open=True),
     "seed": Field("int", 0, MAX_SEED),
     "device": Field("str", max_len=100),

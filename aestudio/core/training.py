@@ -25,6 +25,7 @@ from typing import Callable, Iterator, Union
 import numpy as np
 import torch
 
+from .augment import resolve_shift, shift_batch
 from .config import ConfigError, ModelConfig, TrainConfig
 from .datasets import ImageSet, split_indices
 from .doctor import Diagnosis, Doctor
@@ -324,6 +325,9 @@ class Trainer:
         self.diagnoses: list[dict] = []  # the doctor's findings so far, as {code, epoch, message, remedy}
         self._shuffle = torch.Generator().manual_seed(cfg.seed)
         self._noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        # random shifts of training batches for small sets (aestudio/core/augment.py); CPU generator: no sync
+        self.augment_shift = resolve_shift(cfg.augment, self.n_train, tuple(self.data.shape))
+        self._augment_gen = torch.Generator().manual_seed(cfg.seed + 2)
 
     # -- data --
     @property
@@ -492,6 +496,7 @@ class Trainer:
                     t0 = time.perf_counter()
                     target = self._batch(order[b * bs:(b + 1) * bs] if rank_batches is None else rank_batches[b])
                     self._update_kl_weight(step, total_steps)
+                    target = shift_batch(target, self.augment_shift, self._augment_gen)
                     x_in = self.noise.apply(target, self._noise_gen)
                     self._measure_grads = stage.params if b == batches - 1 else None
                     terms = self._step(stage, opt, x_in, target)
