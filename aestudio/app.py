@@ -170,7 +170,10 @@ def create_window(data: str | None = None):
     """The main window, ready to show (no event loop). `data` is a data-set spec (CLI's --data);
     None means the one used last time, else fashion-10k. Bundled sets load at once; folders and
     full sets load in the background with progress."""
-    ensure_app()
+    app = ensure_app()
+    from .ui import gc_guard
+
+    gc_guard.install(app)  # Qt objects in reference cycles are freed on the GUI thread only
     from .core.datasets import DatasetError, bundled_names
     from .ui.main_window import MainWindow
     from .ui.state import StudioState
