@@ -370,6 +370,23 @@ def test_studio_overlays_three_runs(qtbot, tmp_path, digits):
     # unticking one removes its curve
     panel.set_ticked(["z2", "z8"])
     assert len(panel.curve_items) == 2 and list(panel.diff_rows()["model.latent"]) == ["2", "8"]
+
+    # double-clicking a run opens it in the studio; the broken one opens nothing
+    asked: list[str] = []
+    panel.openRequested.connect(asked.append)
+    panel._on_double_clicked(0, 1)  # the broken row
+    assert asked == []
+    z4_rect = table.visualRect(table.model().index(2, 1))
+    opened: list[str] = []
+    failed: list[str] = []
+    w.runOpened.connect(opened.append)
+    w.runOpenFailed.connect(failed.append)
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=z4_rect.center())  # a double-click's first press
+    qtbot.mouseDClick(table.viewport(), Qt.MouseButton.LeftButton, pos=z4_rect.center())
+    qtbot.waitUntil(lambda: bool(opened or failed), timeout=30000)
+    assert failed == []
+    assert asked == [str(runs[1])] and Path(opened[0]).resolve() == runs[1].resolve()
+    qtbot.waitUntil(lambda: w.state.snapshot is not None and w.state.snapshot.model_config.latent == 4, timeout=30000)
     w.close()
 
 

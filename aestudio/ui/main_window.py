@@ -317,6 +317,7 @@ class MainWindow(QMainWindow):
         self.latent_sliders = LatentSlidersPanel(state)
         self.prior_view = PriorViewPanel(state)  # issue 10: codes against the prior (AAE, VAE)
         self.runs_panel = RunsPanel(state)  # issue 11: compare runs
+        self.runs_panel.openRequested.connect(lambda folder: self.open_run(folder, trust=self._data_trust(folder)))
         self.inspect_panel = InspectPanel(state)  # issue 11: look inside the model
         if restore:
             self._restore_data_options()

@@ -73,6 +73,7 @@ class RunsPanel(QWidget):
     loaded = Signal()  # the list of runs was (re)read
     evaluated = Signal()  # an evaluation finished (its metrics are in the runs' infos)
     selectionChanged = Signal()  # the ticked runs changed
+    openRequested = Signal(str)  # a run's folder, double-clicked: open it in the studio
 
     def __init__(self, state=None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -118,7 +119,7 @@ class RunsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setToolTip("Tick runs to compare them below.")
+        self.table.setToolTip("Tick runs to compare them below; double-click a run to open it in the studio.")
 
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Run comparison")
@@ -161,12 +162,19 @@ class RunsPanel(QWidget):
         self.evaluate_button.clicked.connect(self.evaluate_ticked)
         self.curve_key.currentIndexChanged.connect(self._draw_curves)
         self.table.itemChanged.connect(self._on_item_changed)
+        self.table.cellDoubleClicked.connect(self._on_double_clicked)
         self._update_buttons()
 
     # ---- reading the runs -----------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802 (Qt)
         super().showEvent(event)
         self.refresh()  # cheap (config and history files only), on a pool thread
+
+    @Slot(int, int)
+    def _on_double_clicked(self, row: int, _column: int) -> None:
+        """Double-click a readable run: ask the studio to open it (a run still being written too)."""
+        if 0 <= row < len(self.infos) and self.infos[row].ok:
+            self.openRequested.emit(str(self.infos[row].path))
 
     @property
     def busy(self) -> bool:
