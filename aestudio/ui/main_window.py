@@ -25,6 +25,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QTabBar,
     QDialog,
     QDialogButtonBox,
     QDockWidget,
@@ -393,10 +394,17 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["grid"], d["sliders"], H)
         self.splitDockWidget(d["curves"], d["latent"], H)
         self.splitDockWidget(d["latent"], d["decoded"], H)
-        self.tabifyDockWidget(d["latent"], d["prior"])  # Codes vs prior shares the latent map's place
-        d["latent"].raise_()
-        self.tabifyDockWidget(d["curves"], d["runs"])  # Runs and Look inside share the loss curves' place
+        # Runs and Look inside share the loss curves' place, Codes vs prior the latent map's. Each
+        # is placed beside its host first: tabifying a dock that is not in the layout yet left a
+        # stale, visible tab bar behind (Qt keeps the first tab bar it made for the pair).
+        self.splitDockWidget(d["curves"], d["runs"], H)
+        self.splitDockWidget(d["curves"], d["inside"], H)
+        self.splitDockWidget(d["latent"], d["prior"], H)
+        self.tabifyDockWidget(d["latent"], d["prior"])
+        self.tabifyDockWidget(d["curves"], d["runs"])
         self.tabifyDockWidget(d["curves"], d["inside"])
+        self._hide_stale_tab_bars()
+        d["latent"].raise_()
         d["curves"].raise_()
         w, h = self.width(), self.height()
         left = 355
@@ -408,6 +416,20 @@ class MainWindow(QMainWindow):
                          [int(right * 0.37), int(right * 0.43), int(right * 0.20)], H)
         self.resizeDocks([d["grid"], d["curves"]], [int(h * 0.42), int(h * 0.58)], V)
 
+    def _hide_stale_tab_bars(self) -> None:
+        """Hide dock tab bars that no tab group uses any more.
+
+        Building two tab groups in a row left one group's first tab bar on screen (seen as the
+        studio starts, on Qt's offscreen platform; tests/test_layout.py): a second bar with that
+        group's first tabs, drawn over the dock area's bottom-left corner. The bar in use is the one holding every tab of its
+        group; an earlier, shorter copy of a group's first tabs is stale.
+        """
+        bars = [b for b in self.findChildren(QTabBar) if b.parent() is self]
+        texts = [[b.tabText(i) for i in range(b.count())] for b in bars]
+        for bar, tabs in zip(bars, texts):
+            if any(len(other) > len(tabs) and other[:len(tabs)] == tabs for other in texts):
+                bar.hide()
+
     @Slot()
     def reset_layout(self) -> None:
         if self.isMaximized() or self.isFullScreen():
@@ -415,6 +437,7 @@ class MainWindow(QMainWindow):
         self.resize(*DEFAULT_SIZE)
         if not self.restoreState(self._default_state, LAYOUT_VERSION):
             self._default_layout()
+        self._hide_stale_tab_bars()
 
     # ---- menus ------------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcut=None, tip: str = "", icon: str | None = None) -> QAction:
