@@ -12,24 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import aestudio  # noqa: F401  (first: OpenMP spin-wait)
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+from screenshots import ASSETS, pump_until  # noqa: E402  (the same folder)
+
 RUNS = (("ae16", []), ("ae16-tied", ["--tied"]), ("vae16", ["--kind", "vae"]))
-
-
-def pump_until(cond, timeout: float) -> None:
-    from PySide6.QtWidgets import QApplication
-
-    end = time.time() + timeout
-    while not cond() and time.time() < end:
-        QApplication.processEvents()
-        time.sleep(0.01)
 
 
 def main() -> None:

@@ -16,18 +16,9 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import aestudio  # noqa: F401  (first: OpenMP spin-wait)
-from PySide6.QtWidgets import QApplication
-
 from aestudio.app import create_window
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-
-
-def pump_until(cond, timeout: float) -> None:
-    end = time.time() + timeout
-    while not cond() and time.time() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
+from screenshots import ASSETS, pump_until  # noqa: E402  (the same folder)
 
 
 def main() -> None:

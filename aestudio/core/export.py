@@ -462,10 +462,35 @@ def _tmp_path(folder: Path, name: str) -> Path:
     return Path(tmp)
 
 
-def _commit(tmp_files: list[tuple[Path, Path]]) -> None:
-    for tmp, final in tmp_files:
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
+@contextlib.contextmanager
+def _staged(folder: Path):
+    """Yields `stage(name) -> temporary path` in `folder`. When the block ends normally every staged
+    file is renamed to its name; when it raises, every staged file is removed (nothing half-written)."""
+    tmp_files: list[tuple[Path, Path]] = []
+
+    def stage(name: str) -> Path:
+        tmp = _tmp_path(folder, name)
+        tmp_files.append((tmp, folder / name))
+        return tmp
+
+    try:
+        yield stage
+        for tmp, final in tmp_files:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, final)
+        tmp_files.clear()
+    finally:
+        for tmp, _final in tmp_files:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _checked(folder: Path, name: str, diff: float, n: int) -> "GraphCheck":
+    """The check of one exported graph; raises ExportError (so nothing is written) above TOLERANCE."""
+    if not diff <= TOLERANCE:
+        raise ExportError(f"the exported {name} differs from PyTorch by {diff:.3g} (tolerance "
+                          f"{TOLERANCE:g}); nothing was written")
+    return GraphCheck(folder / name, diff, n)
 
 
 def export_onnx(model: Autoencoder, out_dir: str | os.PathLike, *, progress: Progress | None = None,
@@ -484,12 +509,10 @@ def export_onnx(model: Autoencoder, out_dir: str | os.PathLike, *, progress: Pro
     images, codes = check_inputs(m.config)
     graphs = (("encoder.onnx", EncoderGraph(m).eval(), "images", "codes", images),
               ("decoder.onnx", DecoderGraph(m).eval(), "codes", "images", codes))
-    tmp_files: list[tuple[Path, Path]] = []
     checks: list[GraphCheck] = []
-    try:
+    with _staged(folder) as stage:
         for i, (name, graph, in_name, out_name, x) in enumerate(graphs):
-            tmp = _tmp_path(folder, name)
-            tmp_files.append((tmp, folder / name))
+            tmp = stage(name)
             example = x[:TRACE_BATCH]
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
@@ -513,19 +536,9 @@ def export_onnx(model: Autoencoder, out_dir: str | os.PathLike, *, progress: Pro
                 opts.inter_op_num_threads = 1
                 sess = ort.InferenceSession(str(tmp), opts, providers=["CPUExecutionProvider"])
                 got = sess.run([out_name], {in_name: x.numpy()})[0]
-                diff = _max_diff(got, want)
-                if not diff <= TOLERANCE:
-                    raise ExportError(f"the exported {name} differs from PyTorch by {diff:.3g} (tolerance "
-                                      f"{TOLERANCE:g}); nothing was written")
-                checks.append(GraphCheck(folder / name, diff, len(x)))
+                checks.append(_checked(folder, name, _max_diff(got, want), len(x)))
             if progress is not None:
                 progress(i + 1, len(graphs))
-        _commit(tmp_files)
-        tmp_files = []
-    finally:
-        for tmp, _final in tmp_files:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     return checks
 
 
@@ -540,28 +553,17 @@ def export_torchscript(model: Autoencoder, out_dir: str | os.PathLike, *,
     m = cpu_copy(model)
     images, codes = check_inputs(m.config)
     graphs = (("encoder.pt", EncoderGraph(m).eval(), images), ("decoder.pt", DecoderGraph(m).eval(), codes))
-    tmp_files: list[tuple[Path, Path]] = []
     checks: list[GraphCheck] = []
-    try:
+    with _staged(folder) as stage:
         for i, (name, graph, x) in enumerate(graphs):
-            tmp = _tmp_path(folder, name)
-            tmp_files.append((tmp, folder / name))
+            tmp = stage(name)
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
                 traced = torch.jit.trace(graph, (x[:TRACE_BATCH],), check_trace=False)
                 torch.jit.save(traced, str(tmp))
                 reloaded = torch.jit.load(str(tmp))  # the file we just wrote ourselves
                 diff = _max_diff(reloaded(x).numpy(), graph(x).numpy())
-            if not diff <= TOLERANCE:
-                raise ExportError(f"the exported {name} differs from PyTorch by {diff:.3g} (tolerance "
-                                  f"{TOLERANCE:g}); nothing was written")
-            checks.append(GraphCheck(folder / name, diff, len(x)))
+            checks.append(_checked(folder, name, diff, len(x)))
             if progress is not None:
                 progress(i + 1, len(graphs))
-        _commit(tmp_files)
-        tmp_files = []
-    finally:
-        for tmp, _final in tmp_files:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     return checks

@@ -234,6 +234,13 @@ def load_folder(
         if not any(reason.startswith(_TRANSIENT) for _, reason in failed):
             store.store(images, {"kept": None if len(kept) == len(files) else kept, "failed": failed,
                                  "transparent_fraction": fraction, "background": used})
+    return _image_set(root, images, files, file_labels, kept, class_names, skipped, fraction, used)
+
+
+def _image_set(root: Path, images: np.ndarray, files: list[str], file_labels: list[int], kept: list[int],
+               class_names: list[str] | None, skipped: list[tuple[str, str]], fraction: float | None,
+               used: str | None) -> ImageSet:
+    """The ImageSet of a folder load: the kept files' images and labels, skipped files sorted by name."""
     return ImageSet(
         name=root.name or str(root),
         images=images,
@@ -284,17 +291,7 @@ def _from_cache(
         progress(len(files), len(files))
     images = np.array(array)  # into memory: callers may change their copy
     skipped = skipped + [(files[i], reason) for i, reason in failed]
-    return ImageSet(
-        name=root.name or str(root),
-        images=images,
-        labels=None if class_names is None else np.asarray(file_labels, dtype=np.int64)[kept],
-        class_names=class_names or [],
-        skipped=sorted(skipped, key=lambda item: _natural_key(item[0])),
-        source=str(root),
-        files=[files[i] for i in kept],
-        transparent_fraction=fraction,
-        background=used,
-    )
+    return _image_set(root, images, files, file_labels, kept, class_names, skipped, fraction, used)
 
 
 def _composite(
