@@ -123,13 +123,13 @@ def plain_cell(data, steps: int, seed: int = 0) -> dict:
             "mean_mse": float(((xv - xt.mean(0)) ** 2).mean()), "epochs": "?"}
 
 
-def run_cell(model_name: str, data, steps: int, seed: int = 0) -> dict:
+def run_cell(model_name: str, data, steps: int, seed: int = 0, augment: str = "auto") -> dict:
     if model_name == "plain16":
         return plain_cell(data, steps, seed)
     mcfg, noise = model_config(model_name, data.shape)
     n_train = data.n - max(1, round(data.n * 0.2))
     epochs = suggest_epochs(n_train, BATCH, steps=steps)
-    tcfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, noise=noise, seed=seed, device="cpu")
+    tcfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, noise=noise, seed=seed, device="cpu", augment=augment)
     trainer = Trainer(mcfg, tcfg, data)
     t0 = time.perf_counter()
     finished = None
@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--models", default=",".join(MODELS + REFERENCES))
     ap.add_argument("--steps", type=int, default=STEP_BUDGET, help=f"optimizer-step budget (default {STEP_BUDGET}, as the CLI)")
+    ap.add_argument("--augment", default="auto", choices=("auto", "shift", "none"),
+                    help="random shifts of training batches, as the CLI's --augment (default auto)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", metavar="FILE", help="also write every cell as JSON")
     ap.add_argument("--merge", nargs="*", metavar="FILE", help="add the cells of earlier --json files to the matrix")
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{data.summary()}", flush=True)
             cells[s] = {}
             for m in models:
-                cell = run_cell(m, data, args.steps)
+                cell = run_cell(m, data, args.steps, augment=args.augment)
                 cells[s][m] = cell
                 print(f"  {m:<14} {fmt(cell):<24} mse {cell['mse']:.5f}  mean-image {cell['mean_mse']:.5f}  "
                       f"{cell['epochs']} epochs / {cell['steps']} steps, {cell['seconds']:.0f} s"
