@@ -112,9 +112,18 @@ def doctor_view(data):
 
 
 def sample_float(rows, limit: int | None = None) -> torch.Tensor:
-    """Float images in [0, 1] for statistics: all of an in-memory split, a sample of a streamed one."""
+    """At most `limit` (default STATS_SAMPLE) evenly spaced rows as float images in [0, 1], for statistics.
+
+    The same rule for a streamed split and an in-memory one: the input standardisation, the initial
+    output and the doctor's mean image come from a few thousand images, not from a float copy of the
+    whole split (60,000 Fashion-MNIST images: 190 MB and 0.4 s before the first batch)."""
     if isinstance(rows, StreamRows):
         return rows.sample(limit)
+    limit = STATS_SAMPLE if limit is None else limit
+    n = int(rows.shape[0])
+    if n > limit:
+        pos = torch.from_numpy(np.unique(np.linspace(0, n - 1, limit).astype(np.int64))).to(rows.device)
+        rows = rows.index_select(0, pos)
     return rows.float().div_(255.0)
 
 
