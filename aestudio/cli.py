@@ -133,6 +133,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--augment", choices=("auto", "shift", "none"), default=None,
                    help="random shifts of the training images: auto (small sets of 16 px or larger), shift or none "
                         "(default auto)")
+    g.add_argument("--lr-decay", type=float, metavar="F",
+                   help="share of the run, at its end, over which the learning rate falls linearly towards 0 "
+                        "(default 0.3; 0: constant)")
     g.add_argument("--pretrain-epochs", type=int, metavar="N", help="stacked: epochs per layer (default 2)")
     g.add_argument("--grad-clip", type=float, metavar="X", help="clip the gradient norm (default 0: off)")
     g.add_argument("--kl-warmup", type=float, metavar="EPOCHS",
@@ -319,8 +322,8 @@ def _max_threads() -> int:
 
 
 _TRAIN_FLAGS = ("latent", "hidden", "dropout", "beta", "sparsity_weight", "sparsity_target", "contractive_weight",
-                "weight_decay", "free_bits", "kl_warmup", "epochs", "batch_size", "lr", "pretrain_epochs", "grad_clip", "seed", "val_fraction",
-                "image_size", "threads")
+                "weight_decay", "free_bits", "kl_warmup", "epochs", "batch_size", "lr", "pretrain_epochs", "grad_clip", "lr_decay", "seed",
+                "val_fraction", "image_size", "threads")
 _EVAL_FLAGS = ("labels_per_class", "eval_seed", "threads")
 
 
@@ -385,7 +388,7 @@ def _train_config(args: argparse.Namespace):
     optional = {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise, "augment": getattr(args, "augment", None),
         "val_fraction": args.val_fraction, "seed": args.seed, "device": args.device,
-        "pretrain_epochs": args.pretrain_epochs, "grad_clip": args.grad_clip,
+        "pretrain_epochs": args.pretrain_epochs, "grad_clip": args.grad_clip, "lr_decay": getattr(args, "lr_decay", None),
         "amp": getattr(args, "amp", None), "channels_last": getattr(args, "channels_last", None),
     }
     return TrainConfig(**{k: v for k, v in optional.items() if v is not None}).validate()

@@ -195,6 +195,7 @@ TRAIN_FIELDS: dict[str, Field] = {
     "pretrain_epochs": Field("int", 0, MAX_EPOCHS),
     "grad_clip": Field("float", 0.0, 1e12),
     "kl_warmup": Field("float", 0.0, 1.0),
+    "lr_decay": Field("float", 0.0, 1.0),
     "amp": Field("bool"),
     "channels_last": Field("bool"),
 }

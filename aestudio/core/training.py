@@ -136,6 +136,34 @@ def resolve_device(name: str = "auto") -> torch.device:
 #: Optimizer steps that the default settings aim for. Measured on the held-out sets of
 #: benchmarks/robustness.py: fewer steps leave small folders under-trained (the model is still
 #: improving fast when training ends), however many epochs that takes.
+class LrSchedule:
+    """The learning rate of one stage: constant, then falling linearly over its last `decay` share of steps.
+
+    The rate of the stage's final step is `lr / decay_steps`, never 0. Measured with
+    benchmarks/robustness.py (digits, the denoising conv AE at gaussian:0.5, 4,000 steps): a constant
+    rate gained +5.9 dB, a decay over the last 30% +6.0 dB, a cosine over the whole run +5.9 dB.
+    """
+
+    def __init__(self, lr: float, decay: float, steps: int):
+        self.lr, self.steps = lr, max(1, steps)
+        self.decay_steps = max(1, round(decay * self.steps)) if decay > 0 else 0
+        self.done = 0
+
+    def rate(self, done: int) -> float:
+        """The learning rate for the step after `done` steps of the stage."""
+        if not self.decay_steps:
+            return self.lr
+        return self.lr * min(1.0, (self.steps - min(done, self.steps - 1)) / self.decay_steps)
+
+    def apply(self, opt: torch.optim.Optimizer) -> None:
+        """Set the rate of the next step, and count it."""
+        if self.decay_steps:
+            lr = self.rate(self.done)
+            for group in opt.param_groups:
+                group["lr"] = lr
+        self.done += 1
+
+
 STEP_BUDGET = 4000
 
 
@@ -471,6 +499,7 @@ class Trainer:
 
                     load_optimizer_state(opt, self.optimizer_state, cfg.lr)
                 self.optimizer = opt
+            schedule = LrSchedule(cfg.lr, cfg.lr_decay, (stage.epochs - stage.first) * batches)
             for epoch in range(stage.first + 1, stage.epochs + 1):
                 m.train()
                 t_epoch = time.perf_counter()
@@ -500,6 +529,7 @@ class Trainer:
                     target = shift_batch(target, self.augment_shift, self._augment_gen)
                     x_in = self.noise.apply(target, self._noise_gen)
                     self._measure_grads = stage.params if b == batches - 1 else None
+                    schedule.apply(opt)
                     terms = self._step(stage, opt, x_in, target)
                     meter.add(terms, target.shape[0])
                     step += 1

@@ -1,8 +1,9 @@
 """The "Latent sliders" panel: one slider per code dimension, decoded live while you drag.
 
 The code being edited always has every dimension; sliders show 12 dimensions at a time (a page
-selector appears for larger codes). Decoding is coalesced with a timer: at most one decode per
-~16 ms (one 60 Hz frame) while dragging, and the last value always lands.
+selector appears for larger codes). Decoding is coalesced with a timer that starts when a decode
+starts: while dragging, a decode begins every DECODE_INTERVAL_MS at most (or as soon as the last
+one is done, when it took longer), and the last value always lands.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from . import imaging
 from .state import StudioState
 
 PAGE = 12  # sliders on show at once
-DECODE_INTERVAL_MS = 8  # plus the decode itself: about one decode per 60 Hz frame
+DECODE_INTERVAL_MS = 14  # from the start of one decode to the next: a new image for every 60 Hz frame
 DISABLED_TEXT = ("Train a model (or open a saved run) first: these sliders set the numbers of a latent code "
                  "one by one and show what the decoder makes of it.")
 
@@ -282,16 +283,16 @@ class LatentSlidersPanel(QWidget):
     @Slot()
     def _on_timer(self) -> None:
         if self._dirty:
+            self._timer.start()  # keep the pace while the drag goes on (counted from this decode's start)
             self._decode_now()
-            self._timer.start()  # keep the pace while the drag goes on
 
     # ---- helpers ---------------------------------------------------------------------------------------
     def _request_decode(self) -> None:
         if self._timer.isActive():
             self._dirty = True
             return
-        self._decode_now()
         self._timer.start()
+        self._decode_now()
 
     def _decode_now(self) -> None:
         self._dirty = False
