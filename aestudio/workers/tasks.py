@@ -19,6 +19,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from ..core.errors import user_message
+from .priority import lower_this_thread
 
 
 class TaskSignals(QObject):
@@ -51,6 +52,7 @@ class Task(QRunnable):
         self.cancel_event.set()
 
     def run(self) -> None:  # runs on a pool thread
+        lower_this_thread()  # the GUI thread comes first (workers/priority.py)
         try:
             result = self.fn(*self.args, **self.kwargs)
         except Exception as e:  # shown to the user, never swallowed

@@ -25,6 +25,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from ..core.config import ModelConfig, TrainConfig
 from ..core.datasets import ImageSet
 from ..core.errors import user_message
+from .priority import lower_this_thread
 from ..core.labs.selection import pick_spread
 from ..core.models import Autoencoder
 from ..core.noise import parse_noise
@@ -195,6 +196,7 @@ class TrainingWorker(QObject):
 
     @Slot()
     def work(self) -> None:
+        lower_this_thread()  # before torch starts this thread's compute threads: they inherit it
         try:
             torch.set_num_threads(self.threads)
             if self.resume is not None:
