@@ -134,6 +134,7 @@ USE_PROCESSES = True
 _PROBE = 32  # images decoded by one worker (and timed) before choosing the number of workers
 _BATCH = 32  # more workers are worth it only with more than this many files left
 _POLL_S = 0.05
+_PROBE_POLL_S = 0.002
 _GRAY_TOLERANCE = 2
 _IGNORED_DIRS = {"__MACOSX"}
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -189,6 +190,7 @@ def load_folder(
     progress: Progress | None = None,
     background: str = "auto",
     cache: bool = True,
+    listing: "Listing | None" = None,
 ) -> ImageSet:
     """Load every image under ``path`` as described in the module documentation.
 
@@ -196,7 +198,8 @@ def load_folder(
     least every :data:`HEARTBEAT_S` seconds while decoding (``(0, 0)`` while a slow folder is
     still being listed); it may raise to abort loading.  ``background`` is where transparent
     pixels are composited (see "Transparency").  ``cache`` reads and writes the decoded images
-    in the user cache (see "Cache").
+    in the user cache (see "Cache").  ``listing``: the folder's listing when the caller has just
+    made it (``stream.load_folder_budgeted`` lists once for its memory check and the loading).
     """
     wanted = parse_background(background)
     root = Path(path).expanduser().resolve()
@@ -204,12 +207,9 @@ def load_folder(
         raise DatasetError(f"The folder {root} does not exist.")
     if not root.is_dir():
         raise DatasetError(f"{root} is a file, not a folder of images.")
-    stop = threading.Event()
-    files, file_labels, class_names, skipped, linked = _call_abortable(
-        lambda: _scan(root, stop), stop, progress, SCAN_TIMEOUT_S,
-        f"Listing the folder {root} took longer than {SCAN_TIMEOUT_S:g} s, so loading was stopped "
-        "(is it on a drive that stopped responding?).",
-    )
+    if listing is None:
+        listing = list_folder(root, progress)
+    files, file_labels, class_names, skipped, linked = _copy_listing(listing)
     store = _cache_for(files, image_size, channels, wanted) if cache else None
     hit = store.load() if store is not None else None
     if hit is not None:
@@ -329,6 +329,18 @@ def _auto_background(items: list[_Alpha]) -> tuple[int, int, int]:
         dark += int(np.count_nonzero(luma < 128))
         opaque += n
     return (255, 255, 255) if 2 * dark > opaque else (0, 0, 0)
+
+
+def list_folder(root: Path, progress: Progress | None = None) -> Listing:
+    """The image files under the folder ``root`` (an absolute path), their labels, the class names,
+    the files skipped while listing and those reached through a symlink; on a thread that a slow
+    drive cannot hang (see :data:`SCAN_TIMEOUT_S`)."""
+    stop = threading.Event()
+    return _call_abortable(
+        lambda: _scan(root, stop), stop, progress, SCAN_TIMEOUT_S,
+        f"Listing the folder {root} took longer than {SCAN_TIMEOUT_S:g} s, so loading was stopped "
+        "(is it on a drive that stopped responding?).",
+    )
 
 
 def _call_abortable(
@@ -713,7 +725,8 @@ def _decode_all(
     try:
         job.spawn()
         while True:
-            finished = job.finished.wait(_POLL_S)
+            # look often until the probe decided how to decode the rest: the other cores wait for it
+            finished = job.finished.wait(_POLL_S if scaled else _PROBE_POLL_S)
             job.check_timeouts()
             if finished or job.finished.is_set():
                 break
@@ -817,7 +830,16 @@ def _decode_chunk(
         result = _load_one(path, size, channels, root, acquire, link)
         out.append(None if deferred[0] else result)
         deferred[0] = False
-    return out
+    return _pack(out)
+
+
+def _pack(results: list) -> list | np.ndarray:
+    """A chunk of plain images of one shape as one array: one object to send back instead of hundreds."""
+    first = results[0] if results else None
+    if (isinstance(first, np.ndarray) and all(type(r) is np.ndarray and r.shape == first.shape and r.dtype == first.dtype
+                                              for r in results)):
+        return np.stack(results)
+    return results
 
 
 def _no_release() -> None:
@@ -857,7 +879,7 @@ def _decode_in_processes(job: _Job, start: int, workers: int, progress: Progress
                     continue
                 last_result = now
                 with job.lock:
-                    for i, result in zip(range(lo, hi), chunk_results):
+                    for i, result in zip(range(lo, hi), chunk_results):  # rows of a packed chunk are views
                         if result is not None:
                             job.results[i] = result
                             job.done += 1

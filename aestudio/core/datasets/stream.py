@@ -61,17 +61,15 @@ from .base import DatasetError, ImageSet, to_grayscale
 from .folder import (
     DEFAULT_IMAGE_SIZE,
     HEARTBEAT_S,
-    SCAN_TIMEOUT_S,
     _Alpha,
     _auto_background,
-    _call_abortable,
     _composite,
     _decode_all,
     _natural_key,
     _nothing_loaded,
-    _scan,
     _Skip,
     background_name,
+    list_folder,
     parse_background,
 )
 
@@ -346,16 +344,13 @@ def load_folder_budgeted(
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         return load_folder(path, image_size=image_size, channels=channels, progress=progress, background=background)
-    stop = threading.Event()
-    files, file_labels, class_names, skipped, linked = _call_abortable(
-        lambda: _scan(root, stop), stop, progress, SCAN_TIMEOUT_S,
-        f"Listing the folder {root} took longer than {SCAN_TIMEOUT_S:g} s, so loading was stopped "
-        "(is it on a drive that stopped responding?).",
-    )
+    listing = list_folder(root, progress)
+    files, file_labels, class_names, skipped, linked = listing
     budget = default_budget() if budget is None else int(budget)
     need = in_memory_bytes(len(files), channels or 3, image_size)
-    if not force_stream and need <= budget:
-        return load_folder(path, image_size=image_size, channels=channels, progress=progress, background=background)
+    if not force_stream and need <= budget:  # in memory, with the listing just made (not a second walk)
+        return load_folder(path, image_size=image_size, channels=channels, progress=progress, background=background,
+                           listing=listing)
     if note is not None:
         note(f"{root.name}: {len(files):,} images would need about {fmt_size(need)} in memory, more than the "
              f"budget of {fmt_size(budget)}; streaming them from a decode cache")
