@@ -209,6 +209,28 @@ def test_image_grid_reconstructs_a_loaded_snapshot(qtbot, state, trained):
     assert panel.visible_rows() == []
 
 
+def test_image_grid_fits_its_columns_to_the_width_and_never_clips_a_row_label(qtbot, state, trained):
+    snap, _ = trained
+    panel = shown(qtbot, ImageGridPanel(state), 760, 300)
+    x = snap.images[:8]
+    state.training.preview.emit(Preview(x, None, np.clip(x * 0.5, 0, 1).astype(np.float32), 1, "train"))
+
+    def tiles_on(row: str) -> int:
+        return sum(t.isVisible() for t in panel.tiles[row])
+
+    assert tiles_on("Original") == tiles_on("Output") == 8
+    panel.resize(420, 300)  # a narrow dock: fewer whole tiles, not eight clipped ones
+    qtbot.waitUntil(lambda: tiles_on("Original") < 8, timeout=2000)
+    assert 1 <= tiles_on("Original") == tiles_on("Output") < 8
+    label = panel.row_labels["Output"]
+    assert label.text() == "Reconstruction" and label.width() >= label.sizeHint().width()
+    last = max(i for i, t in enumerate(panel.tiles["Original"]) if t.isVisible())
+    right = panel.tiles["Original"][last].geometry().right()
+    assert panel.grid_host.mapTo(panel, panel.grid_host.rect().topLeft()).x() + right <= panel.width()
+    panel.resize(760, 300)
+    qtbot.waitUntil(lambda: tiles_on("Original") == 8, timeout=2000)
+
+
 def _class_sorted(digits, classes: int):
     """The digits of the first `classes` classes, sorted by class (like a folder of class subfolders)."""
     keep = np.flatnonzero(digits.labels < classes)

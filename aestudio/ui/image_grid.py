@@ -189,9 +189,12 @@ class ImageGridPanel(QWidget):
         grid.setVerticalSpacing(4)
         self.row_labels: dict[str, QLabel] = {}
         self.tiles: dict[str, list[_Tile]] = {}
+        self.columns_shown = COLUMNS  # as many as fit the panel's width (resizeEvent)
+        label_width = max(self.fontMetrics().horizontalAdvance(t) for t in ROW_HELP) + 4
         for r, key in enumerate(("Original", "Noisy input", "Output")):
             lab = QLabel(key if key != "Output" else "Reconstruction", self.grid_host)
             lab.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            lab.setMinimumWidth(label_width)  # never clipped: tiles that do not fit are hidden instead
             lab.setToolTip(ROW_HELP.get(lab.text(), ""))
             grid.addWidget(lab, r, 0)
             self.row_labels[key] = lab
@@ -203,6 +206,8 @@ class ImageGridPanel(QWidget):
                 tiles.append(t)
             self.tiles[key] = tiles
         grid.setColumnStretch(COLUMNS + 1, 1)
+        # narrower than eight tiles is allowed: resizeEvent then hides the columns that do not fit
+        self.grid_host.setMinimumWidth(label_width + grid.horizontalSpacing() + TILE_PX + 6)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
@@ -248,10 +253,8 @@ class ImageGridPanel(QWidget):
             for c, tile in enumerate(self.tiles[key]):
                 if data is None or c >= n:
                     tile.clear()
-                    tile.setVisible(False)
                     continue
                 tile.setPixmap(imaging.to_pixmap(data[c], TILE_PX))
-                tile.setVisible(True)
                 label = self._label_text(c)
                 title = out_title if key == "Output" else key
                 tile.setAccessibleName(f"{title} {c + 1}")
@@ -341,10 +344,34 @@ class ImageGridPanel(QWidget):
         self.grid_host.setVisible(on)
         self.placeholder.setVisible(not on)
         if on:
-            has_noise = self.noisy is not None
-            self.row_labels["Noisy input"].setVisible(has_noise)
-            for t in self.tiles["Noisy input"]:
-                t.setVisible(has_noise and t.pixmap() is not None and not t.pixmap().isNull())
+            self.row_labels["Noisy input"].setVisible(self.noisy is not None)
+            self._show_tiles()
+
+    def _show_tiles(self) -> None:
+        """A tile shows when it has an image, its row is on and its column fits the width."""
+        for key, tiles in self.tiles.items():
+            row_on = key != "Noisy input" or self.noisy is not None
+            for c, t in enumerate(tiles):
+                filled = t.pixmap() is not None and not t.pixmap().isNull()
+                t.setVisible(row_on and filled and c < self.columns_shown)
+
+    def _fitting_columns(self) -> int:
+        """How many tile columns fit the panel's width next to the row labels (1 to COLUMNS)."""
+        grid = self.grid_host.layout()
+        margins = self.layout().contentsMargins() if self.layout() is not None else None
+        side = (margins.left() + margins.right()) if margins is not None else 0
+        label = self.row_labels["Original"].minimumWidth()
+        step = TILE_PX + 6 + grid.horizontalSpacing()
+        room = self.width() - side - label
+        return max(1, min(COLUMNS, room // step))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt)
+        super().resizeEvent(event)
+        fit = self._fitting_columns()
+        if fit != self.columns_shown:
+            self.columns_shown = fit
+            if not self.grid_host.isHidden():
+                self._show_tiles()
 
     def _style_placeholder(self) -> None:
         self.placeholder.setStyleSheet(f"color: {self.palette().color(QPalette.ColorRole.PlaceholderText).name()};")
