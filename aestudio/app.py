@@ -223,6 +223,22 @@ def _install_excepthook(window) -> None:
     sys.excepthook = hook
 
 
+#: After the window shows, the first Train click's one-time wait (torch importing its compiler
+#: stack for the first optimizer) is paid on a background thread instead.
+WARM_UP_DELAY_MS = 1500
+
+
+_warm_task = None  # kept: a task whose signals are garbage-collected cannot report
+
+
+def _warm_up_training() -> None:
+    global _warm_task
+    from .core.training import warm_up
+    from .workers.tasks import Task, start
+
+    _warm_task = start(Task(warm_up))
+
+
 def run_studio(data: str | None = None) -> int:
     """Open the studio and run until it is closed. Returns the exit status."""
     problem = display_problem()
@@ -244,6 +260,7 @@ def run_studio(data: str | None = None) -> int:
     tick = QTimer()  # lets Python see Ctrl-C while Qt's loop runs
     tick.start(250)
     tick.timeout.connect(lambda: None)
+    QTimer.singleShot(WARM_UP_DELAY_MS, _warm_up_training)
     status = int(app.exec())
     from PySide6.QtCore import QThreadPool
 

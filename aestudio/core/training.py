@@ -136,6 +136,13 @@ def resolve_device(name: str = "auto") -> torch.device:
 #: Optimizer steps that the default settings aim for. Measured on the held-out sets of
 #: benchmarks/robustness.py: fewer steps leave small folders under-trained (the model is still
 #: improving fast when training ends), however many epochs that takes.
+def warm_up() -> None:
+    """Build a throwaway optimizer, so that the first real one does not wait: the first optimizer of
+    a process imports torch's compiler stack (`torch._dynamo`), 1.8 s on a quiet 2-core machine.
+    The studio calls this on a background thread once its window is up."""
+    make_adam([torch.nn.Parameter(torch.zeros(1))], 1e-3, torch.device("cpu"))
+
+
 class LrSchedule:
     """The learning rate of one stage: constant, then falling linearly over its last `decay` share of steps.
 

@@ -60,11 +60,18 @@ class Task(QRunnable):
             if message is None:
                 message = f"{type(e).__name__}: {e}"
                 traceback.print_exc()
-            self.signals.failed.emit(message)
+            self._report(self.signals.failed, message)
         else:
-            self.signals.done.emit(result)
+            self._report(self.signals.done, result)
         finally:
             self.finished_event.set()
+
+    @staticmethod
+    def _report(signal, value: Any) -> None:
+        try:
+            signal.emit(value)
+        except RuntimeError:  # the studio is closing and its Qt side is gone: nobody is left to tell
+            pass
 
 
 def start(task: Task) -> Task:
