@@ -112,6 +112,29 @@ def test_few_epochs_at_a_low_learning_rate_are_still_improving(digits):
     assert "per epoch" in d.message
 
 
+def _history(values: list[float]) -> list[dict]:
+    return [{"epoch": i + 1, "val_total": v, "train_total": v} for i, v in enumerate(values)]
+
+
+def _check_end(values: list[float], lr_decay: float) -> list[str]:
+    from aestudio.core.doctor import Doctor
+
+    x = torch.rand(64, 1, 8, 8)
+    doctor = Doctor(dense(), train_cfg(epochs=len(values), lr_decay=lr_decay), 2000, 100, x, x)
+    return codes_of(doctor.check_end(_history(values), 100 * len(values), len(values)))
+
+
+def test_the_drop_while_the_learning_rate_anneals_is_not_still_improving():
+    # flat for 14 epochs at the full rate, then 6 epochs of decay take the loss down by 7% each
+    flat_then_annealed = [10.0] * 14 + [10.0 * 0.93 ** k for k in range(1, 7)]
+    assert "still_improving" not in _check_end(flat_then_annealed, lr_decay=0.3)
+    # without a decay the same curve means the model was still learning when it stopped
+    assert "still_improving" in _check_end(flat_then_annealed, lr_decay=0.0)
+    # falling steeply before the decay began is still reported, with the window it judged
+    steep = [10.0 * 0.9 ** k for k in range(20)]
+    assert "still_improving" in _check_end(steep, lr_decay=0.3)
+
+
 def test_nan_is_named(digits):
     mcfg = dense()
     model = Autoencoder(mcfg)

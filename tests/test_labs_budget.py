@@ -66,3 +66,12 @@ def test_note_when_training_is_cut_short_and_none_when_converged(split, mcfg):
     assert "still improving" in normal.note("The normal-class model")
     pair = dn.train_comparison_pair(mcfg, train, "gaussian:0.3", steps=40, train_config=tcfg, val_set=val)
     assert pair.note.startswith("Both models were still improving")
+
+
+def test_the_drop_while_the_learning_rate_anneals_is_not_improvement():
+    from aestudio.core.labs.budget import improvement
+
+    flat_then_annealed = [{"val_total": v} for v in [5.0] * 14 + [5.0 * 0.97 ** k for k in range(1, 7)]]
+    assert improvement(flat_then_annealed, 10).improving  # read without the schedule: a fall at the end
+    judged = improvement(flat_then_annealed, 10, lr_decay=0.3)
+    assert not judged.improving and judged.epochs == 14  # the epochs at the full rate

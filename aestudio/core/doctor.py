@@ -34,7 +34,9 @@ benchmarks/heldout.py (strokes, photos, icons, tiny); healthy runs raise none:
   flat output and idle units are not reported again as `constant_output` / `dead_units`.
 * `still_improving`: over the last fifth of the epochs (at least 3 epochs, or all there are), a
   robust Theil-Sen fit of the log validation loss falls more than `STILL_IMPROVING_RATE` (5%)
-  per epoch (converged runs: under 1.5%).
+  per epoch (converged runs: under 1.5%). The epochs judged are those before the learning rate
+  began to fall (`TrainConfig.lr_decay`), when there are 3 or more: the loss drops while the rate
+  anneals, and that drop says nothing about whether more training would help.
 * `too_few_steps`: fewer than `FEW_STEPS_ALWAYS` (250) optimizer steps, or fewer than
   `FEW_STEPS` (1000) while the loss still falls more than `FEW_STEPS_RATE` (2%) per epoch over
   the last half of the epochs.
@@ -361,13 +363,18 @@ class Doctor:
         n = len(series)
         epoch = int(history[-1].get("epoch", n))
         lr = self.tcfg.lr
+        # The trend that says "more training would help" is the one at the full learning rate: while the
+        # rate falls over the run's last `lr_decay` share (training.LrSchedule) the loss drops anyway.
+        steady = round((1.0 - float(getattr(self.tcfg, "lr_decay", 0.0))) * n)
+        full_rate, before_decay = (series[:steady], True) if 3 <= steady < n else (series, False)
+        nt = len(full_rate)
 
         # too few optimizer steps
         if stage_steps < FEW_STEPS:
             if stage_steps < FEW_STEPS_ALWAYS:  # no model fits in so few steps, whatever the loss does
                 rate = float("inf")
-            elif n >= 2:
-                rate = falling_rate(series[-max(2, math.ceil(n / 2)):])
+            elif nt >= 2:
+                rate = falling_rate(full_rate[-max(2, math.ceil(nt / 2)):])
             else:  # one epoch: the last quarter of its batches against the quarter before
                 q = max(1, len(self.batch_losses) // 4)
                 a, b = self.batch_losses[-2 * q:-q], self.batch_losses[-q:]
@@ -387,9 +394,9 @@ class Doctor:
                     {"epochs": more}))
 
         # still improving
-        if n >= 3:
-            w = min(n - 1, max(3, math.ceil(0.2 * n)))  # epochs (intervals) judged: the last fifth, at least 3
-            rate = falling_rate(series[-(w + 1):])
+        if nt >= 3:
+            w = min(nt - 1, max(3, math.ceil(0.2 * nt)))  # epochs (intervals) judged: the last fifth, at least 3
+            rate = falling_rate(full_rate[-(w + 1):])
             if rate > STILL_IMPROVING_RATE:
                 more = max(2 * epochs_planned, epochs_planned + 5)
                 settings: dict[str, Any] = {"epochs": more}
@@ -401,7 +408,8 @@ class Doctor:
                 self._add(out, Diagnosis(
                     "still_improving", epoch,
                     f"The {which} loss was still falling steeply when training ended: {_pct(rate)} per epoch over "
-                    f"the last {w} epochs ({_g(series[-(w + 1)])} to {_g(series[-1])}).",
+                    f"the last {w} epochs" + (" before the learning rate began to fall" if before_decay else "") +
+                    f" ({_g(full_rate[-(w + 1)])} to {_g(full_rate[-1])}).",
                     f"{fix}; the model has more to learn.", settings))
 
         # overfitting / distribution mismatch

@@ -81,11 +81,18 @@ def _losses(history: Sequence[Mapping], key: str | None) -> list[float]:
 
 
 def improvement(history: Sequence[Mapping], steps_per_epoch: int | None = None, key: str | None = None,
-                tail: float = TAIL) -> Improvement | None:
+                tail: float = TAIL, lr_decay: float = 0.0) -> Improvement | None:
     """The relative fall of the loss (`key`, default the validation total, else the training total)
     over the last `tail` of the epochs of the last stage: the best value before the tail against the
-    best value in it (robust to a noisy or rising last epoch). None with fewer than two epochs."""
+    best value in it (robust to a noisy or rising last epoch). None with fewer than two epochs.
+
+    With a learning rate that falls over the run's last `lr_decay` share (`TrainConfig.lr_decay`),
+    the epochs judged are those before it began (when there are three or more): the loss drops while
+    the rate anneals whether or not more steps would help, as the training doctor reasons too."""
     v = _losses(history, key)
+    steady = round((1.0 - lr_decay) * len(v))
+    if 3 <= steady < len(v):
+        v = v[:steady]
     if len(v) < 2:
         return None
     w = min(len(v) - 1, max(1, int(round(tail * len(v)))))

@@ -145,6 +145,7 @@ class LabTraining:
     epochs: int = 0  # epochs planned
     steps_per_epoch: int = 1
     stopped: bool = False
+    lr_decay: float = 0.0  # TrainConfig.lr_decay of the run: its last share annealed the learning rate
 
     @property
     def steps(self) -> int:
@@ -153,7 +154,7 @@ class LabTraining:
     @property
     def improvement(self) -> Improvement | None:
         """How much the validation loss fell over the last fifth of training (None: too short to tell)."""
-        return None if self.stopped else improvement(self.history, self.steps_per_epoch)
+        return None if self.stopped else improvement(self.history, self.steps_per_epoch, lr_decay=self.lr_decay)
 
     def note(self, what: str = "The model") -> str | None:
         """A sentence when the model was still improving when its step budget ran out, else None."""
@@ -183,7 +184,8 @@ def lab_train(model_config: ModelConfig, train_config: TrainConfig, data: ImageS
                 raise ConfigError(event.message)
             stopped = event.reason != "completed"
     return LabTraining(copy.deepcopy(trainer.model).to("cpu").eval(), list(trainer.history),
-                       int(train_config.epochs), steps_per_epoch(data.n, train_config.batch_size), stopped)
+                       int(train_config.epochs), steps_per_epoch(data.n, train_config.batch_size), stopped,
+                       float(train_config.lr_decay))
 
 
 def quick_train(model_config: ModelConfig, train_config: TrainConfig, data: ImageSet,
