@@ -43,8 +43,9 @@ benchmarks/heldout.py (strokes, photos, icons, tiny); healthy runs raise none:
 * `overfitting`: the validation reconstruction error (median of the last 3 epochs) rose
   `OVERFIT_RISE` (10%) above its best while the training error kept falling, with a final gap
   of at least `OVERFIT_MIN_GAP` (1.15); or the final validation error is at least `OVERFIT_GAP`
-  (5) times the training one. A gap alone is common on healthy runs: at the default step budget
-  strokes end at 3.1x and the 200-image folder at 3.7x with a flat validation error; shorter
+  (8) times the training one. A gap alone is common on healthy runs: at the default step budget
+  strokes end at 3.5x with a constant learning rate and at 5.8x when it anneals at the end (the
+  default), with the validation error 3% above its best; the 200-image folder at 3.7x; shorter
   runs at 0.8-1.35x.
 * `mostly_blank`: more than `BLANK_FRACTION` (half) of the images have a pixel standard
   deviation under `BLANK_STD` (3 of 255).
@@ -82,7 +83,7 @@ STILL_IMPROVING_RATE = 0.05
 FEW_STEPS = 1000
 FEW_STEPS_ALWAYS = 250
 FEW_STEPS_RATE = 0.02
-OVERFIT_GAP = 5.0
+OVERFIT_GAP = 8.0
 OVERFIT_RISE = 1.1
 OVERFIT_MIN_GAP = 1.15
 BLANK_STD = 3.0
