@@ -27,6 +27,7 @@ collapsed model (about 1.0) is visible at a glance. The sets: the bundled ``fash
     python3 dev.py bench robustness                 # everything (about 30-40 min on 2 cores)
     python3 dev.py bench robustness --sets strokes,tiny --models ae16
     python3 dev.py bench robustness --steps 500     # a quick smoke run (targets not expected)
+    python3 dev.py bench robustness --sets photos --models ae16 --images 16000   # photos with 8x the patches
 """
 from __future__ import annotations
 
@@ -73,12 +74,13 @@ def model_config(name: str, shape: tuple[int, int, int]) -> tuple[ModelConfig, s
     raise SystemExit(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
 
 
-def load(name: str, root: Path):
+def load(name: str, root: Path, images: int | None = None):
+    """A set by name; `images` changes how many images a written folder gets (its maker's default otherwise)."""
     if name in ("fashion-10k", "digits", "shapes"):
         return load_dataset(name)
-    folder = root / name
+    folder = root / (name if images is None else f"{name}-{images}")
     if not folder.exists():
-        MAKERS[name](folder)
+        MAKERS[name](folder, **({} if images is None else {"n": images}))
     return load_dataset(str(folder))
 
 
@@ -190,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=STEP_BUDGET, help=f"optimizer-step budget (default {STEP_BUDGET}, as the CLI)")
     ap.add_argument("--augment", default="auto", choices=("auto", "shift", "none"),
                     help="random shifts of training batches, as the CLI's --augment (default auto)")
+    ap.add_argument("--images", type=int, metavar="N",
+                    help="images in each written folder (strokes, photos, icons, tiny) instead of its default: "
+                         "how a set's result depends on its size")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", metavar="FILE", help="also write every cell as JSON")
     ap.add_argument("--merge", nargs="*", metavar="FILE", help="add the cells of earlier --json files to the matrix")
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     cells: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory(prefix="aestudio-robustness-") as tmp:
         for s in sets:
-            data = load(s, Path(tmp))
+            data = load(s, Path(tmp), args.images if s in MAKERS else None)
             print(f"\n{data.summary()}", flush=True)
             cells[s] = {}
             for m in models:
