@@ -135,6 +135,24 @@ def test_the_drop_while_the_learning_rate_anneals_is_not_still_improving():
     assert "still_improving" in _check_end(steep, lr_decay=0.3)
 
 
+def _overfit_check(val: list[float], train: list[float]) -> list[str]:
+    from aestudio.core.doctor import Doctor
+
+    x = torch.rand(64, 1, 8, 8)
+    doctor = Doctor(dense(), train_cfg(epochs=len(val)), 2000, 100, x, x)
+    history = [{"epoch": i + 1, "val_total": v, "train_total": t, "val_recon": v, "train_recon": t}
+               for i, (v, t) in enumerate(zip(val, train))]
+    return codes_of(doctor.check_end(history, 100 * len(val), len(val)))
+
+
+def test_a_wide_gap_is_overfitting_only_once_the_validation_error_stopped_falling():
+    train = [10.0 * 0.8 ** k for k in range(20)]  # ends at 0.14
+    improving = [10.0 * 0.97 ** k for k in range(20)]  # still 3% lower each epoch: gap 40x but no harm yet
+    assert "overfitting" not in _overfit_check(improving, train)
+    stalled = [10.0 * 0.97 ** min(k, 10) for k in range(20)]  # flat for the last half
+    assert "overfitting" in _overfit_check(stalled, train)
+
+
 def test_nan_is_named(digits):
     mcfg = dense()
     model = Autoencoder(mcfg)
