@@ -34,7 +34,7 @@ os.environ["AESTUDIO_SETTINGS_DIR"] = __import__("tempfile").mkdtemp(prefix="aes
 import aestudio  # noqa: F401  (first: sets OpenMP's spin-wait before torch loads)
 import numpy as np
 import torch
-from PySide6.QtCore import QElapsedTimer, QPoint, Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, QPoint, Qt, QThreadPool, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QSlider, QWidget
 
@@ -232,7 +232,15 @@ def main() -> None:
     lab_lags, lab_s = lag_while(lambda: lab.busy)
     still_training = state.training.running
 
+    # A again, with the studio idle: back to the PCA map (a t-SNE of the last snapshot's codes would
+    # otherwise run for a minute and a half beside the headless phase), training stopped, every
+    # background task finished
+    latent_map.set_method("pca")
     state.training.stop()
+    t = time.perf_counter()
+    while (state.training.running or latent_map.busy_computing or QThreadPool.globalInstance().activeThreadCount()) \
+            and time.perf_counter() - t < 300:
+        pump(0.05)
     pump(1.0)
     marks = [m for m in studio_marks if passive[0] <= m[0] <= passive[1]]
     studio_ips = wall_ips(marks, state.train_config.batch_size)
