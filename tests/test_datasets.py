@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import subprocess
 import sys
 import threading
@@ -528,3 +529,11 @@ def test_folder_images_remember_their_files(tmp_path):
     assert [Path(f).name for f in data.files] == ["a.png", "b.png"]
     assert data.images[0].mean() > data.images[1].mean()  # a.png is the bright one
     assert [Path(f).name for f in data.subset([1]).files] == ["b.png"]
+
+
+@pytest.mark.parametrize("name", ["a.png", "dir/a.PNG", "dir/.png", ".png", "..png", "..a.png", "a.b.jpg", "noext",
+                                  "dir.png/file", "x/y.tif", "a.", "a.txt", "/abs/p/q.jpeg", "a.png.txt", "a.tar.gz"])
+def test_image_names_are_read_as_splitext_reads_them(name):
+    from aestudio.core.datasets.folder import IMAGE_EXTENSIONS, _is_image_name
+
+    assert _is_image_name(name) == (os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS)

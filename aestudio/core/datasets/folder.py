@@ -380,13 +380,22 @@ def _call_abortable(
 # -- scanning ------------------------------------------------------------------------------
 
 
+_DIGIT_RUNS = re.compile(r"(\d+)")
+
+
 def _natural_key(text: str) -> list[tuple[int, int | str]]:
     """Sort key that orders digit runs numerically and letters case-insensitively."""
-    return [(0, int(part)) if part.isdigit() else (1, part.casefold()) for part in re.split(r"(\d+)", text)]
+    return [(0, int(part)) if part.isdigit() else (1, part.casefold()) for part in _DIGIT_RUNS.split(text)]
 
 
 def _is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    """Whether the file name (or path) ends in an image extension, as ``os.path.splitext`` reads it
+    (a leading dot is part of the name, not an extension); called twice per file when listing."""
+    dot = name.rfind(".")
+    start = max(name.rfind(os.sep), name.rfind("/")) + 1  # where the file name begins
+    if dot <= start or name[start:dot].strip(".") == "":
+        return False
+    return name[dot:].lower() in IMAGE_EXTENSIONS
 
 
 def _inside(target: str, root: str) -> bool:
@@ -424,8 +433,10 @@ def _classify(entry: os.DirEntry, root: str) -> tuple[str, str, tuple[int, int] 
                 st = os.stat(entry.path)
             except OSError:
                 return "skip", "broken symlink", None
+        elif entry.is_file(follow_symlinks=False):
+            return "file", "", None  # the directory entry's type says so: no stat call per file
         else:
-            st = entry.stat(follow_symlinks=False)
+            st = entry.stat(follow_symlinks=False)  # folders (their inode) and anything unusual
     except OSError as exc:
         return "skip", f"file not readable ({exc.strerror or exc})", None
     if stat.S_ISDIR(st.st_mode):
