@@ -49,6 +49,17 @@ def _fit_projection(codes: np.ndarray, method: str, seed: int) -> Projection:
     return Projection().fit(codes, method=method, seed=seed)
 
 
+
+class _Marker(pg.ScatterPlotItem):
+    """A one-point mark on the map (hover ring, click cross, the sliders' code). Moving it repaints
+    its own few pixels only: pyqtgraph would otherwise treat every move as a change of the data's
+    extent and, while the view follows the data (auto-range), re-measure all 10,000 points and
+    repaint the whole plot, axes included (5 ms per move, 60 times a second while a slider is
+    dragged). Marks never count towards the range (they are added with ignoreBounds)."""
+
+    def informViewBoundsChanged(self) -> None:  # noqa: N802 (pyqtgraph)
+        pass
+
 class _Thumb(QFrame):
     """The hover overlay: a small image and its label."""
 
@@ -204,12 +215,12 @@ class LatentMapPanel(QWidget):
         for axis in ("left", "bottom"):
             pi.getAxis(axis).enableAutoSIPrefix(False)
         self.vb = pi.getViewBox()
-        self.ring = pg.ScatterPlotItem(size=15, symbol="o", brush=None, pxMode=True)
+        self.ring = _Marker(size=15, symbol="o", brush=None, pxMode=True)
         self.ring.setZValue(20)
-        self.cross = pg.ScatterPlotItem(size=18, symbol="+", pxMode=True)
+        self.cross = _Marker(size=18, symbol="+", pxMode=True)
         self.cross.setZValue(21)
         # where the latent sliders' code lies on the map: one item, moved with setData
-        self.code_mark = pg.ScatterPlotItem(size=17, symbol="star", pxMode=True)
+        self.code_mark = _Marker(size=17, symbol="star", pxMode=True)
         self.code_mark.setZValue(22)
         self.code_mark.setToolTip("The code the latent sliders hold.")
         self.marked_code: np.ndarray | None = None
