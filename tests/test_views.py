@@ -131,6 +131,12 @@ def test_loss_curves_draw_history_with_stage_markers(qtbot, state):
     state.historyReset.emit(history)
     assert len(panel.stage_lines) == 3
     assert [line.value() for line in panel.stage_lines] == [0.0, 1.0, 2.0]
+    # names are items of their own at the top of the view, not pyqtgraph's line labels (see loss_curves.py)
+    assert [label.textItem.toPlainText() for label in panel.stage_labels] == [
+        "pretrain layer 1/2", "pretrain layer 2/2", "fine-tune"]
+    assert all(getattr(line, "label", None) is None for line in panel.stage_lines)
+    top = panel.plot.getPlotItem().getViewBox().viewRange()[1][1]
+    assert all(label.pos().y() == pytest.approx(top) for label in panel.stage_labels)
     x, y = panel.curve_data("total", "train")
     np.testing.assert_allclose(y, [9.0, 4.0, 3.0, 2.0])
     vx, vy = panel.curve_data("recon", "val")

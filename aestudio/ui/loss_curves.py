@@ -217,6 +217,7 @@ class LossCurvesPanel(QWidget):
         self.setAccessibleName("Loss curves")
         self.terms: dict[str, _TermCurves] = {}
         self.stage_lines: list[pg.InfiniteLine] = []
+        self.stage_labels: list[pg.TextItem] = []  # one per line, kept at the top of the view
         self._epochs_done = 0  # epochs drawn so far (x of the last epoch point)
         self._offset = 0.0  # x where the current run's step 0 sits
         self._stage_count = 1
@@ -245,6 +246,7 @@ class LossCurvesPanel(QWidget):
         for axis in ("left", "bottom"):
             item.getAxis(axis).enableAutoSIPrefix(False)
         item.getViewBox().setLimits(xMin=-0.5)
+        item.getViewBox().sigYRangeChanged.connect(self._place_stage_labels)
         self._set_axes_visible(False)  # an empty plot shows no axes (they would mean nothing yet)
 
         self.log_box = QCheckBox("Log scale", self)
@@ -291,7 +293,10 @@ class LossCurvesPanel(QWidget):
         self.terms.clear()
         for line in self.stage_lines:
             item.removeItem(line)
+        for label in self.stage_labels:
+            item.removeItem(label)
         self.stage_lines.clear()
+        self.stage_labels.clear()
         self._epochs_done = 0
         self._offset = 0.0
         self._stage_count = 1
@@ -463,15 +468,31 @@ class LossCurvesPanel(QWidget):
         fg = self.palette().color(QPalette.ColorRole.Text)
         muted = QColor(fg)
         muted.setAlphaF(0.45)
+        # The stage's name is a text item of its own, not the line's built-in label: pyqtgraph's
+        # InfLineLabel is a child item of its line in a reference cycle with it, and collecting
+        # that pair after Qt had deleted the plot crashed the interpreter (seen in tests/test_views.py).
         line = pg.InfiniteLine(pos=x, angle=90, movable=False,
-                               pen=pg.mkPen(muted, width=1, style=Qt.PenStyle.DotLine),
-                               label=name, labelOpts={"position": 0.97, "color": fg, "rotateAxis": (1, 0),
-                                                      "anchors": [(1, 0), (1, 0)]})
-        line.setToolTip(f"Stage \"{name}\" starts here. Stacked autoencoders first pretrain one layer pair "
-                        "at a time (their reconstruction loss measures features, not pixels), then fine-tune "
-                        "the whole network end to end.")
-        self.plot.getPlotItem().addItem(line, ignoreBounds=True)
+                               pen=pg.mkPen(muted, width=1, style=Qt.PenStyle.DotLine))
+        tip = (f"Stage \"{name}\" starts here. Stacked autoencoders first pretrain one layer pair at a time "
+               "(their reconstruction loss measures features, not pixels), then fine-tune the whole network "
+               "end to end.")
+        line.setToolTip(tip)
+        label = pg.TextItem(name, color=fg, anchor=(1, 1), angle=90)
+        label.setToolTip(tip)
+        item = self.plot.getPlotItem()
+        item.addItem(line, ignoreBounds=True)
+        item.addItem(label, ignoreBounds=True)
         self.stage_lines.append(line)
+        self.stage_labels.append(label)
+        self._place_stage_labels()
+
+    def _place_stage_labels(self, *_args) -> None:
+        """Keep each stage's name at the top of the view, beside its line."""
+        if not self.stage_labels:
+            return
+        (_, _), (_, top) = self.plot.getPlotItem().getViewBox().viewRange()
+        for line, label in zip(self.stage_lines, self.stage_labels):
+            label.setPos(line.value(), top)
 
     @property
     def axes_visible(self) -> bool:
@@ -498,8 +519,8 @@ class LossCurvesPanel(QWidget):
         imaging.style_plot(self.plot, self.palette(), legend_frame=False)
         self.key.setStyleSheet(f"color: {self.palette().color(QPalette.ColorRole.PlaceholderText).name()};")
         fg = self.palette().color(QPalette.ColorRole.Text)
-        for line in self.stage_lines:
-            line.label.setColor(fg)
+        for label in self.stage_labels:
+            label.setColor(fg)
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
