@@ -164,6 +164,43 @@ def style_plot(plot: pg.PlotWidget, palette: QPalette, legend_frame: bool = True
 
 
 # ---- a crisp, aspect-keeping image widget ----------------------------------------------------------------
+class LineName(pg.TextItem):
+    """The name of a `pg.InfiniteLine`, as a text item of its own beside the line in the same plot.
+
+    pyqtgraph's built-in line label (`InfiniteLine(label=...)`, an `InfLineLabel`) is a child item
+    of its line in a Python reference cycle with it; collecting that pair after Qt had deleted the
+    plot crashed the interpreter (a segfault in the label's deallocation, traced with gdb; seen
+    running tests/test_views.py on its own). This item is a sibling of the line instead: it follows
+    the line's value and visibility, and sits `at` (0-1) along the line's extent in the view.
+    """
+
+    def __init__(self, line: pg.InfiniteLine, text: str, color, at: float = 0.95,
+                 anchor: tuple[float, float] = (0.0, 1.0), angle: float = 0.0):
+        super().__init__(text, color=color, anchor=anchor, angle=angle)
+        self._line, self._at = line, float(at)
+        line.sigPositionChanged.connect(self.follow)
+        line.visibleChanged.connect(self.follow)
+
+    def attach(self, plot_item: pg.PlotItem) -> "LineName":
+        """Add to `plot_item` (the line's plot) and keep in place as the view moves."""
+        plot_item.addItem(self, ignoreBounds=True)
+        plot_item.getViewBox().sigRangeChanged.connect(self.follow)
+        self.follow()
+        return self
+
+    def follow(self, *_args) -> None:
+        line = self._line
+        self.setVisible(line.isVisible())
+        vb = self.getViewBox()
+        if vb is None:
+            return
+        (x0, x1), (y0, y1) = vb.viewRange()
+        if line.angle % 180 == 90:  # vertical: at the line's x, a share of the way up
+            self.setPos(line.value(), y0 + self._at * (y1 - y0))
+        else:
+            self.setPos(x0 + self._at * (x1 - x0), line.value())
+
+
 class ScaledImage(QWidget):
     """Paints one image as large as fits, nearest-neighbour, centred, keeping its aspect ratio."""
 

@@ -246,7 +246,6 @@ class LossCurvesPanel(QWidget):
         for axis in ("left", "bottom"):
             item.getAxis(axis).enableAutoSIPrefix(False)
         item.getViewBox().setLimits(xMin=-0.5)
-        item.getViewBox().sigYRangeChanged.connect(self._place_stage_labels)
         self._set_axes_visible(False)  # an empty plot shows no axes (they would mean nothing yet)
 
         self.log_box = QCheckBox("Log scale", self)
@@ -468,31 +467,19 @@ class LossCurvesPanel(QWidget):
         fg = self.palette().color(QPalette.ColorRole.Text)
         muted = QColor(fg)
         muted.setAlphaF(0.45)
-        # The stage's name is a text item of its own, not the line's built-in label: pyqtgraph's
-        # InfLineLabel is a child item of its line in a reference cycle with it, and collecting
-        # that pair after Qt had deleted the plot crashed the interpreter (seen in tests/test_views.py).
         line = pg.InfiniteLine(pos=x, angle=90, movable=False,
                                pen=pg.mkPen(muted, width=1, style=Qt.PenStyle.DotLine))
         tip = (f"Stage \"{name}\" starts here. Stacked autoencoders first pretrain one layer pair at a time "
                "(their reconstruction loss measures features, not pixels), then fine-tune the whole network "
                "end to end.")
         line.setToolTip(tip)
-        label = pg.TextItem(name, color=fg, anchor=(1, 1), angle=90)
-        label.setToolTip(tip)
         item = self.plot.getPlotItem()
         item.addItem(line, ignoreBounds=True)
-        item.addItem(label, ignoreBounds=True)
+        # the name is an item of its own, not the line's built-in label (imaging.LineName says why)
+        label = imaging.LineName(line, name, fg, at=1.0, anchor=(1, 1), angle=90).attach(item)
+        label.setToolTip(tip)
         self.stage_lines.append(line)
         self.stage_labels.append(label)
-        self._place_stage_labels()
-
-    def _place_stage_labels(self, *_args) -> None:
-        """Keep each stage's name at the top of the view, beside its line."""
-        if not self.stage_labels:
-            return
-        (_, _), (_, top) = self.plot.getPlotItem().getViewBox().viewRange()
-        for line, label in zip(self.stage_lines, self.stage_labels):
-            label.setPos(line.value(), top)
 
     @property
     def axes_visible(self) -> bool:

@@ -168,11 +168,11 @@ class AnomalyLab(LabPanel):
         hp.showGrid(x=False, y=True, alpha=0.15)
         self.hist_items: list[pg.PlotDataItem] = []
         self.line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen(FLAG_COLOR, width=2),
-                                    hoverPen=pg.mkPen(FLAG_COLOR, width=4), label="threshold",
-                                    labelOpts={"position": 0.92, "color": FLAG_COLOR, "movable": False})
+                                    hoverPen=pg.mkPen(FLAG_COLOR, width=4))
         self.line.setZValue(10)
         self.line.hide()
         hp.addItem(self.line, ignoreBounds=True)
+        self.line_name = imaging.LineName(self.line, "threshold", FLAG_COLOR, at=0.92).attach(hp)
         self.line.sigPositionChanged.connect(self._on_line_moved)
 
         self.roc_plot = pg.PlotWidget()

@@ -92,10 +92,10 @@ class FewLabelsLab(LabPanel):
             item.addItem(bar)
             item.addItem(curve)
             self.curves[name], self.bars[name] = curve, bar
-        self.chance_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#888888", width=1, style=Qt.DashLine),
-                                           label="chance", labelOpts={"position": 0.06, "color": "#888888"})
+        self.chance_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#888888", width=1, style=Qt.DashLine))
         item.addItem(self.chance_line)
         self.chance_line.hide()
+        self.chance_name = imaging.LineName(self.chance_line, "chance", "#888888", at=0.06).attach(item)
         self._clear_legend()
         imaging.style_plot(self.plot, self.palette())
         fv.addWidget(self.plot, 1)
