@@ -10,8 +10,7 @@ PCA on validation, and the 600-image RGBA icons from 0.54x to 0.21x (benchmarks/
 Sets of a few thousand images are memorised too when each image has more numbers than there
 are images: 1,600 RGB photo patches of 28x28 (2,352 values each) took the conv AE to 0.67x
 PCA-16 on its training images (a one-off trial) and 1.03x on validation; with shifts, 0.85x.
-`auto` still leaves
-them alone: with shifts on, the dense sparse autoencoder on those photos saturated its sigmoid
+`auto` still leaves them alone: with shifts on, the dense sparse autoencoder on those photos saturated its sigmoid
 code and collapsed to a constant output (benchmarks/robustness.py --sets photos --augment shift),
 a risk a default must not take. ``--augment shift`` turns them on.
 
