@@ -569,7 +569,6 @@ def _live_save(saver, model_cfg, train_cfg, trainer, meta: dict[str, Any], t0: f
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from aestudio.core.checkpoint import save_run
     from aestudio.core.training import BatchEnd, Diagnosis, EpochEnd, Finished, StageStarted, Trainer
 
     from aestudio.core.checkpoint import RunError, check_writable, estimated_run_bytes
@@ -694,7 +693,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         return {"completed": 0, "nan": 1, "stopped": 0}.get(finished.reason if finished else "", 1)
     # A failed, NaN or interrupted run never replaces a run already there: it goes beside it.
     good = finished is not None and finished.reason == "completed"
-    replace = bool(args.overwrite) and good
     from aestudio.core.trained import optimizer_files
 
     # the optimizer state of a completed run, for `--resume` (a stopped run's weights are an epoch behind it)

@@ -11,7 +11,7 @@ from aestudio.core.config import ModelConfig, TrainConfig
 from aestudio.core.datasets import ImageSet, split_indices
 from aestudio.core.doctor import CODES, Diagnosis, falling_rate
 from aestudio.core.models import Autoencoder
-from aestudio.core.training import Finished, Trainer
+from aestudio.core.training import Trainer
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

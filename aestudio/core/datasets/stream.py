@@ -412,7 +412,7 @@ class _Cache:
                     self._point()
                     return opened
             self._forget_stale(note)
-            meta = self._build(files, class_names, linked, progress)
+            self._build(files, class_names, linked, progress)
             self._point()
             hit = self.entry.load()
             opened = None if hit is None else self._open(hit[0], hit[1], files, file_labels, class_names, skipped)
