@@ -155,6 +155,17 @@ def image_stats(images: np.ndarray, limit: int = 4000) -> np.ndarray:
     return out
 
 
+def at_full_rate(values: list[float], lr_decay: float, least: int = 3) -> list[float]:
+    """The per-epoch `values` of a run before its learning rate began to fall over the run's last
+    `lr_decay` share (training.LrSchedule), when there are `least` or more of them; else all.
+
+    Whether more training would help is read from these: while the rate anneals the loss drops
+    anyway. The training doctor (`still_improving`, `too_few_steps`) and the labs' "still
+    improving" notes (labs/budget.py) both judge them."""
+    steady = round((1.0 - float(lr_decay)) * len(values))
+    return list(values[:steady]) if least <= steady < len(values) else list(values)
+
+
 class Doctor:
     """Watches one training run. Call the `check_*` methods; each returns new findings only."""
 
@@ -369,9 +380,9 @@ class Doctor:
         lr = self.tcfg.lr
         # The trend that says "more training would help" is the one at the full learning rate: while the
         # rate falls over the run's last `lr_decay` share (training.LrSchedule) the loss drops anyway.
-        steady = round((1.0 - float(getattr(self.tcfg, "lr_decay", 0.0))) * n)
-        full_rate, before_decay = (series[:steady], True) if 3 <= steady < n else (series, False)
+        full_rate = at_full_rate(series, self.tcfg.lr_decay)
         nt = len(full_rate)
+        before_decay = nt < n
 
         # too few optimizer steps
         if stage_steps < FEW_STEPS:

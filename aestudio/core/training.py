@@ -323,7 +323,6 @@ class Trainer:
         self._amp_dtype, self._scaler, self._channels_last = self._speed_settings()
         if self._channels_last:
             self.model.to(memory_format=torch.channels_last)
-        x = torch.from_numpy(self.data.images) if not streamed else None
         # the images stay uint8 on the device (a quarter of float32's memory); each batch is converted
         if streamed:  # rows stay in the cache file; u8_train / u8_val read them (scaleout.StreamRows)
             if self.val_data is None:
@@ -348,7 +347,7 @@ class Trainer:
                 raise ConfigError(f"validation images have shape {self.val_data.shape}, training images {self.data.shape}")
             self.train_idx, self.val_idx = np.arange(self.data.n), np.arange(self.val_data.n)
             self.val_set = self.val_data
-            self.u8_train = x.to(self.device)
+            self.u8_train = torch.from_numpy(self.data.images).to(self.device)
             self.u8_val = torch.from_numpy(self.val_data.images).to(self.device)
         x_float = scaleout.sample_float(self.u8_train)  # one transient float copy (a sample when streamed)
         if fresh:

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
+from ..doctor import at_full_rate
 from ..training import suggest_epochs
 
 #: Default budgets, optimizer steps per trained model. Chosen so a lab run on about 2,000 small
@@ -89,10 +90,7 @@ def improvement(history: Sequence[Mapping], steps_per_epoch: int | None = None, 
     With a learning rate that falls over the run's last `lr_decay` share (`TrainConfig.lr_decay`),
     the epochs judged are those before it began (when there are three or more): the loss drops while
     the rate anneals whether or not more steps would help, as the training doctor reasons too."""
-    v = _losses(history, key)
-    steady = round((1.0 - lr_decay) * len(v))
-    if 3 <= steady < len(v):
-        v = v[:steady]
+    v = at_full_rate(_losses(history, key), lr_decay)
     if len(v) < 2:
         return None
     w = min(len(v) - 1, max(1, int(round(tail * len(v)))))
