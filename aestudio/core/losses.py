@@ -26,8 +26,8 @@ TERM_HELP = {
 
 def reconstruction(logits: torch.Tensor, target: torch.Tensor, loss: str, output: str) -> torch.Tensor:
     """Per-image reconstruction error, summed over pixels and averaged over the batch."""
-    if loss == "bce":
-        per = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    if loss == "bce":  # one fused reduction: no per-pixel tensor to keep, sum or differentiate
+        return F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / target.shape[0]
     else:
         recon = torch.sigmoid(logits) if output == "sigmoid" else logits
         per = (recon - target) ** 2
@@ -87,13 +87,14 @@ def adversarial_losses(model: Autoencoder, z: torch.Tensor,
 
 
 def loss_terms(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor,
-               kl_weight: float | None = None) -> dict[str, torch.Tensor]:
+               kl_weight: float | None = None, kl_dims_out: list | None = None) -> dict[str, torch.Tensor]:
     """Forward pass plus every loss term. `x_in` may be a corrupted copy of `target`.
 
     `kl_weight` replaces the VAE's beta in the total (the trainer's KL warm-up ramps it from 0);
     with `free_bits` the total counts each dimension's KL as at least that many nats (the reported
     "kl" term stays the true KL). For an adversarial autoencoder ("aae") the "disc" and "gen" terms
     are reported without gradient: `adversarial.AdversarialStep` does those updates.
+    A VAE appends its batch-mean KL per latent dimension to `kl_dims_out` when one is given.
     """
     cfg = model.config
     contractive = cfg.kind == "contractive" and model.training and cfg.contractive_weight > 0
@@ -106,7 +107,10 @@ def loss_terms(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor,
     if cfg.kind == "vae":
         kl_dims = kl_normal(code.mu, code.logvar, per_dim=True)
         terms["kl"] = kl_dims.sum()
-        total = total + (cfg.beta if kl_weight is None else kl_weight) * kl_free_bits(kl_dims, cfg.free_bits)
+        if kl_dims_out is not None:
+            kl_dims_out.append(kl_dims.detach())
+        penalised = kl_free_bits(kl_dims, cfg.free_bits) if cfg.free_bits > 0 else terms["kl"]
+        total = total + (cfg.beta if kl_weight is None else kl_weight) * penalised
     elif cfg.kind == "aae":
         # reported only: adversarial.AdversarialStep trains the discriminator and the encoder against it
         gen = None if model.training else torch.Generator(device=code.z.device).manual_seed(0)
