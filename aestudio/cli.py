@@ -143,7 +143,8 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, metavar="N", help="random seed for split, weights, batches and noise (default 0)")
     g.add_argument("--device", metavar="NAME", help="auto, cpu, cuda or mps (default auto)")
     g.add_argument("--amp", action="store_true", default=None,
-                   help="mixed precision on CUDA (bfloat16, else float16 with loss scaling); ignored on a CPU")
+                   help="mixed precision: on CUDA bfloat16, else float16 with loss scaling; on a CPU with bfloat16 "
+                        "instructions (AVX512-BF16, AMX) bfloat16; ignored with a note elsewhere")
     g.add_argument("--channels-last", action="store_true", default=None,
                    help="channels-last memory for conv models on CUDA; ignored otherwise")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")

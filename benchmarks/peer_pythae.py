@@ -1,6 +1,6 @@
 """aestudio against pythae, a public VAE library, on the same VAE, data, split and budget.
 
-    python3 dev.py bench peer_pythae [--repeats 3] [--epochs 10] [--threads 2] [--samples 10]
+    python3 dev.py bench peer_pythae [--repeats 3] [--epochs 10] [--threads 2] [--samples 10] [--no-amp]
 
 The model is the pytorch/examples VAE: 784-400-20 dense, ReLU, sigmoid output, BCE, Adam 1e-3,
 batch 128, 10 epochs. Data: the bundled Fashion-MNIST 10,000 images, a seeded 8,000 / 2,000
@@ -17,6 +17,10 @@ the one-draw figure is printed too. Lower is better.
 
 pythae is optional (``pip install pythae``); without it, the script says so and only the
 aestudio side runs. Goals: aestudio's time <= 0.6x pythae's, with its -ELBO at or below pythae's.
+
+On a CPU with bfloat16 instructions (AVX512-BF16 or AMX) a third side, ``aestudio --amp``, trains
+the same model with mixed precision (products in bfloat16, weights, sums and losses in float32);
+it is timed and scored like the others and reported on its own line. ``--no-amp`` leaves it out.
 """
 from __future__ import annotations
 
@@ -31,14 +35,13 @@ import warnings
 os.environ.setdefault("TQDM_DISABLE", "1")  # pythae's progress bars, before tqdm is imported
 
 import aestudio  # noqa: F401  (first: sets OpenMP's spin-wait before torch loads)
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from aestudio.core.config import ModelConfig, TrainConfig
 from aestudio.core.datasets import load_dataset, split_indices
-from aestudio.core.training import Finished, Trainer
+from aestudio.core.training import Finished, Trainer, cpu_has_bf16
 
 EPS = 1e-6
 
@@ -61,12 +64,14 @@ def neg_elbo(encode, decode, x: torch.Tensor, samples: int, seed: int = 0) -> fl
 
 
 # ---- aestudio ----------------------------------------------------------------------------------
-def run_aestudio(train, test, epochs: int, init: str, kl_warmup: float):
+def run_aestudio(train, test, epochs: int, init: str, kl_warmup: float, amp: bool = False):
     t0, c0 = time.perf_counter(), time.process_time()
     cfg = ModelConfig(arch="dense", kind="vae", input_shape=(1, 28, 28), hidden=[400], latent=20, loss="bce",
                       init=init)
-    trainer = Trainer(cfg, TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, kl_warmup=kl_warmup, device="cpu"),
+    trainer = Trainer(cfg, TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, kl_warmup=kl_warmup, device="cpu",
+                                       amp=amp),
                       train, val_data=test)
+    assert not amp or trainer._amp_dtype is not None, trainer.notes
     for event in trainer.run():
         last = event
     seconds = (time.perf_counter() - t0, time.process_time() - c0)
@@ -137,7 +142,9 @@ def main() -> None:
     ap.add_argument("--init", default="he", help="aestudio's weight initialisation (he or xavier)")
     ap.add_argument("--kl-warmup", type=float, default=None, help="aestudio's KL warm-up fraction (default: its default)")
     ap.add_argument("--aestudio-only", action="store_true", help="skip pythae (to compare aestudio settings)")
+    ap.add_argument("--no-amp", action="store_true", help="leave out the aestudio --amp side")
     args = ap.parse_args()
+    with_amp = not args.no_amp and cpu_has_bf16()
     torch.set_num_threads(args.threads)
     data = load_dataset("fashion-10k")
     train_idx, test_idx = split_indices(data.n, 0.2, 0)
@@ -155,19 +162,23 @@ def main() -> None:
     print(f"Fashion-MNIST 10k: {len(train_idx):,} train / {len(test_idx):,} test; 784-400-20 VAE, BCE, Adam 1e-3, "
           f"batch 128, {args.epochs} epochs, {args.threads} threads; aestudio init {args.init}, KL warm-up {warmup:g}",
           flush=True)
+    if not with_amp:
+        print("aestudio --amp: " + ("left out (--no-amp)" if args.no_amp else
+                                    "left out: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX)"))
     # one-time costs of the process, paid before the timed rounds so neither side carries them:
     # torch imports its compiler stack (torch._dynamo, seconds) when the first optimizer is built
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     if have_pythae:
         import pythae.models, pythae.pipelines, pythae.trainers  # noqa: E401,F401
-    rows: dict[str, dict[str, list[float]]] = {"aestudio": {}, "pythae": {}}
+    names = ["aestudio", *(["aestudio --amp"] if with_amp else []), "pythae"]
+    rows: dict[str, dict[str, list[float]]] = {name: {} for name in names}
     for r in range(args.repeats):
-        sides = ["aestudio", "pythae"] if r % 2 == 0 else ["pythae", "aestudio"]
+        sides = names if r % 2 == 0 else names[::-1]
         for side in sides:
             if side == "pythae" and not have_pythae:
                 continue
-            if side == "aestudio":
-                seconds, enc, dec = run_aestudio(train, test, args.epochs, args.init, warmup)
+            if side.startswith("aestudio"):
+                seconds, enc, dec = run_aestudio(train, test, args.epochs, args.init, warmup, amp=side.endswith("--amp"))
             else:
                 with tempfile.TemporaryDirectory() as out:
                     seconds, enc, dec = run_pythae(x_train, x_test, args.epochs, out)
@@ -176,21 +187,23 @@ def main() -> None:
             res.setdefault("cpu", []).append(seconds[1])
             res.setdefault("elbo", []).append(neg_elbo(enc, dec, x_test, args.samples))
             res.setdefault("elbo1", []).append(neg_elbo(enc, dec, x_test, 1))
-            print(f"  round {r + 1} {side:<8}: {seconds[0]:6.1f} s (CPU {seconds[1]:.1f} s), -ELBO {res['elbo'][-1]:.2f} nats "
+            print(f"  round {r + 1} {side:<14}: {seconds[0]:6.1f} s (CPU {seconds[1]:.1f} s), -ELBO {res['elbo'][-1]:.2f} nats "
                   f"({args.samples} draws; one draw {res['elbo1'][-1]:.2f})", flush=True)
-    print(f"\n{'':<10}{'train s, median (min-max)':>28}{'CPU s':>20}{f'-ELBO, {args.samples} draws':>26}"
+    print(f"\n{'':<16}{'train s, median (min-max)':>28}{'CPU s':>20}{f'-ELBO, {args.samples} draws':>26}"
           f"{'-ELBO, 1 draw':>24}")
     for side, res in rows.items():
         if res:
-            print(f"{side:<10}{spread(res['seconds'], '{:.1f}'):>28}{spread(res['cpu'], '{:.1f}'):>20}"
+            print(f"{side:<16}{spread(res['seconds'], '{:.1f}'):>28}{spread(res['cpu'], '{:.1f}'):>20}"
                   f"{spread(res['elbo'], '{:.2f}'):>26}{spread(res['elbo1'], '{:.2f}'):>24}")
-    if rows["pythae"]:
-        ratios = [a / b for a, b in zip(rows["aestudio"]["seconds"], rows["pythae"]["seconds"])]
-        cpu = [a / b for a, b in zip(rows["aestudio"]["cpu"], rows["pythae"]["cpu"])]
-        print(f"time aestudio / pythae: {spread(ratios, '{:.2f}')} (CPU seconds {spread(cpu, '{:.2f}')}; goal <= 0.6); -ELBO difference aestudio - pythae: "
-              f"{statistics.median(rows['aestudio']['elbo']) - statistics.median(rows['pythae']['elbo']):+.2f} nats "
+    for side in names[:-1]:
+        if not rows["pythae"]:
+            break
+        ratios = [a / b for a, b in zip(rows[side]["seconds"], rows["pythae"]["seconds"])]
+        cpu = [a / b for a, b in zip(rows[side]["cpu"], rows["pythae"]["cpu"])]
+        print(f"time {side} / pythae: {spread(ratios, '{:.2f}')} (CPU seconds {spread(cpu, '{:.2f}')}; goal <= 0.6); "
+              f"-ELBO difference {side} - pythae: "
+              f"{statistics.median(rows[side]['elbo']) - statistics.median(rows['pythae']['elbo']):+.2f} nats "
               "(goal <= 0)")
-
 
 if __name__ == "__main__":
     main()

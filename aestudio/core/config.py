@@ -363,7 +363,9 @@ class TrainConfig:
             "a lower final loss at no extra cost (0: a constant learning rate). Continuing a run starts again "
             "from the full rate."),
         accessible="Learning-rate decay", lo=0.0, hi=1.0, step=0.05, advanced=True))
-    amp: bool = False  # mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling)
+    # mixed precision: on CUDA bfloat16 where supported, else float16 with loss scaling; on a CPU with
+    # bfloat16 instructions (AVX512-BF16, AMX) bfloat16; elsewhere ignored with a note
+    amp: bool = False
     channels_last: bool = False  # channels-last memory for conv models on CUDA
 
     def problems(self) -> list[str]:

@@ -275,6 +275,7 @@ class Autoencoder(nn.Module):
         cfg = self.config
         out = self.to_code(h)
         if cfg.kind == "vae":
+            out = out.float()  # under mixed precision: mean, log-variance, exp and KL in float32
             mu, logvar = out.chunk(2, dim=1)
             logvar = logvar.clamp(-10.0, 10.0)
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu

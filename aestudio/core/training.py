@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import math
 import threading
 import time
@@ -132,6 +133,23 @@ def resolve_device(name: str = "auto") -> torch.device:
     if base not in present:
         raise DeviceError(f"device {name!r} is not available here; present: {', '.join(present)}")
     return torch.device(name)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (x86 AVX512-BF16 or AMX), so that mixed precision
+    pays: about 2x the float32 rate for the products of a linear layer, measured on an AMD EPYC with
+    AVX512-BF16. Without those instructions bfloat16 is emulated and slower than float32. Read from
+    /proc/cpuinfo (Linux); elsewhere False."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 #: Optimizer steps that the default settings aim for. Measured on the held-out sets of
@@ -393,12 +411,20 @@ class Trainer:
         return _to_float(self.u8_val[idx])
 
     def _speed_settings(self) -> tuple[torch.dtype | None, "torch.amp.GradScaler | None", bool]:
-        """Mixed precision and channels-last memory, where they apply (CUDA; channels-last for conv models)."""
+        """Mixed precision and channels-last memory, where they apply (mixed precision on CUDA and on
+        CPUs with bfloat16 instructions; channels-last for conv models on CUDA)."""
         cfg, cuda = self.train_config, self.device.type == "cuda"
         amp_dtype, scaler = None, None
         if cfg.amp:
-            if not cuda:
-                self.notes.append(f"mixed precision (amp) works on CUDA only; training in float32 on {self.device.type}")
+            if self.device.type == "cpu":
+                if cpu_has_bf16():
+                    amp_dtype = torch.bfloat16  # products in bfloat16, weights, sums and losses in float32
+                else:
+                    self.notes.append("mixed precision (amp) on a CPU needs bfloat16 instructions (AVX512-BF16 or "
+                                      "AMX), which this one lacks; training in float32")
+            elif not cuda:
+                self.notes.append(f"mixed precision (amp) works on CUDA and on CPUs with bfloat16 instructions; "
+                                  f"training in float32 on {self.device.type}")
             elif torch.cuda.is_bf16_supported():
                 amp_dtype = torch.bfloat16  # float32's range: no loss scaling needed
             else:
