@@ -234,3 +234,27 @@ def test_missing_xcb_libraries_name_the_packages(monkeypatch):
     assert "sudo apt install libxcb-cursor0 libxcb-icccm4" in message
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")  # an explicit platform is left to Qt
     assert app_mod.display_problem() is None
+
+
+def test_mixed_precision_is_a_training_setting_and_its_note_is_shown(qtbot, monkeypatch):
+    """Ticking Mixed precision on a CPU without bfloat16 instructions trains in float32 and says so
+    under the buttons, during the run and after it."""
+    import aestudio.core.training as engine
+    from PySide6.QtWidgets import QCheckBox
+
+    monkeypatch.setattr(engine, "cpu_has_bf16", lambda: False)
+    w = make_window(qtbot, epochs=1)
+    box = find_by_name(w.training_panel, "Mixed precision")
+    assert isinstance(box, QCheckBox) and not box.isChecked() and box.toolTip()
+    box.setChecked(True)
+    assert w.training_panel.config().amp
+    notes = []
+    w.state.training.notes.connect(notes.append)
+    assert train(qtbot, w).reason == "completed"
+    assert notes and "bfloat16 instructions" in notes[0][0]
+    status = find_by_name(w, "Training status").text()
+    assert status.startswith("Finished 1 epoch") and "Note: Mixed precision (amp) on a CPU needs bfloat16" in status
+    assert w.state.training.last_trainer._amp_dtype is None  # it trained in float32
+    box.setChecked(False)
+    assert train(qtbot, w).reason == "completed"
+    assert "Note:" not in find_by_name(w, "Training status").text()  # a run without notes shows none

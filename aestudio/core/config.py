@@ -365,7 +365,12 @@ class TrainConfig:
         accessible="Learning-rate decay", lo=0.0, hi=1.0, step=0.05, advanced=True))
     # mixed precision: on CUDA bfloat16 where supported, else float16 with loss scaling; on a CPU with
     # bfloat16 instructions (AVX512-BF16, AMX) bfloat16; elsewhere ignored with a note
-    amp: bool = False
+    amp: bool = field(default=False, metadata=ui("Mixed precision", (
+            "Multiply in 16-bit floating point (bfloat16; float16 with loss scaling on older GPUs) while the "
+            "weights and losses stay 32-bit: faster on CUDA GPUs and on CPUs with bfloat16 instructions "
+            "(AVX512-BF16 or AMX), usually with the same fit. Elsewhere it is ignored, with a note under "
+            "the Train button."),
+        advanced=True))
     channels_last: bool = False  # channels-last memory for conv models on CUDA
 
     def problems(self) -> list[str]:

@@ -42,6 +42,7 @@ class TrainingPanel(QWidget):
         self.setAccessibleName("Training")
         self.setToolTip("How to train the model, and the controls to start, pause and stop.")
         self._last_finish = ""
+        self._notes = ""  # settings this run ignores here (Trainer.notes), shown with its status
         self._progress_line = ""
         self._rate_line = ""
         self._base = state.train_config  # fields without a widget come from here
@@ -83,6 +84,7 @@ class TrainingPanel(QWidget):
         ctl.progress.connect(self._on_progress)
         ctl.finished.connect(self._on_finished)
         ctl.errored.connect(self._on_errored)
+        ctl.notes.connect(self._on_notes)
         state.trainConfigChanged.connect(self._on_state_config)
         state.modelConfigChanged.connect(self._update_buttons)
         state.datasetChanged.connect(self._update_buttons)
@@ -217,6 +219,7 @@ class TrainingPanel(QWidget):
         self._progress_line, self._rate_line = "", "Starting…"
         self.progress.setValue(0)
         self.progress.setFormat("Starting…")
+        self._notes = ""
         self._set_status("Training…", None)
 
     @Slot(bool)
@@ -234,9 +237,9 @@ class TrainingPanel(QWidget):
         if self.state.training.running and self._progress_line:
             self._show_progress_text()
         if paused:
-            self._set_status("Paused.", None)
+            self._set_status(self._with_notes("Paused."), None)
         elif self.state.training.running:
-            self._set_status("Training…", None)
+            self._set_status(self._with_notes("Training…"), None)
 
     @Slot(object)
     def _on_stage(self, e) -> None:
@@ -267,8 +270,19 @@ class TrainingPanel(QWidget):
             self.progress.setFormat(f"Stopped · keeping {epoch_label(e.epochs_done)}")
         else:
             self.progress.setFormat("Stopped: the loss became NaN")
-        self._last_finish = (e.reason, e.message)
+        self._last_finish = (e.reason, self._with_notes(e.message))
         self._set_status(*self._last_finish_style())
+
+    @Slot(object)
+    def _on_notes(self, notes) -> None:
+        """Settings the run ignores on this machine (e.g. mixed precision on a CPU without bfloat16
+        instructions): shown under the buttons for the run and after it."""
+        self._notes = " ".join(f"Note: {n[:1].upper()}{n[1:]}." for n in notes)
+        if self.state.training.running:
+            self._set_status(self._with_notes("Paused." if self.state.training.paused else "Training…"), None)
+
+    def _with_notes(self, text: str) -> str:
+        return f"{text} {self._notes}" if self._notes else text
 
     @Slot(str)
     def _on_errored(self, message: str) -> None:

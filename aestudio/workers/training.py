@@ -175,6 +175,7 @@ class TrainingWorker(QObject):
     snapshot = Signal(object)  # ModelSnapshot
     finished = Signal(object)  # Finished
     diagnosis = Signal(object)  # Diagnosis: a finding of the training doctor (plain data)
+    notes = Signal(object)  # list[str]: speed settings that do not apply here (Trainer.notes)
     errored = Signal(str)
     done = Signal()  # always last: the thread may quit
 
@@ -204,6 +205,8 @@ class TrainingWorker(QObject):
             else:
                 self.trainer = Trainer(self.model_config, self.train_config, self.data, control=self.control,
                                        model=self.initial_model)
+            if self.trainer.notes:
+                self.notes.emit(list(self.trainer.notes))
             self._loop(self.trainer)
         except Exception as e:
             message = user_message(e)
@@ -296,6 +299,7 @@ class TrainingController(QObject):
     snapshot = Signal(object)
     finished = Signal(object)
     diagnosis = Signal(object)  # Diagnosis
+    notes = Signal(object)  # list[str]: settings the run ignores here, one sentence each
     errored = Signal(str)
     runningChanged = Signal(bool)
     pausedChanged = Signal(bool)
@@ -333,6 +337,7 @@ class TrainingController(QObject):
         worker.snapshot.connect(self._on_snapshot)
         worker.finished.connect(self._on_finished)
         worker.diagnosis.connect(self._on_diagnosis)
+        worker.notes.connect(self._on_notes)
         worker.errored.connect(self._on_errored)
         worker.done.connect(thread.quit, Qt.DirectConnection)  # QThread.quit is thread-safe
         thread.finished.connect(self._on_thread_finished)
@@ -396,6 +401,10 @@ class TrainingController(QObject):
     @Slot(object)
     def _on_diagnosis(self, d) -> None:
         self.diagnosis.emit(d)
+
+    @Slot(object)
+    def _on_notes(self, notes) -> None:
+        self.notes.emit(notes)
 
     @Slot(str)
     def _on_errored(self, message: str) -> None:
