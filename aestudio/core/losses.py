@@ -28,9 +28,8 @@ def reconstruction(logits: torch.Tensor, target: torch.Tensor, loss: str, output
     """Per-image reconstruction error, summed over pixels and averaged over the batch."""
     if loss == "bce":  # one fused reduction: no per-pixel tensor to keep, sum or differentiate
         return F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / target.shape[0]
-    else:
-        recon = torch.sigmoid(logits) if output == "sigmoid" else logits
-        per = (recon - target) ** 2
+    recon = torch.sigmoid(logits) if output == "sigmoid" else logits
+    per = (recon - target) ** 2
     return per.flatten(1).sum(1).mean()
 
 
@@ -109,8 +108,7 @@ def loss_terms(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor,
         terms["kl"] = kl_dims.sum()
         if kl_dims_out is not None:
             kl_dims_out.append(kl_dims.detach())
-        penalised = kl_free_bits(kl_dims, cfg.free_bits) if cfg.free_bits > 0 else terms["kl"]
-        total = total + (cfg.beta if kl_weight is None else kl_weight) * penalised
+        total = total + (cfg.beta if kl_weight is None else kl_weight) * kl_free_bits(kl_dims, cfg.free_bits)
     elif cfg.kind == "aae":
         # reported only: adversarial.AdversarialStep trains the discriminator and the encoder against it
         gen = None if model.training else torch.Generator(device=code.z.device).manual_seed(0)

@@ -378,6 +378,8 @@ class Trainer:
                              x_float, scaleout.sample_float(self.u8_val, scaleout.PROBE_SAMPLE))
         del x_float
         self.diagnoses: list[dict] = []  # the doctor's findings so far, as {code, epoch, message, remedy}
+        # a VAE's per-dimension KL summed over the last clean validation pass, and its image count
+        self._val_kl_total: tuple[torch.Tensor, int] | None = None
         self._shuffle = torch.Generator().manual_seed(cfg.seed)
         self._noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         # random shifts of training batches for small sets (aestudio/core/augment.py); CPU generator: no sync
@@ -458,8 +460,8 @@ class Trainer:
         full.name = "fine-tune"
         return [*stages, full]
 
-    def _full_step(self, x_in: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        return loss_terms(self.model, x_in, target)
+    def _full_step(self, x_in: torch.Tensor, target: torch.Tensor, **kw) -> dict[str, torch.Tensor]:
+        return loss_terms(self.model, x_in, target, **kw)
 
     def _warm_step(self, x_in: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """A training step whose VAE KL weight follows the warm-up ramp (validation uses the full beta);
@@ -719,13 +721,11 @@ class Trainer:
             target = self.val_rows(slice(i, i + batch_size))  # a streamed set reads these from its cache
             if self._channels_last:
                 target = target.contiguous(memory_format=torch.channels_last)
+            kl_dims: list[torch.Tensor] = []
             with self._autocast():
-                if keep_kl:
-                    kl_dims: list[torch.Tensor] = []
-                    terms = loss_terms(m, target, target, kl_dims_out=kl_dims)
-                    kl_total += kl_dims[0].double() * target.shape[0]
-                else:
-                    terms = fn(self.noise.apply(target, gen), target)
+                terms = fn(self.noise.apply(target, gen), target, **({"kl_dims_out": kl_dims} if keep_kl else {}))
+            if keep_kl:
+                kl_total += kl_dims[0].double() * target.shape[0]
             meter.add(terms, target.shape[0])
         meter.flush()  # one host sync for the whole split
         m.train(was_training)
@@ -740,7 +740,7 @@ class Trainer:
         m = self.model
         if self.model_config.kind != "vae" or self.u8_val.shape[0] == 0:
             return {}
-        kept, self._val_kl_total = getattr(self, "_val_kl_total", None), None
+        kept, self._val_kl_total = self._val_kl_total, None
         if kept is not None:
             total, n = kept
         else:

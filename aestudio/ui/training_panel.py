@@ -236,10 +236,8 @@ class TrainingPanel(QWidget):
         self.pause_btn.setToolTip("Continue training where it paused." if paused else TIPS["pause"])
         if self.state.training.running and self._progress_line:
             self._show_progress_text()
-        if paused:
-            self._set_status(self._with_notes("Paused."), None)
-        elif self.state.training.running:
-            self._set_status(self._with_notes("Training…"), None)
+        if paused or self.state.training.running:
+            self._show_running_status(paused)
 
     @Slot(object)
     def _on_stage(self, e) -> None:
@@ -279,7 +277,10 @@ class TrainingPanel(QWidget):
         instructions): shown under the buttons for the run and after it."""
         self._notes = " ".join(f"Note: {n[:1].upper()}{n[1:]}." for n in notes)
         if self.state.training.running:
-            self._set_status(self._with_notes("Paused." if self.state.training.paused else "Training…"), None)
+            self._show_running_status(self.state.training.paused)
+
+    def _show_running_status(self, paused: bool) -> None:
+        self._set_status(self._with_notes("Paused." if paused else "Training…"), None)
 
     def _with_notes(self, text: str) -> str:
         return f"{text} {self._notes}" if self._notes else text
