@@ -106,6 +106,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--hidden", type=_int_list, metavar="N,N,...",
                    help="hidden layer sizes: units (dense, recurrent) or channels (conv); default depends on the "
                         "architecture; dense: 'none' for no hidden layer (input -> code -> output)")
+    g.add_argument("--dense-layers", type=_int_list, metavar="N,N,...",
+                   help="conv only: units of dense layers between the conv layers and the code, mirrored in the "
+                        "decoder; default one of 256 for 28 to 64 px images; 'none' for no dense layer")
     g.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (default relu)")
     g.add_argument("--init", choices=INITS, help="weight initialisation: he (Kaiming) or xavier (default he)")
     g.add_argument("--output", choices=OUTPUTS, help="output activation (default sigmoid)")
@@ -322,7 +325,7 @@ def _max_threads() -> int:
     return min(256, 4 * (os.cpu_count() or 1))
 
 
-_TRAIN_FLAGS = ("latent", "hidden", "dropout", "beta", "sparsity_weight", "sparsity_target", "contractive_weight",
+_TRAIN_FLAGS = ("latent", "hidden", "dense_layers", "dropout", "beta", "sparsity_weight", "sparsity_target", "contractive_weight",
                 "weight_decay", "free_bits", "kl_warmup", "epochs", "batch_size", "lr", "pretrain_epochs", "grad_clip", "lr_decay", "seed",
                 "val_fraction", "image_size", "threads")
 _EVAL_FLAGS = ("labels_per_class", "eval_seed", "threads")
@@ -372,7 +375,7 @@ def _model_config(args: argparse.Namespace, input_shape: tuple[int, int, int]):
     from aestudio.core.config import ModelConfig
 
     optional = {
-        "hidden": args.hidden, "activation": args.activation, "init": args.init, "output": args.output, "loss": args.loss,
+        "hidden": args.hidden, "dense_layers": args.dense_layers, "activation": args.activation, "init": args.init, "output": args.output, "loss": args.loss,
         "dropout": args.dropout, "batch_norm": args.batch_norm, "tied": args.tied, "stacked": args.stacked,
         "beta": args.beta, "sparsity": args.sparsity, "sparsity_weight": args.sparsity_weight,
         "sparsity_target": args.sparsity_target, "contractive_weight": args.contractive_weight,
@@ -617,7 +620,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(model_cfg, _rank_train_config(train_cfg, rank, args.rank_device), data)
     if rank.enabled:
         _err(f"distributed: {rank.world_size} processes ({trainer.device.type}), global batch {train_cfg.batch_size}")
-    _err(f"model: {model_cfg.arch} {model_cfg.kind}, latent {model_cfg.latent}, hidden {model_cfg.hidden_sizes}; "
+    _err(f"model: {model_cfg.arch} {model_cfg.kind}, latent {model_cfg.latent}, hidden {model_cfg.hidden_sizes}"
+         + (f", dense {model_cfg.dense_sizes}" if model_cfg.dense_sizes else "") + "; "
          f"{len(trainer.train_idx):,} training / {len(trainer.val_idx):,} validation images on {trainer.device}")
     if trainer.augment_shift and rank.is_main:
         from aestudio.core.augment import describe

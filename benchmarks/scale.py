@@ -84,7 +84,7 @@ def child(mode: str, folder: str, cache: str, epochs: int) -> None:
     data = load_dataset(folder, image_size=SIZE, channels=3, memory_budget=budget, decode_cache_dir=cache)
     load_s = time.perf_counter() - t0
     assert is_streamed(data) == (mode == "stream")
-    model = ModelConfig(arch="conv", latent=16, hidden=(16, 32), input_shape=(3, SIZE, SIZE))
+    model = ModelConfig(arch="conv", latent=16, hidden=(16, 32), dense_layers=(), input_shape=(3, SIZE, SIZE))
     train = TrainConfig(epochs=epochs, batch_size=128, lr=2e-3, device="cpu", val_fraction=0.1)
     trainer = Trainer(model, train, data)
     n_train = len(trainer.train_idx)
@@ -110,7 +110,7 @@ def throughput(folder: str, cache: str, rounds: int) -> None:
     from aestudio.core.datasets import load_dataset
     from aestudio.core.training import BatchEnd, Trainer
 
-    model = ModelConfig(arch="conv", latent=16, hidden=(16, 32), input_shape=(3, SIZE, SIZE))
+    model = ModelConfig(arch="conv", latent=16, hidden=(16, 32), dense_layers=(), input_shape=(3, SIZE, SIZE))
     train = TrainConfig(epochs=1, batch_size=128, lr=2e-3, device="cpu", val_fraction=0.1)
     sets = {"stream": load_dataset(folder, image_size=SIZE, channels=3, memory_budget=1, decode_cache_dir=cache),
             "memory": load_dataset(folder, image_size=SIZE, channels=3, memory_budget=1 << 50)}

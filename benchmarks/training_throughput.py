@@ -94,7 +94,7 @@ def main() -> None:
     if args.model == "mlp":
         cfg = ModelConfig(arch="dense", input_shape=(1, 28, 28), latent=32, hidden=[512, 128])
     else:
-        cfg = ModelConfig(arch="conv", input_shape=(1, 28, 28), latent=16)
+        cfg = ModelConfig(arch="conv", input_shape=(1, 28, 28), latent=16, dense_layers=[])
     # one-time costs of the process, paid before the timed rounds so neither side carries them:
     # torch imports its compiler stack (torch._dynamo, seconds) when the first optimizer is built
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])

@@ -173,3 +173,19 @@ def test_training_panel_round_trip(qtbot):
         panel.set_config(cfg)
         assert panel.config() == cfg
         assert state.train_config == cfg
+
+
+def test_dense_layers_field_shows_its_default_and_is_for_conv_only(builder, qtbot):
+    builder.set_config(ModelConfig(arch="conv", input_shape=(1, 28, 28)))
+    dense = find_by_name(builder, "Dense layers")
+    assert dense.isEnabled() and dense.placeholderText() == "default: 256"
+    dense.setText("none")
+    assert builder.config().dense_layers == () and builder.config().dense_sizes == []
+    dense.setText("128, 32")
+    assert builder.config().dense_sizes == [128, 32]
+    qtbot.waitUntil(lambda: builder.param_count == summarize(builder.config()).params, timeout=5000)
+    dense.setText("")
+    builder.set_config(ModelConfig(arch="conv", input_shape=(1, 8, 8)))
+    assert find_by_name(builder, "Dense layers").placeholderText() == "default: none"  # too few conv features
+    builder.set_config(ModelConfig(arch="dense"))
+    assert not find_by_name(builder, "Dense layers").isEnabled()

@@ -33,6 +33,9 @@ CASES = {
     "conv-vae-bn-dropout": dict(arch="conv", kind="vae", hidden=(4, 8), batch_norm=True, dropout=0.1),
     "conv-sparse-stacked": dict(arch="conv", kind="sparse", hidden=(4,), stacked=True, init="xavier"),
     "conv-contractive-rgb": dict(arch="conv", kind="contractive", hidden=(4,), input_shape=(3, 8, 8)),
+    "conv-dense-vae-bn-dropout": dict(arch="conv", kind="vae", hidden=(4, 8), dense_layers=(16,), batch_norm=True,
+                                      dropout=0.1),
+    "conv-dense-stacked": dict(arch="conv", kind="ae", hidden=(4,), dense_layers=(16, 8), stacked=True),
     "recurrent-lstm-ae": dict(arch="recurrent", kind="ae", hidden=(12,), rnn_cell="lstm"),
     "recurrent-gru-vae": dict(arch="recurrent", kind="vae", hidden=(12,), rnn_cell="gru"),
 }

@@ -63,3 +63,22 @@ def test_json_round_trip_and_version_guard():
     d["model"]["bogus"] = 1
     with pytest.raises(ConfigError, match="bogus"):
         loads(json.dumps(d))
+
+
+def test_dense_layers_round_trip_and_a_version_1_config_means_none():
+    m = ModelConfig(arch="conv", dense_layers=[128])
+    m2, _, _ = loads(dumps(m, TrainConfig()))
+    assert m2 == m and m2.dense_sizes == [128]
+    default, _, _ = loads(dumps(ModelConfig(arch="conv"), TrainConfig()))
+    assert default.dense_layers is None and default.dense_sizes == [256]
+    # a run written before conv models had dense layers was built without them
+    d = json.loads(dumps(ModelConfig(arch="conv"), TrainConfig()))
+    d["format_version"] = 1
+    del d["model"]["dense_layers"]
+    old, _, _ = loads(json.dumps(d))
+    assert old.dense_layers == () and old.dense_sizes == []
+    d["model"]["dense_layers"] = [64]  # a version-1 file that names them (hand-written) keeps them
+    assert loads(json.dumps(d))[0].dense_sizes == [64]
+    d["model"]["dense_layers"] = [0]
+    with pytest.raises(ConfigError, match="dense_layers"):
+        loads(json.dumps(d))

@@ -100,3 +100,49 @@ def test_summary_counts_parameters_and_shapes():
     assert s.completeness == "undercomplete"
     assert "undercomplete" in s.text()
     assert summarize(ModelConfig(arch="dense", input_shape=(1, 4, 4), latent=32)).completeness == "overcomplete"
+
+
+def test_conv_default_has_one_dense_layer_between_conv_features_and_code_mirrored_in_the_decoder():
+    from torch import nn
+
+    from aestudio.core.resources import count_params
+
+    cfg = ModelConfig(arch="conv", input_shape=(1, 28, 28), latent=16)
+    assert cfg.dense_sizes == [256] and cfg.layer_count == 3
+    model = Autoencoder(cfg)
+    enc = [m for m in model.enc_blocks[-1] if isinstance(m, nn.Linear)]
+    dec = [m for m in model.dec_blocks[-1] if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in enc] == [(64 * 7 * 7, 256)]
+    assert [(m.in_features, m.out_features) for m in dec] == [(256, 64 * 7 * 7)]
+    assert model.to_code.in_features == 256 and model.from_code[0].out_features == 256
+    x = torch.rand(5, *cfg.input_shape)
+    assert model.decode(model.encode(x).z).shape == x.shape
+    rows = [(r.name, r.output_shape) for r in summarize(cfg).rows]
+    assert ("encoder 3", (256,)) in rows and ("decoder 1", (64, 7, 7)) in rows  # decoders count from the code
+    assert count_params(cfg)[0] == count_parameters(model) + sum(b.numel() for b in model.buffers())
+
+
+@pytest.mark.parametrize("kwargs, sizes", [
+    (dict(arch="conv", input_shape=(3, 32, 32)), [256]),
+    (dict(arch="conv", input_shape=(3, 64, 64)), [256]),  # 64 x 16 x 16 = 16,384 features: the largest
+    (dict(arch="conv", input_shape=(3, 128, 128)), []),  # 65,536 features: the layer would hold 16.8M weights
+    (dict(arch="conv", input_shape=(1, 8, 8)), []),  # 512 features: nothing to compress
+    (dict(arch="conv", dense_layers=[]), []),
+    (dict(arch="conv", dense_layers=[128, 64]), [128, 64]),
+    (dict(arch="dense"), []),
+    (dict(arch="recurrent"), []),
+])
+def test_dense_layer_sizes(kwargs, sizes):
+    cfg = ModelConfig(latent=16, **kwargs)
+    assert cfg.dense_sizes == sizes
+    model = Autoencoder(cfg)
+    assert len(model.enc_blocks) == len(model.dec_blocks) == cfg.layer_count
+    x = torch.rand(2, *cfg.input_shape)
+    assert model.decode(model.encode(x).z).shape == x.shape
+
+
+def test_dense_layers_on_other_architectures_warn_and_change_nothing():
+    cfg = ModelConfig(arch="dense", dense_layers=[64])
+    assert cfg.problems() == [] and any("conv architecture" in w for w in cfg.warnings())
+    plain = ModelConfig(arch="dense")
+    assert count_parameters(Autoencoder(cfg)) == count_parameters(Autoencoder(plain))

@@ -1,7 +1,7 @@
 """Run folders: JSON config + safetensors weights + JSON history. Never pickle.
 
     run/
-      config.json        {"format": "aestudio-run", "format_version": 1, "model": {...}, "train": {...},
+      config.json        {"format": "aestudio-run", "format_version": 2, "model": {...}, "train": {...},
                           "data": "fashion-10k", "split_seed": 0, ...}
       weights.safetensors
       history.json       one record per epoch

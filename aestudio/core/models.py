@@ -29,7 +29,9 @@ by about the learning rate, shifts each unit of a wide dense layer coherently by
 lr x fan-in x mean pixel: about 2 for 2,352 RGB inputs at lr 2e-3. On photographs that blew the
 dense sparse model's sigmoid code into saturation within five steps (a constant output);
 centred inputs cancel the shift. Encoder block i and decoder block i are mirror images, which is what
-greedy layer-wise pretraining (stacked autoencoders) trains one pair at a time.
+greedy layer-wise pretraining (stacked autoencoders) trains one pair at a time. A conv model's
+dense layers (`ModelConfig.dense_sizes`) are blocks too: after the conv blocks in the encoder,
+before them in the decoder.
 """
 from __future__ import annotations
 
@@ -191,7 +193,20 @@ class Autoencoder(nn.Module):
                 self.dec_blocks.append(self._block(deconv, chans[i], acts[i - 1], conv=True))
         factor = 2 ** (len(chans) - 1)
         shape = (chans[-1], h // factor, w // factor)
-        return shape[0] * shape[1] * shape[2], shape
+        feat = shape[0] * shape[1] * shape[2]
+        # dense layers between the conv features and the code (config.default_dense), mirrored
+        sizes = [feat, *cfg.dense_sizes]
+        for i in range(len(sizes) - 1):
+            enc = self._block(nn.Linear(sizes[i], sizes[i + 1]), sizes[i + 1], acts[-1])
+            dec = self._block(nn.Linear(sizes[i + 1], sizes[i]), sizes[i], acts[-1])
+            if i == 0:
+                enc = nn.Sequential(nn.Flatten(), *enc)
+                dec = nn.Sequential(*dec, nn.Unflatten(1, shape))
+            self.enc_blocks.append(enc)
+            self.dec_blocks.append(dec)
+        if len(sizes) > 1:
+            return sizes[-1], (sizes[-1],)
+        return feat, shape
 
     def _build_recurrent(self) -> tuple[int, tuple[int, ...]]:
         cfg = self.config

@@ -96,6 +96,10 @@ def count_params(cfg: ModelConfig) -> tuple[int, int]:
         for a in chans[1:-1]:
             params += (bn + bn_buf) * a
         feat = chans[-1] * side_h * side_w
+        for a, b in zip([feat, *cfg.dense_sizes], cfg.dense_sizes):  # dense layers, each way
+            params += 2 * (a * b) + b + a + (bn + bn_buf) * (a + b)
+            acts += 2 * (a + b)
+            feat = b
     else:  # recurrent
         u = hidden[0]
         g = _gates(cfg.rnn_cell)

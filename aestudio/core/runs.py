@@ -497,7 +497,9 @@ def compare(runs: Sequence[RunInfo]) -> Comparison:
     setting("arch", "architecture", lambda r: r.model.get("arch"))
     setting("kind", "kind", lambda r: r.model.get("kind"))
     setting("latent", "code size", lambda r: r.model.get("latent"))
-    setting("hidden", "hidden sizes", lambda r: _hidden(r.model))
+    setting("hidden", "hidden sizes", lambda r: _sizes(r.model, "hidden"))
+    if any(_sizes(r.model, "dense_layers") for r in good):  # only where a run has them (conv models)
+        setting("dense_layers", "dense layers", lambda r: _sizes(r.model, "dense_layers"))
     setting("params", "parameters", lambda r: r.params)
     setting("data", "data", lambda r: r.meta.get("data"))
     setting("epochs", "epochs", lambda r: r.epochs)
@@ -531,20 +533,24 @@ def compare(runs: Sequence[RunInfo]) -> Comparison:
     return Comparison(runs, rows, config_diff(runs))
 
 
-def _hidden(model: dict[str, Any]) -> list[int] | None:
+def _sizes(model: dict[str, Any], key: str) -> list[int] | None:
+    """The layer sizes `key` ("hidden" or "dense_layers") as the model was built (defaults spelled out)."""
     try:
-        return [int(v) for v in ModelConfig.from_dict(model).hidden_sizes]
+        cfg = ModelConfig.from_dict(model)
+        return [int(v) for v in (cfg.hidden_sizes if key == "hidden" else cfg.dense_sizes)]
     except Exception:  # noqa: BLE001 - a value for display only
-        return model.get("hidden")
+        return model.get(key)
 
 
 def flat_settings(r: RunInfo) -> dict[str, Any]:
     """A run's settings as one flat dict ("model.latent", "train.lr", "data", ...), with defaults
-    spelled out (hidden sizes and per-layer activations as the model was built)."""
+    spelled out (hidden and dense layer sizes and per-layer activations as the model was built)."""
     out: dict[str, Any] = {}
     model = dict(r.model)
     if model:
-        model["hidden"] = _hidden(r.model)
+        model["hidden"] = _sizes(r.model, "hidden")
+        if "dense_layers" in model:
+            model["dense_layers"] = _sizes(r.model, "dense_layers")
         if not model.get("activations"):
             model["activations"] = [model.get("activation")] * len(model["hidden"] or [])
         model.pop("activation", None)

@@ -164,6 +164,7 @@ MODEL_FIELDS: dict[str, Field] = {
     "input_shape": Field("shape", 1, MAX_SIDE),
     "latent": Field("int", 1, MAX_LATENT),
     "hidden": Field("int_list", 1, MAX_WIDTH, optional=True, max_len=MAX_LAYERS),
+    "dense_layers": Field("int_list", 1, MAX_WIDTH, optional=True, max_len=MAX_LAYERS),
     "activation": Field("str", max_len=100),
     "activations": Field("str_list", optional=True, max_len=MAX_LAYERS),
     "output": Field("str", max_len=100),

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.config import ModelConfig, default_hidden
+from ..core.config import ModelConfig, default_dense, default_hidden
 from ..core.models import summarize
 from ..core.resources import available_bytes, check_model_fits, estimate, fmt_bytes
 from ..workers.tasks import Task, start
@@ -263,6 +263,11 @@ class BuilderPanel(QWidget):
         hidden.setPlaceholderText(f"default: {fmt_list(default)}" if default else "default")
         unit = {"dense": "units", "conv": "channels", "recurrent": "units"}.get(cfg.arch, "sizes")
         hidden.setToolTip(spec.tip + f"\n\nFor this architecture the numbers are {unit}.")
+        try:  # the conv model's default dense layers follow its conv layers and the image size
+            dense = default_dense(cfg.arch, shape, cfg.hidden_sizes) if len(shape) == 3 else []
+        except (TypeError, ValueError, ZeroDivisionError):
+            dense = []
+        self.widget("dense_layers").setPlaceholderText(f"default: {fmt_list(dense) if dense else 'none'}")
         self.loss_warning.setVisible(cfg.loss == "bce" and cfg.output != "sigmoid")
         # input + completeness badge
         c, h, w = (shape + (0, 0, 0))[:3]

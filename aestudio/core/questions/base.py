@@ -236,7 +236,7 @@ class Context:
         epochs = lab_epochs(train_set.n, base.batch_size, steps)
         tcfg = replace(base, epochs=epochs, noise=noise)
         if mcfg.stacked:  # pretraining stages count in the budget: one share per layer, then fine-tuning
-            layers = len(mcfg.hidden_sizes) + 1
+            layers = mcfg.layer_count + 1
             pre = max(1, epochs // (2 * layers))
             tcfg = replace(tcfg, pretrain_epochs=pre, epochs=max(2, epochs - pre * layers))
         t0 = time.perf_counter()
@@ -248,7 +248,7 @@ class Context:
         if training.stopped or self.control.stopped:
             raise Cancelled("stopped")
         if mcfg.stacked:
-            training.epochs = tcfg.epochs + tcfg.pretrain_epochs * (len(mcfg.hidden_sizes) + 1)
+            training.epochs = tcfg.epochs + tcfg.pretrain_epochs * (mcfg.layer_count + 1)
         self.done += 1
         self.planned = max(self.planned, self.done)
         self._report(0.0)
