@@ -5,7 +5,8 @@ chosen by `suggest_epochs` for the same optimizer-step budget on every set) on s
 of different character, and prints one matrix:
 
 * ``ae16``: plain conv autoencoder, code 16. Its validation MSE divided by PCA-16's (fitted on
-  the same training split). Target <= 0.7.
+  the same training split). Target <= 0.7. The log line adds the smallest PCA code size that is
+  as good ("as good as PCA-31") and the size the 0.7x goal amounts to on that set.
 * ``dae16``: the same with gaussian:0.5 input noise. PSNR gain of its output over the noisy
   input on the validation split, in dB. Target >= +6.
 * ``vae8``: conv VAE, code 8, beta 1. ``vae16``-style ratios make no sense for a VAE, so the
@@ -125,6 +126,25 @@ def plain_cell(data, steps: int, seed: int = 0) -> dict:
             "mean_mse": float(((xv - xt.mean(0)) ** 2).mean()), "epochs": "?"}
 
 
+def pca_equivalent(x_train: np.ndarray, x_val: np.ndarray, mse: float, seed: int = 0, most: int = 256) -> int | None:
+    """The smallest PCA code size whose validation error is at most `mse` (None: more than `most`).
+
+    A binary search over k with `pca_baseline` (the same fit and clipping as the PCA-16 column):
+    PCA's error falls as k grows. It says what an autoencoder's code of 16 numbers is worth in
+    PCA components."""
+    most = min(most, len(x_train), int(np.prod(x_train.shape[1:])))
+    if pca_baseline(x_train, x_val, most, seed=seed)["mse"] > mse:
+        return None
+    lo, hi = 1, most  # the answer lies in [lo, hi]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pca_baseline(x_train, x_val, mid, seed=seed)["mse"] <= mse:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def run_cell(model_name: str, data, steps: int, seed: int = 0, augment: str = "auto") -> dict:
     if model_name == "plain16":
         return plain_cell(data, steps, seed)
@@ -154,6 +174,9 @@ def run_cell(model_name: str, data, steps: int, seed: int = 0, augment: str = "a
         cell["pca_mse"] = float(pca["mse"])
         cell["vs_pca"] = mse / cell["pca_mse"]
         cell["ok"] = cell["vs_pca"] <= 0.7
+        cell["pca_equivalent"] = pca_equivalent(x_train, x_val, mse, seed)
+        target = pca_equivalent(x_train, x_val, 0.7 * cell["pca_mse"], seed)
+        cell["pca_equivalent_target"] = target  # the PCA size the 0.7x goal amounts to
     elif model_name == "dae16":
         gen = torch.Generator().manual_seed(seed + 7)
         noisy = parse_noise(noise).apply(torch.from_numpy(x_val), gen).numpy()
@@ -215,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                 cells[s][m] = cell
                 print(f"  {m:<14} {fmt(cell):<24} mse {cell['mse']:.5f}  mean-image {cell['mean_mse']:.5f}  "
                       f"{cell['epochs']} epochs / {cell['steps']} steps, {cell['seconds']:.0f} s"
+                      + (f"; as good as PCA-{cell['pca_equivalent'] or '>256'} (the 0.7x goal: PCA-"
+                         f"{cell['pca_equivalent_target'] or '>256'})" if "pca_equivalent" in cell else "")
                       + (f"; doctor: {', '.join(cell['diagnoses'])}" if cell.get("diagnoses") else ""), flush=True)
     if args.merge:
         for f in args.merge:  # cells of other runs of this script (e.g. sets run in parallel processes)
