@@ -127,7 +127,8 @@ def describe_model(cfg: ModelConfig) -> str:
         sizes = [cfg.input_dim, *hidden, cfg.latent, *reversed(hidden), cfg.input_dim]
         shape = "dense " + " → ".join(str(s) for s in sizes)
     elif cfg.arch == "conv":
-        shape = f"conv (channels {', '.join(map(str, hidden))}) → {cfg.latent}"
+        dense = "".join(f" → dense {u}" for u in cfg.dense_sizes)
+        shape = f"conv (channels {', '.join(map(str, hidden))}){dense} → {cfg.latent}"
     else:
         shape = f"recurrent {cfg.rnn_cell.upper()} ({hidden[0]} units, one image row per step) → {cfg.latent}"
     extras = []

@@ -680,7 +680,8 @@ def q_conv(ctx: Context):
     train, val = ctx.images(FASHION, 3000)
     vx = val.as_float()
     d = ctx.train("dense", dense(16), train, val, steps=1000)
-    c = ctx.train("conv", replace(ModelConfig(), arch="conv", latent=16), train, val, steps=1000)
+    # the conv layers alone (no dense layer before the code), so the comparison shows what sharing filters saves
+    c = ctx.train("conv", replace(ModelConfig(), arch="conv", latent=16, dense_layers=[]), train, val, steps=1000)
     n = Numbers()
     dm = n.put("dense_mse", mse(d.model, vx))
     cm = n.put("conv_mse", mse(c.model, vx))
