@@ -135,11 +135,13 @@ def test_the_drop_while_the_learning_rate_anneals_is_not_still_improving():
     assert "still_improving" in _check_end(steep, lr_decay=0.3)
 
 
-def _overfit_check(val: list[float], train: list[float]) -> list[str]:
+def _overfit_check(val: list[float], train: list[float], probe_vs_mean: float | None = None) -> list[str]:
     from aestudio.core.doctor import Doctor
 
     x = torch.rand(64, 1, 8, 8)
     doctor = Doctor(dense(), train_cfg(epochs=len(val)), 2000, 100, x, x)
+    if probe_vs_mean is not None:  # the last epoch's probe: validation error / the mean image's
+        doctor.stats.append({"mse_ratio": probe_vs_mean})
     history = [{"epoch": i + 1, "val_total": v, "train_total": t, "val_recon": v, "train_recon": t}
                for i, (v, t) in enumerate(zip(val, train))]
     return codes_of(doctor.check_end(history, 100 * len(val), len(val)))
@@ -274,3 +276,17 @@ def test_studio_shows_findings_and_applies_a_remedy(qtbot):
     w.state.training.stop()
     qtbot.waitUntil(lambda: not w.state.training.running, timeout=10000)
     assert not {"nan", "constant_output"} & {d.code for d in panel.findings}
+
+
+def test_a_wide_gap_on_a_model_that_ends_at_its_best_and_reconstructs_new_images_well_is_not_overfitting():
+    # like the conv AE-16 on strokes: the gap reaches 12x, the validation error creeps down by under 2%
+    # over the last fifth and ends at its lowest, 0.16x the mean image's error
+    train = [1.0 * 0.85 ** k for k in range(20)]
+    val = [4.6 - 0.01 * k for k in range(20)]
+    assert val[-1] / train[-1] > 8
+    assert "overfitting" not in _overfit_check(val, train, probe_vs_mean=0.16)
+    # the same curves on a model that explains little of the new images: reported
+    assert "overfitting" in _overfit_check(val, train, probe_vs_mean=0.5)
+    # or when the validation error ends 3% above its lowest (a memorising model gone flat)
+    flat = val[:12] + [val[11] * 1.03] * 8
+    assert "overfitting" in _overfit_check(flat, train, probe_vs_mean=0.16)

@@ -44,11 +44,17 @@ benchmarks/heldout.py (strokes, photos, icons, tiny); healthy runs raise none:
   `OVERFIT_RISE` (10%) above its best while the training error kept falling, with a final gap
   of at least `OVERFIT_MIN_GAP` (1.15); or the final validation error is at least `OVERFIT_GAP`
   (8) times the training one while the validation error no longer falls (by
-  `OVERFIT_STILL_FALLING`, 2%, over the last fifth of the epochs). A gap alone is common on
-  healthy runs: at the default step budget strokes end at 3.5x with a constant learning rate and
-  at 5.8x when it anneals at the end (the default), with the validation error 3% above its best;
-  the dense contractive model on strokes at 10.6x with its validation error at its best in the
-  last epoch; the 200-image folder at 3.7x; shorter runs at 0.8-1.35x.
+  `OVERFIT_STILL_FALLING`, 2%, over the last fifth of the epochs), unless the validation error
+  ends within 1% of its lowest (`OVERFIT_AT_BEST`) and small: the probe's under
+  `OVERFIT_GENERALISES` (0.3) of the mean image's. A gap alone is common on healthy runs: at the default step budget strokes end at
+  3.5x with a constant learning rate and at 5.8x when it anneals at the end (the default), with
+  the validation error 3% above its best; the dense contractive model on strokes at 10.6x with its
+  validation error at its best in the last epoch; the 200-image folder at 3.7x; shorter runs at
+  0.8-1.35x. The conv AE-16 with its dense layer ends strokes at 11.7x with a validation error
+  0.16x the mean image's, the lowest of its run; the remedy the gap rule gives (input noise
+  gaussian:0.2) made that error 5% worse (0.37x -> 0.39x PCA-16, a one-off trial), hence the
+  exception. A big dense model memorising 60 digits ends at 700x, its validation error 0.28x the
+  mean image's but 3% above its lowest: reported.
 * `mostly_blank`: more than `BLANK_FRACTION` (half) of the images have a pixel standard
   deviation under `BLANK_STD` (3 of 255).
 * `mostly_transparent`: more than `TRANSPARENT_FRACTION` (half) of the pixels were transparent
@@ -89,6 +95,8 @@ OVERFIT_GAP = 8.0
 OVERFIT_STILL_FALLING = 0.02
 OVERFIT_RISE = 1.1
 OVERFIT_MIN_GAP = 1.15
+OVERFIT_GENERALISES = 0.3
+OVERFIT_AT_BEST = 1.01
 BLANK_STD = 3.0
 BLANK_FRACTION = 0.5
 TRANSPARENT_FRACTION = 0.5
@@ -437,7 +445,11 @@ class Doctor:
             rising = best < n - 1 and rise >= OVERFIT_RISE and tr[-1] < tr[best] and gap >= OVERFIT_MIN_GAP
             tail = max(1, round(0.2 * n))  # a validation error still falling clearly: the gap is no harm yet
             val_falling = n > tail and min(val[-tail:]) < (1.0 - OVERFIT_STILL_FALLING) * min(val[:-tail])
-            if (gap >= OVERFIT_GAP and not val_falling) or rising:
+            # a gap on a model whose validation error is at its lowest at the end and small (the probe's
+            # under 0.3x the mean image's) is a near-perfect fit of the training images, not harm
+            at_best = val[-1] <= OVERFIT_AT_BEST * min(val)
+            generalises = at_best and bool(self.stats) and self.stats[-1].get("mse_ratio", 1.0) < OVERFIT_GENERALISES
+            if (gap >= OVERFIT_GAP and not val_falling and not generalises) or rising:
                 best_epoch = int(history[best].get("epoch", best + 1))
                 if rising:
                     detail = (f" and has risen {_pct(rise - 1)} since its best at epoch {best_epoch} while the "
