@@ -1,6 +1,6 @@
 """Training speed: the aestudio engine against a bare PyTorch loop, timed over the same window.
 
-    python3 dev.py bench training_throughput [--model mlp|conv] [--threads 2] [--epochs 2] [--repeats 5]
+    python3 dev.py bench training_throughput [--model mlp|conv|conv-dense] [--threads 2] [--epochs 2] [--repeats 5]
 
 Both sides do the same job on the same data (by default 70,000 random 1x28x28 images: 60,000 to train on,
 10,000 held out) with the same model, batch size, optimiser (Adam with PyTorch's fused kernels, as
@@ -81,7 +81,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--model", choices=["mlp", "conv"], default="mlp")
+    ap.add_argument("--model", choices=["mlp", "conv", "conv-dense"], default="mlp",
+                    help="mlp: 784-512-128-32; conv: conv 32-64, code 16, no dense layer; conv-dense: the default "
+                         "conv model (with its dense layer of 256 units)")
     ap.add_argument("--images", type=int, default=N_TOTAL, help="images in all (1/7 held out), default 70,000")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -94,7 +96,8 @@ def main() -> None:
     if args.model == "mlp":
         cfg = ModelConfig(arch="dense", input_shape=(1, 28, 28), latent=32, hidden=[512, 128])
     else:
-        cfg = ModelConfig(arch="conv", input_shape=(1, 28, 28), latent=16, dense_layers=[])
+        cfg = ModelConfig(arch="conv", input_shape=(1, 28, 28), latent=16,
+                          dense_layers=[] if args.model == "conv" else None)
     # one-time costs of the process, paid before the timed rounds so neither side carries them:
     # torch imports its compiler stack (torch._dynamo, seconds) when the first optimizer is built
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
