@@ -28,6 +28,7 @@ collapsed model (about 1.0) is visible at a glance. The sets: the bundled ``fash
     python3 dev.py bench robustness                 # everything (about 30-40 min on 2 cores)
     python3 dev.py bench robustness --sets strokes,tiny --models ae16
     python3 dev.py bench robustness --steps 500     # a quick smoke run (targets not expected)
+    python3 dev.py bench robustness --amp --models ae16,dae16   # under mixed precision (bfloat16 CPUs)
     python3 dev.py bench robustness --sets photos --models ae16 --images 16000   # photos with 8x the patches
 """
 from __future__ import annotations
@@ -145,14 +146,17 @@ def pca_equivalent(x_train: np.ndarray, x_val: np.ndarray, mse: float, seed: int
     return lo
 
 
-def run_cell(model_name: str, data, steps: int, seed: int = 0, augment: str = "auto") -> dict:
+def run_cell(model_name: str, data, steps: int, seed: int = 0, augment: str = "auto", amp: bool = False) -> dict:
     if model_name == "plain16":
         return plain_cell(data, steps, seed)
     mcfg, noise = model_config(model_name, data.shape)
     n_train = data.n - max(1, round(data.n * 0.2))
     epochs = suggest_epochs(n_train, BATCH, steps=steps)
-    tcfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, noise=noise, seed=seed, device="cpu", augment=augment)
+    tcfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, noise=noise, seed=seed, device="cpu", augment=augment,
+                       amp=amp)
     trainer = Trainer(mcfg, tcfg, data)
+    if amp and trainer._amp_dtype is None:
+        raise SystemExit("--amp: " + " ".join(trainer.notes))
     t0 = time.perf_counter()
     finished = None
     for event in trainer.run():
@@ -219,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="images in each written folder (strokes, photos, icons, tiny) instead of its default: "
                          "how a set's result depends on its size")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--amp", action="store_true",
+                    help="train with mixed precision, as the CLI's --amp (bfloat16; needs a CPU with AVX512-BF16 or AMX)")
     ap.add_argument("--json", metavar="FILE", help="also write every cell as JSON")
     ap.add_argument("--merge", nargs="*", metavar="FILE", help="add the cells of earlier --json files to the matrix")
     args = ap.parse_args(argv)
@@ -226,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     sets = [s for s in args.sets.split(",") if s]
     models = [m for m in args.models.split(",") if m]
     print(f"robustness: default models at batch {BATCH}, lr {LR:g}, about {args.steps} optimizer steps each; "
-          f"torch {torch.__version__}, {args.threads} threads", flush=True)
+          f"torch {torch.__version__}, {args.threads} threads" + (", mixed precision (--amp)" if args.amp else ""),
+          flush=True)
     cells: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory(prefix="aestudio-robustness-") as tmp:
         for s in sets:
@@ -234,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{data.summary()}", flush=True)
             cells[s] = {}
             for m in models:
-                cell = run_cell(m, data, args.steps, augment=args.augment)
+                cell = run_cell(m, data, args.steps, augment=args.augment, amp=args.amp)
                 cells[s][m] = cell
                 print(f"  {m:<14} {fmt(cell):<24} mse {cell['mse']:.5f}  mean-image {cell['mean_mse']:.5f}  "
                       f"{cell['epochs']} epochs / {cell['steps']} steps, {cell['seconds']:.0f} s"

@@ -45,7 +45,7 @@ benchmarks/heldout.py (strokes, photos, icons, tiny); healthy runs raise none:
   of at least `OVERFIT_MIN_GAP` (1.15); or the final validation error is at least `OVERFIT_GAP`
   (8) times the training one while the validation error no longer falls (by
   `OVERFIT_STILL_FALLING`, 2%, over the last fifth of the epochs), unless the validation error
-  ends within 1% of its lowest (`OVERFIT_AT_BEST`) and small: the probe's under
+  ends within 2% of its lowest (`OVERFIT_AT_BEST`) and small: the probe's under
   `OVERFIT_GENERALISES` (0.3) of the mean image's. A gap alone is common on healthy runs: at the default step budget strokes end at
   3.5x with a constant learning rate and at 5.8x when it anneals at the end (the default), with
   the validation error 3% above its best; the dense contractive model on strokes at 10.6x with its
@@ -53,8 +53,9 @@ benchmarks/heldout.py (strokes, photos, icons, tiny); healthy runs raise none:
   0.8-1.35x. The conv AE-16 with its dense layer ends strokes at 11.7x with a validation error
   0.16x the mean image's, the lowest of its run; the remedy the gap rule gives (input noise
   gaussian:0.2) made that error 5% worse (0.37x -> 0.39x PCA-16, a one-off trial), hence the
-  exception. A big dense model memorising 60 digits ends at 700x, its validation error 0.28x the
-  mean image's but 3% above its lowest: reported.
+  exception (under `--amp` the same run ends 1.0% above its lowest epoch, hence 2% and not less).
+  A big dense model memorising 60 digits ends at 700x, its validation error 0.28x the mean
+  image's but 3.4% above its lowest: reported.
 * `mostly_blank`: more than `BLANK_FRACTION` (half) of the images have a pixel standard
   deviation under `BLANK_STD` (3 of 255).
 * `mostly_transparent`: more than `TRANSPARENT_FRACTION` (half) of the pixels were transparent
@@ -96,7 +97,7 @@ OVERFIT_STILL_FALLING = 0.02
 OVERFIT_RISE = 1.1
 OVERFIT_MIN_GAP = 1.15
 OVERFIT_GENERALISES = 0.3
-OVERFIT_AT_BEST = 1.01
+OVERFIT_AT_BEST = 1.02
 BLANK_STD = 3.0
 BLANK_FRACTION = 0.5
 TRANSPARENT_FRACTION = 0.5
@@ -445,8 +446,8 @@ class Doctor:
             rising = best < n - 1 and rise >= OVERFIT_RISE and tr[-1] < tr[best] and gap >= OVERFIT_MIN_GAP
             tail = max(1, round(0.2 * n))  # a validation error still falling clearly: the gap is no harm yet
             val_falling = n > tail and min(val[-tail:]) < (1.0 - OVERFIT_STILL_FALLING) * min(val[:-tail])
-            # a gap on a model whose validation error is at its lowest at the end and small (the probe's
-            # under 0.3x the mean image's) is a near-perfect fit of the training images, not harm
+            # a gap on a model whose validation error ends near its lowest and small (the probe's under
+            # 0.3x the mean image's) is a near-perfect fit of the training images, not harm
             at_best = val[-1] <= OVERFIT_AT_BEST * min(val)
             generalises = at_best and bool(self.stats) and self.stats[-1].get("mse_ratio", 1.0) < OVERFIT_GENERALISES
             if (gap >= OVERFIT_GAP and not val_falling and not generalises) or rising:
