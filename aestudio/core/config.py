@@ -88,10 +88,10 @@ def default_dense(arch: str, input_shape: tuple[int, int, int], hidden: list[int
     One layer of `DENSE_UNITS` (256) when the conv layers leave 1,024 to 16,384 feature values
     (28 px: 64 x 7 x 7 = 3,136; 64 px: 16,384); otherwise none: with fewer features the layer
     would hardly compress (8 px digits, 512 features: it overfitted, 0.57x PCA-16 became 0.59x),
-    with more it would hold tens of millions of weights. Measured at the default step budget, AE-16,
-    error as a multiple of PCA-16's on validation images (benchmarks/robustness.py sets, one-off
-    trials): fashion-10k 0.60x -> 0.55x, strokes 0.51x -> 0.37x, photos 0.85x -> 0.79x, the
-    200-image folder 0.29x -> 0.19x. The code layer alone reads thousands of conv features in one
+    with more it would hold tens of millions of weights. Measured with benchmarks/robustness.py at
+    the default step budget, AE-16, error as a multiple of PCA-16's on validation images:
+    fashion-10k 0.60x -> 0.56x, shapes 0.09x -> 0.07x, strokes 0.51x -> 0.37x, photos 0.85x ->
+    0.79x, icons 0.17x -> 0.13x, the 200-image folder 0.29x -> 0.22x. The code layer alone reads thousands of conv features in one
     linear map; the extra layer gives the encoder (and, mirrored, the decoder) a non-linear step
     between the conv features and the code. Other architectures: none.
     """

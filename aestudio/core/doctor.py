@@ -46,9 +46,9 @@ benchmarks/heldout.py (strokes, photos, icons, tiny); healthy runs raise none:
   (8) times the training one while the validation error no longer falls (by
   `OVERFIT_STILL_FALLING`, 2%, over the last fifth of the epochs), unless the validation error
   ends within 2% of its lowest (`OVERFIT_AT_BEST`) and small: the probe's under
-  `OVERFIT_GENERALISES` (0.3) of the mean image's. A gap alone is common on healthy runs: at the default step budget strokes end at
-  3.5x with a constant learning rate and at 5.8x when it anneals at the end (the default), with
-  the validation error 3% above its best; the dense contractive model on strokes at 10.6x with its
+  `OVERFIT_GENERALISES` (0.3) of the mean image's. A gap alone is common on healthy runs: at the
+  default step budget strokes end at 3.5x with a constant learning rate and at 5.8x when it
+  anneals at the end (the default), with the validation error 3% above its best; the dense contractive model on strokes at 10.6x with its
   validation error at its best in the last epoch; the 200-image folder at 3.7x; shorter runs at
   0.8-1.35x. The conv AE-16 with its dense layer ends strokes at 11.7x with a validation error
   0.16x the mean image's, the lowest of its run; the remedy the gap rule gives (input noise

@@ -265,7 +265,7 @@ class BuilderPanel(QWidget):
         hidden.setToolTip(spec.tip + f"\n\nFor this architecture the numbers are {unit}.")
         try:  # the conv model's default dense layers follow its conv layers and the image size
             dense = default_dense(cfg.arch, shape, cfg.hidden_sizes) if len(shape) == 3 else []
-        except (TypeError, ValueError, ZeroDivisionError):
+        except (TypeError, ValueError):  # sizes typed but not valid yet
             dense = []
         self.widget("dense_layers").setPlaceholderText(f"default: {fmt_list(dense) if dense else 'none'}")
         self.loss_warning.setVisible(cfg.loss == "bce" and cfg.output != "sigmoid")
