@@ -1103,9 +1103,15 @@ def test_ctrl_c_interrupts_a_load_while_a_file_is_still_decoding(
     monkeypatch.setattr(folder_mod, "FILE_TIMEOUT_S", 1000.0)
     entered = threading.Event()
     stall(monkeypatch, release, "big", entered)
-    threading.Thread(target=lambda: entered.wait(10) and _thread.interrupt_main(), daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        load_dataset(str(tmp_path))
+    # interrupt_main() does nothing while SIGINT is ignored, as it is when a non-interactive shell
+    # starts pytest as a background job: give the test Python's own handler, as a terminal run has
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=lambda: entered.wait(10) and _thread.interrupt_main(), daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            load_dataset(str(tmp_path))
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_listing_that_hangs_can_be_cancelled_and_times_out(
