@@ -79,6 +79,14 @@ class _FindingCard(QFrame):
         when.setStyleSheet(style.muted_css(self))
         top = QHBoxLayout()
         top.addWidget(title, 1)
+        # the button sits on the title row, so a long finding in a short panel never hides it
+        self.apply_btn: QPushButton | None = None
+        if d.settings:
+            btn = QPushButton(style.icon("fa5s.redo", self), "Apply and retrain")
+            btn.setAccessibleName("Apply and retrain")
+            btn.setToolTip(f"Set {describe_settings(d.settings)} and train a new model with it.")
+            top.addWidget(btn)
+            self.apply_btn = btn
         top.addWidget(when)
         lay.addLayout(top)
         self.message = QLabel(d.message)
@@ -90,16 +98,6 @@ class _FindingCard(QFrame):
             lay.addWidget(label)
         self.message.setAccessibleName("Finding")
         self.remedy.setAccessibleName("Remedy")
-        self.apply_btn: QPushButton | None = None
-        if d.settings:
-            btn = QPushButton(style.icon("fa5s.redo", self), "Apply and retrain")
-            btn.setAccessibleName("Apply and retrain")
-            btn.setToolTip(f"Set {describe_settings(d.settings)} and train a new model with it.")
-            row = QHBoxLayout()
-            row.addStretch(1)
-            row.addWidget(btn)
-            lay.addLayout(row)
-            self.apply_btn = btn
 
 
 class DiagnosisPanel(QWidget):
