@@ -15,13 +15,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QProgressBar,
                                QToolButton, QVBoxLayout, QWidget)
 
 from ..core.latent import Projection, available_methods
 from ..workers.tasks import Task, start
 from ..workers.training import epoch_label
 from . import imaging
+from .flow import FlowLayout
 from .state import StudioState
 
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -90,22 +91,17 @@ class _ClassChips(QWidget):
     def __init__(self, parent: QWidget):
         super().__init__(parent)
         self.buttons: list[QToolButton] = []
-        self.grid = QGridLayout(self)
-        self.grid.setContentsMargins(0, 0, 0, 0)
-        self.grid.setHorizontalSpacing(2)
-        self.grid.setVerticalSpacing(0)
+        self.flow = FlowLayout(self, h_spacing=2, v_spacing=0)
 
     def set_classes(self, names: list[str], colors: list[QColor]) -> None:
         for b in self.buttons:
-            self.grid.removeWidget(b)
+            self.flow.removeWidget(b)
             b.deleteLater()
         self.buttons = []
         if not names:
             self.hide()
             return
-        short = max(len(n) for n in names) <= 3
-        cols = max(1, min(len(names), 10 if short else 5))
-        for k, (name, color) in enumerate(zip(names, colors)):
+        for name, color in zip(names, colors):
             b = QToolButton(self)
             b.setText(name)
             b.setCheckable(True)
@@ -116,11 +112,8 @@ class _ClassChips(QWidget):
             b.setAccessibleName(f"Show class {name}")
             b.setToolTip(f"Show or hide the points of class \"{name}\" (its colour on the map).")
             b.toggled.connect(self._on_toggled)
-            self.grid.addWidget(b, k // cols, k % cols)
+            self.flow.addWidget(b)
             self.buttons.append(b)
-        for c in range(self.grid.columnCount()):
-            self.grid.setColumnStretch(c, 0)
-        self.grid.setColumnStretch(cols, 1)
         self.show()
 
     @staticmethod
