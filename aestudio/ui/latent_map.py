@@ -17,12 +17,12 @@ from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QProgressBar,
                                QToolButton, QVBoxLayout, QWidget)
+from superqt import QFlowLayout
 
 from ..core.latent import Projection, available_methods
 from ..workers.tasks import Task, start
 from ..workers.training import epoch_label
 from . import imaging
-from .flow import FlowLayout
 from .state import StudioState
 
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -91,7 +91,11 @@ class _ClassChips(QWidget):
     def __init__(self, parent: QWidget):
         super().__init__(parent)
         self.buttons: list[QToolButton] = []
-        self.flow = FlowLayout(self, h_spacing=2, v_spacing=0)
+        # wraps onto new rows, so class names keep their full text instead of being elided
+        self.flow = QFlowLayout(self)
+        self.flow.setContentsMargins(0, 0, 0, 0)
+        self.flow.setHorizontalSpacing(2)
+        self.flow.setVerticalSpacing(0)
 
     def set_classes(self, names: list[str], colors: list[QColor]) -> None:
         for b in self.buttons:
