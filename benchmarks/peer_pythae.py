@@ -101,8 +101,11 @@ def run_bare(x_train: torch.Tensor, x_test: torch.Tensor, epochs: int):
     opt = torch.optim.Adam(params, lr=1e-3)
     xt, xv = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
 
+    def encode(x):
+        return heads(enc(x)).chunk(2, 1)  # mu, logvar
+
     def loss_of(x):
-        mu, logvar = heads(enc(x)).chunk(2, 1)
+        mu, logvar = encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         nll = F.binary_cross_entropy_with_logits(dec(z), x, reduction="sum")
         return (nll + 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum()) / len(x)
@@ -118,11 +121,6 @@ def run_bare(x_train: torch.Tensor, x_test: torch.Tensor, epochs: int):
         with torch.no_grad():
             history.append(sum(float(loss_of(xb)) * len(xb) for xb in xv.split(128)) / len(xv))
     seconds = (time.perf_counter() - t0, time.process_time() - c0)
-
-    def encode(x):
-        mu, logvar = heads(enc(x)).chunk(2, 1)
-        return mu, logvar
-
     return seconds, encode, lambda z: torch.sigmoid(dec(z))
 
 
