@@ -43,7 +43,7 @@ __all__ = ["ArrayCache", "CACHE_ENV", "cache_root", "folder_key"]
 
 CACHE_ENV = "AESTUDIO_FOLDER_CACHE"
 #: Bump when the decoded pixels of the same files and options change (a loader fix).
-FORMAT = 1
+FORMAT = 2  # 2: images are turned upright by their EXIF orientation tag
 _OFF = {"off", "0", "none", "no", "false"}
 _MAX_SIDECAR_BYTES = 64 << 20
 _log = logging.getLogger(__name__)

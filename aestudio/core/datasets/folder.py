@@ -31,6 +31,7 @@ Decoding is allow-listed and bounded
     of a second even while a large file is being decoded.
 
 Pixels
+    Turned upright as the EXIF orientation tag says (phone photos are stored sideways with one).
     First frame of animations.  Palette, 1-bit and CMYK images are converted; 16-bit and
     32-bit integer images are scaled to 8 bits (a 32-bit image whose values all fit in 0..255
     is kept as is) in integer arithmetic, a block of rows at a time; float images are read as
@@ -91,7 +92,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageColor, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageColor, ImageOps, UnidentifiedImageError
 
 from .base import DatasetError, ImageSet, resample_filter, to_grayscale
 
@@ -988,9 +989,23 @@ def _decode(
             if release is None:
                 raise _Skip("loading was stopped")
             try:
-                return _convert(image, size, channels)
+                return _convert(_upright(image), size, channels)
             finally:
                 release()
+
+
+#: formats whose EXIF block is read when the file is opened (PNG's only when it comes before the pixels)
+_EXIF_FORMATS = frozenset({"JPEG", "MPO", "WEBP", "TIFF"})
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation tag says (a phone's photo taken upright is stored sideways
+    with a tag), so it looks as it does in every image viewer; unchanged when there is no such tag."""
+    if image.format not in _EXIF_FORMATS and "exif" not in image.info:
+        return image
+    if image.getexif().get(ExifTags.Base.Orientation, 1) in (1, None):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _bytes_per_pixel(mode: str) -> int:
