@@ -279,7 +279,7 @@ def _select_classes(data, classes: list[str] | None):
     names = [n.casefold() for n in (data.class_names or [])]
     wanted: list[int | str] = []
     for c in classes:
-        if c.casefold() not in names and c.lstrip("-").isdigit():
+        if c.casefold() not in names and c.removeprefix("-").isdecimal():
             wanted.append(int(c))
         else:
             wanted.append(c)

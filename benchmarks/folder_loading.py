@@ -32,7 +32,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from aestudio.core.datasets import load_dataset
+from aestudio.core.datasets import load_dataset  # noqa: E402
+from aestudio.core.datasets.folder import list_folder  # noqa: E402
 
 
 def write_images(root: Path, count: int, size: int, classes: int = 5) -> None:
@@ -105,7 +106,14 @@ def main() -> None:
                 runs[name]()
                 times[name].append(time.perf_counter() - t)
             print(f"  round {r + 1}: " + ", ".join(f"{k} {times[k][-1]:.3f} s" for k in runs), flush=True)
+        os.environ["AESTUDIO_FOLDER_CACHE"] = "off"  # no remembered listing: the first load's own listing
+        listing = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            list_folder(root.resolve())
+            listing.append(time.perf_counter() - t)
     n = args.images
+    print(f"listing the folder (part of the first load): {spread([1e3 * t for t in listing], '{:.0f}')} ms")
     speed = {k: [n / t for t in v] for k, v in times.items()}
     print(f"lean PIL loop:               {spread(speed['lean'], '{:,.0f}')} images/s")
     print(f"load_dataset, first load:    {spread(speed['first'], '{:,.0f}')} images/s")

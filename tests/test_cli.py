@@ -121,6 +121,8 @@ def test_impossible_configs_exit_2_with_one_line(tmp_path, capsys):
     empty.mkdir()
     _one_line_error(capsys, [*TINY, "--data", str(empty), "--out", out], "")
     _one_line_error(capsys, [*TINY, "--classes", "banana", "--out", out], "banana")
+    _one_line_error(capsys, [*TINY, "--classes", "²", "--out", out], "²")  # a digit to isdigit(), not to int()
+    _one_line_error(capsys, [*TINY, "--classes=--3", "--out", out], "--3")
     _one_line_error(capsys, [*TINY, "--arch", "transformer", "--out", out], "invalid choice")
     _one_line_error(capsys, [*TINY, "--noise", "gaussian:x", "--out", out], "noise")
     _one_line_error(capsys, ["train", "--data", "digits"], "--out")

@@ -214,3 +214,11 @@ def test_evaluate_run_without_labels_noise_or_train_data():
         ev.evaluate_run(model, None, None, data, normal_classes=[0])
     with pytest.raises(Exception, match="shape"):
         ev.evaluate_run(model, None, None, ImageSet("big", np.zeros((3, 1, 9, 9), np.uint8), None, []))
+
+
+def test_resolve_classes_reads_names_indices_and_refuses_lookalikes() -> None:
+    names = ["zero", "one", "two", "three"]
+    assert ev.resolve_classes([1, "TWO", "3", "0", "٣"], names) == [1, 2, 3, 0, 3]
+    for bad in ("²", "--1", "4", "-1", "fish"):
+        with pytest.raises(ev.ConfigError):
+            ev.resolve_classes([bad], names)

@@ -209,9 +209,10 @@ def test_pca_lab(qtbot, state, tmp_path):
     row8 = lab.number_rows[7]
     assert row8[0] == 8 and row8[2] == pytest.approx(result.comparison.ae_mse) and row8[3] == "current model"
 
-    lab.sizes_edit.setText("x, 2")
-    lab.train_sizes()
-    assert not lab.busy and "not a latent size" in lab.notice.text()
+    for text in ("x, 2", "4, ²"):  # "²" passes str.isdigit() but not int()
+        lab.sizes_edit.setText(text)
+        lab.train_sizes()
+        assert not lab.busy and "not a latent size" in lab.notice.text()
     lab.sizes_edit.setText("2, 4")
     lab.steps.setValue(90)
     assert "90 steps each" in lab.sweep_button.text()

@@ -455,7 +455,7 @@ def resolve_classes(classes: Iterable[int | str], class_names: Sequence[str] | N
             text = str(c).strip()
             if text.lower() in lower:
                 i = lower[text.lower()]
-            elif text.lstrip("-").isdigit():
+            elif text.removeprefix("-").isdecimal():
                 i = int(text)
             else:
                 raise ConfigError(f"unknown class {text!r}; classes are: {', '.join(names) or '(none)'}")

@@ -269,7 +269,7 @@ def read_optimizer(folder: str | Path, model: Any) -> tuple[dict | None, str | N
         with safe_open(str(w_file), framework="pt") as f:
             for name in f.keys():
                 parts = name.split(".")
-                if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit() or parts[2] not in _ADAM_KEYS:
+                if len(parts) != 3 or parts[0] != "state" or not parts[1].isdecimal() or parts[2] not in _ADAM_KEYS:
                     return None, f"{OPTIMIZER_WEIGHTS} holds an unexpected tensor {name!r}{fresh}"
                 i = int(parts[1])
                 if i >= len(params):

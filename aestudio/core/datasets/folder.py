@@ -384,19 +384,22 @@ def _call_abortable(
 _DIGIT_RUNS = re.compile(r"(\d+)")
 
 
-def _natural_key(text: str) -> list[tuple[int, int | str]]:
-    """Sort key that orders digit runs numerically and letters case-insensitively."""
-    return [(0, int(part)) if part.isdigit() else (1, part.casefold()) for part in _DIGIT_RUNS.split(text)]
+def _natural_key(text: str) -> list[int | str]:
+    """Sort key that orders digit runs numerically and letters case-insensitively.
+
+    Splitting on digit runs puts text at the even places and digit runs at the odd ones, so two keys
+    compare text with text and numbers with numbers place by place. Every run ``\\d`` matches is a
+    decimal number ``int`` reads (a superscript such as "²" is not a digit run: it stays text)."""
+    parts: list[int | str] = _DIGIT_RUNS.split(text.casefold())  # type: ignore[assignment]
+    parts[1::2] = [int(p) for p in parts[1::2]]  # type: ignore[arg-type]
+    return parts
 
 
-def _is_image_name(name: str) -> bool:
-    """Whether the file name (or path) ends in an image extension, as ``os.path.splitext`` reads it
-    (a leading dot is part of the name, not an extension); called twice per file when listing."""
+def _is_image_entry(name: str) -> bool:
+    """Whether a file name ends in an image extension, as ``os.path.splitext`` reads it (a leading dot is
+    part of the name, not an extension)."""
     dot = name.rfind(".")
-    start = max(name.rfind(os.sep), name.rfind("/")) + 1  # where the file name begins
-    if dot <= start or name[start:dot].strip(".") == "":
-        return False
-    return name[dot:].lower() in IMAGE_EXTENSIONS
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS and name[:dot].strip(".") != ""
 
 
 def _inside(target: str, root: str) -> bool:
@@ -455,12 +458,14 @@ def _entries(folder: str) -> list[os.DirEntry]:
 def _walk(
     folder: str, key: tuple[int, int], via_link: bool, root: str, root_key: tuple[int, int],
     skipped: list[tuple[str, str]], linked: set[str], stop: threading.Event, walked: list | None = None,
-) -> list[str]:
-    """Regular files under ``folder`` (staying inside ``root``), recursively, in natural order.
+) -> tuple[list[str], list[str]]:
+    """Regular files under ``folder`` (staying inside ``root``), recursively, in natural order: the image
+    files (by their extension) and the others.
 
     Files whose path goes through a symlink are added to ``linked`` (checked again when opened);
     every folder listed is added to ``walked``."""
     found: list[str] = []
+    other: list[str] = []
     visited = {root_key}
     stack = [(folder, key, via_link)]
     while stack:
@@ -484,13 +489,13 @@ def _walk(
                 if entry.name not in _IGNORED_DIRS:
                     stack.append((entry.path, dir_key, link))  # type: ignore[arg-type]
             elif kind == "file":
-                found.append(entry.path)
+                (found if _is_image_entry(entry.name) else other).append(entry.path)
                 if link:
                     linked.add(entry.path)
             else:
                 skipped.append((entry.path, reason))
     cut = len(folder) + 1  # every path found starts with folder + separator: sort on the rest (same order, fewer parts)
-    return sorted(found, key=lambda p: _natural_key(p[cut:]))
+    return sorted(found, key=lambda p: _natural_key(p[cut:])), other
 
 
 Listing = tuple[list[str], list[int], "list[str] | None", list[tuple[str, str]], set[str]]
@@ -549,8 +554,9 @@ def _scan_folder(root: Path, stop: threading.Event, walked: list | None) -> List
     root_key = (st.st_dev, st.st_ino)
     if walked is not None:
         walked.append(_folder_stat(top))
-    top_files: list[str] = []
-    subfolders: dict[str, list[str]] = {}
+    top_images: list[str] = []
+    top_others: list[str] = []
+    subfolders: dict[str, tuple[list[str], list[str]]] = {}  # name -> (image files, other files)
     for entry in entries:
         kind, reason, key = _classify(entry, top)
         if kind == "dir":
@@ -560,28 +566,24 @@ def _scan_folder(root: Path, stop: threading.Event, walked: list | None) -> List
                     walked,
                 )
         elif kind == "file":
-            top_files.append(entry.path)
+            (top_images if _is_image_entry(entry.name) else top_others).append(entry.path)
             if entry.is_symlink():
                 linked.add(entry.path)
         else:
             skipped.append((entry.path, reason))
-    classes = [name for name, paths in subfolders.items() if any(map(_is_image_name, paths))]
+    classes = [name for name, (images, _) in subfolders.items() if images]
 
     files: list[str] = []
     labels: list[int] = []
-    others = [p for paths in subfolders.values() for p in paths]
     if classes:
         for label, name in enumerate(classes):
-            images = [p for p in subfolders[name] if _is_image_name(p)]
+            images = subfolders[name][0]
             files += images
             labels += [label] * len(images)
-        skipped += [(p, "not inside a class folder") for p in top_files if _is_image_name(p)]
-        top_files = [p for p in top_files if not _is_image_name(p)]
-        others = [p for p in others if not _is_image_name(p)]
+        skipped += [(p, "not inside a class folder") for p in top_images]
     else:
-        files = [p for p in top_files if _is_image_name(p)]
-        top_files = [p for p in top_files if not _is_image_name(p)]
-    for p in top_files + others:
+        files = top_images
+    for p in top_others + [p for _, others in subfolders.values() for p in others]:
         extension = os.path.splitext(p)[1]
         skipped.append((p, f"unsupported file type '{extension}'" if extension else "no file extension"))
     return files, labels, classes or None, skipped, linked

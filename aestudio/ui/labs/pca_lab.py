@@ -52,7 +52,7 @@ def parse_sizes(text: str) -> list[int]:
     parts = [p for p in re.split(r"[,;\s]+", text.strip()) if p]
     sizes = []
     for p in parts:
-        if not p.isdigit() or not 1 <= int(p) <= 1024:
+        if not p.isdecimal() or not 1 <= int(p) <= 1024:
             raise ValueError(f"{p!r} is not a latent size (a whole number from 1 to 1024)")
         sizes.append(int(p))
     if not sizes:
