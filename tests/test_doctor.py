@@ -96,6 +96,16 @@ def test_dead_units_forced_by_negative_biases(digits):
     assert d.settings["activation"] == "leaky_relu"
 
 
+def test_units_are_not_called_dead_on_one_validation_image(digits):
+    """Any one input leaves about half of a healthy model's ReLU units at zero: no evidence of death."""
+    trainer = Trainer(dense(latent=16), train_cfg(epochs=10), digits.subset(slice(0, 600)),
+                      val_data=digits.subset(slice(600, 601)))
+    found = [e for e in trainer.run() if isinstance(e, Diagnosis)]
+    assert "dead_units" not in codes_of(found), [d.text() for d in found]
+    stats = trainer.doctor.probe_stats(trainer.model)
+    assert stats["dead"] / stats["units"] >= 0.4  # what the old check would have called half dead
+
+
 def test_tiny_train_set_with_a_big_model_overfits(digits):
     _, found, _ = run(digits.subset(slice(0, 60)), dense(hidden=[512, 256], latent=32),
                       train_cfg(epochs=150, batch_size=16, lr=1e-3))

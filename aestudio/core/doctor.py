@@ -27,7 +27,9 @@ benchmarks/heldout.py (strokes, photos, icons, tiny); healthy runs raise none:
   45-100%); at any time, an error `BLATANT_MSE_RATIO` (1.5) times the mean image's, which the
   untrained model cannot have (a learning rate of 5 gives 4-7x).
 * `dead_units`: at least `DEAD_FRACTION` (half) of all ReLU units output zero for every probe
-  image (healthy runs: under 10% once trained, up to 28% in the first few steps).
+  image (healthy runs: under 10% once trained, up to 28% in the first few steps), judged on at
+  least `DEAD_MIN_PROBE` (8) images: on one image a healthy trained model reads 54-64% (half its
+  units are simply off for any one input), on two up to 54%, on eight at most 24%.
 * `posterior_collapse`: at least `COLLAPSE_FRACTION` (3/4) of the latent dimensions carry under
   `KL_ACTIVE_NATS` (0.01) nats of KL on the probe, after `BLATANT_MIN_STEPS` steps (a healthy
   VAE has every dimension active and several nats of KL within 75 steps). A collapsed VAE's
@@ -85,6 +87,7 @@ CONSTANT_MSE_RATIO = 0.9
 BLATANT_MSE_RATIO = 1.5
 CONSTANT_VAR_RATIO = 0.02
 DEAD_FRACTION = 0.5
+DEAD_MIN_PROBE = 8
 COLLAPSE_FRACTION = 0.75
 KL_ACTIVE_NATS = 0.01
 BLATANT_MIN_STEPS = 50
@@ -344,7 +347,7 @@ class Doctor:
             self._add(out, Diagnosis("constant_output", epoch, message, f"{fix} and train again.", settings))
 
         # dead units
-        if "units" in s and s["units"] > 0 and not collapsed:
+        if "units" in s and s["units"] > 0 and not collapsed and self.probe.shape[0] >= DEAD_MIN_PROBE:
             frac = s["dead"] / s["units"]
             cand = frac >= DEAD_FRACTION
             if self._persistent("dead_units", cand, last):
