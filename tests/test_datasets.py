@@ -582,3 +582,16 @@ def test_images_are_turned_upright_by_their_exif_orientation(tmp_path: Path, ori
             assert error.mean() < 8, name
         else:
             assert error.max() == 0, name
+
+
+def test_a_damaged_exif_block_leaves_the_image_as_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (12, 12), (250, 0, 0)).save(tmp_path / "a.jpg", exif=exif, quality=95)
+
+    def broken(self):
+        raise SyntaxError("not a TIFF block")
+
+    monkeypatch.setattr(Image.Image, "getexif", broken)
+    ds = load_dataset(str(tmp_path), image_size=12)
+    assert ds.n == 1 and not ds.skipped and abs(int(ds.images[0][0].mean()) - 250) <= 6

@@ -1005,7 +1005,11 @@ def _upright(image: Image.Image) -> Image.Image:
     with a tag), so it looks as it does in every image viewer; unchanged when there is no such tag."""
     if image.format not in _EXIF_FORMATS and "exif" not in image.info:
         return image
-    if image.getexif().get(ExifTags.Base.Orientation, 1) in (1, None):
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block: the pixels may still be fine, as stored
+        return image
+    if orientation not in range(2, 9):
         return image
     return ImageOps.exif_transpose(image)
 
