@@ -212,7 +212,7 @@ def test_image_grid_reconstructs_a_loaded_snapshot(qtbot, state, trained):
     state.set_snapshot(dataclasses.replace(snap, trained=denoiser))
     assert panel.visible_rows() == ["Original", "Noisy input", "Denoised"]
     state.set_snapshot(None)
-    assert panel.visible_rows() == []
+    assert state.dataset is not None and panel.visible_rows() == ["Original"]  # no model: the loaded images
 
 
 def test_image_grid_fits_its_columns_to_the_width_and_never_clips_a_row_label(qtbot, state, trained):
@@ -497,3 +497,29 @@ def test_decoded_view_shows_latest_image(qtbot, state):
     assert r.width() == r.height() and r.width() >= 8 * 20  # scaled up, square pixels
     state.set_snapshot(None)
     assert view.current_image is None
+
+
+@pytest.mark.parametrize("classes", [3, 10])
+def test_image_grid_shows_the_loaded_images_before_any_model(qtbot, state, digits, classes):
+    """A folder's images are on screen as soon as it is open: a spread over its classes, the
+    Original row only, nothing to click through to; training's previews then take over."""
+    data = _class_sorted(digits, classes)
+    panel = shown(qtbot, ImageGridPanel(state), 760, 300)
+    assert panel.visible_rows() == []
+    state.set_dataset(data, "sorted")
+    assert panel.visible_rows() == ["Original"]
+    assert len(set(panel.shown_labels())) == min(8, classes) and "" not in panel.shown_labels()
+    np.testing.assert_allclose(panel.originals, data.images[panel.indices].astype(np.float32) / 255)
+    assert sum(t.isVisible() for t in panel.tiles["Original"]) == 8
+    assert not any(t.isVisible() for t in panel.tiles["Output"])
+    assert f"of the {data.n:,} loaded images" in panel.caption.text()
+    with qtbot.assertNotEmitted(state.imageSelected):
+        qtbot.mouseClick(panel.tiles["Original"][0], Qt.MouseButton.LeftButton)
+    assert panel.detail is None or not panel.detail.isVisible()
+
+    x = data.as_float()[:8]
+    state.training.preview.emit(Preview(x, None, np.clip(x * 0.5, 0, 1).astype(np.float32), 1, "train"))
+    assert panel.visible_rows() == ["Original", "Reconstruction"]
+    assert sum(t.isVisible() for t in panel.tiles["Output"]) == 8
+    state.set_snapshot(None)  # the model is gone again: back to the loaded images
+    assert panel.visible_rows() == ["Original"]

@@ -5,6 +5,8 @@ refreshed from `training.preview` while training and computed once from the snap
 loaded run. The columns are a spread of the validation set (`core.labs.selection.pick_spread`:
 one image per class in turn, or evenly spaced without labels), not its first few images. Clicking an image opens an enlarged view with a per-pixel error heat map and
 selects that validation image for the other panels (`state.imageSelected`).
+Before any model, the Original row shows a spread of the loaded set, so a folder's images are
+on screen as soon as it is open.
 """
 from __future__ import annotations
 
@@ -265,6 +267,33 @@ class ImageGridPanel(QWidget):
         if self.detail is not None and self.detail.isVisible() and 0 <= self.detail.index < n:
             self._show_detail(self.detail.index)
 
+    def show_loaded(self, data) -> None:
+        """No model yet: the Original row shows a spread of the loaded set (`data`, an ImageSet) over
+        its classes; the tiles are not clickable, as there is no output to compare with."""
+        idx = pick_spread(data.labels, COLUMNS, total=data.n)
+        if len(idx) == 0:
+            self.clear()
+            return
+        self.indices = idx
+        self.originals = data.subset(idx).as_float()
+        self.noisy = self.outputs = None
+        if self.detail is not None:
+            self.detail.hide()
+        for c, tile in enumerate(self.tiles["Original"]):
+            if c >= len(idx):
+                tile.clear()
+                continue
+            tile.setPixmap(imaging.to_pixmap(self.originals[c], TILE_PX))
+            tile.setAccessibleName(f"Loaded image {c + 1}")
+            label = self._label_text(c)
+            tile.setToolTip(f"Image #{int(idx[c]) + 1} of the loaded set{' (' + label + ')' if label else ''}.")
+        for tile in self.tiles["Output"]:
+            tile.clear()
+        self._set_rows_visible(True)
+        spread = "one per class in turn" if data.labels is not None else "evenly spaced"
+        self.caption.setText(f"A spread of the {data.n:,} loaded images ({spread}). Train a model to watch "
+                             "its reconstructions of validation images improve here, epoch by epoch.")
+
     def clear(self) -> None:
         self.originals = self.noisy = self.outputs = self.indices = None
         self._set_rows_visible(False)
@@ -274,7 +303,7 @@ class ImageGridPanel(QWidget):
 
     def open_detail(self, column: int) -> ImageDetailDialog | None:
         """Select validation image `column` and show it enlarged (what a click on a tile does)."""
-        if self.originals is None or not 0 <= column < len(self.originals):
+        if self.originals is None or self.outputs is None or not 0 <= column < len(self.originals):
             return None
         self.state.imageSelected.emit(int(self.indices[column]))
         self._show_detail(column)
@@ -299,7 +328,7 @@ class ImageGridPanel(QWidget):
     @Slot(object)
     def _on_snapshot(self, snapshot) -> None:
         if snapshot is None:
-            self.clear()
+            self._show_loaded_or_clear()
             return
         if self.state.training.running:
             return  # the worker's previews are on their way (they include the noisy inputs)
@@ -314,7 +343,13 @@ class ImageGridPanel(QWidget):
 
     @Slot(object)
     def _on_dataset(self, _data) -> None:
-        self.clear()
+        self._show_loaded_or_clear()
+
+    def _show_loaded_or_clear(self) -> None:
+        if self.state.dataset is not None and self.state.snapshot is None and not self.state.training.running:
+            self.show_loaded(self.state.dataset)
+        else:
+            self.clear()
 
     # ---- helpers ---------------------------------------------------------------------------------
     def shown_labels(self) -> list[str]:
@@ -322,14 +357,15 @@ class ImageGridPanel(QWidget):
         return [] if self.originals is None else [self._label_text(c) for c in range(len(self.originals))]
 
     def _label_text(self, column: int) -> str:
-        snap = self.state.snapshot
+        # the snapshot's validation images, or (no model yet) the loaded set's
+        source = self.state.snapshot if self.outputs is not None else self.state.dataset
         if self.indices is None or not 0 <= column < len(self.indices):
             return ""
         i = int(self.indices[column])
-        if snap is None or snap.labels is None or i >= len(snap.labels):
+        if source is None or source.labels is None or i >= len(source.labels):
             return ""
-        k = int(snap.labels[i])
-        return snap.class_names[k] if 0 <= k < len(snap.class_names) else str(k)
+        k = int(source.labels[i])
+        return source.class_names[k] if 0 <= k < len(source.class_names) else str(k)
 
     def _show_detail(self, column: int) -> None:
         if self.detail is None:
@@ -345,15 +381,18 @@ class ImageGridPanel(QWidget):
         self.placeholder.setVisible(not on)
         if on:
             self.row_labels["Noisy input"].setVisible(self.noisy is not None)
+            self.row_labels["Output"].setVisible(self.outputs is not None)
             self._show_tiles()
 
     def _show_tiles(self) -> None:
         """A tile shows when it has an image, its row is on and its column fits the width."""
+        cursor = Qt.CursorShape.PointingHandCursor if self.outputs is not None else Qt.CursorShape.ArrowCursor
         for key, tiles in self.tiles.items():
-            row_on = key != "Noisy input" or self.noisy is not None
+            row_on = (key != "Noisy input" or self.noisy is not None) and (key != "Output" or self.outputs is not None)
             for c, t in enumerate(tiles):
                 filled = t.pixmap() is not None and not t.pixmap().isNull()
                 t.setVisible(row_on and filled and c < self.columns_shown)
+                t.setCursor(QCursor(cursor))
 
     def _fitting_columns(self) -> int:
         """How many tile columns fit the panel's width next to the row labels (1 to COLUMNS)."""
