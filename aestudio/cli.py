@@ -691,11 +691,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if tb_log is not None:
             tb_log.finish(trainer) if finished is not None else tb_log.close()
     trainer.model.eval()
-    if not rank.is_main:  # rank 0 saves the run; the others only trained
-        from aestudio.core.distributed import shutdown
+    if not rank.is_main:  # rank 0 saves the run and reports how it ended; the others only trained
+        from aestudio.core.distributed import barrier, shutdown
 
+        barrier(rank)  # wait for rank 0's save: a rank that ends first with a failure would make torchrun stop it
         shutdown()
-        return {"completed": 0, "nan": 1, "stopped": 0}.get(finished.reason if finished else "", 1)
+        return 0 if finished is not None else 1
     # A failed, NaN or interrupted run never replaces a run already there: it goes beside it.
     good = finished is not None and finished.reason == "completed"
     from aestudio.core.trained import optimizer_files
@@ -707,8 +708,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                        finished=finished.reason if finished else "unknown",
                        seconds=round(time.monotonic() - t0, 2), completed=good, extra_files=opt_files)
     if rank.enabled:
-        from aestudio.core.distributed import shutdown
+        from aestudio.core.distributed import barrier, shutdown
 
+        barrier(rank)  # the run is saved: the other ranks may end now
         shutdown()
     if Path(saved) != Path(os.path.abspath(out)):
         why = "" if good or not args.overwrite else f" (a {finished.reason if finished else 'failed'} run never replaces one)"

@@ -151,3 +151,27 @@ def test_nan_on_every_rank_restores_the_last_finite_epoch(tmp_path):
     assert "The loss became" in err or "validation loss became non-finite" in err, err[-3000:]
     run = load_run(out)  # rank 0 saved the restored, finite weights
     assert run.meta["finished"] == "nan" and len(run.history) < 30
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="per-thread signal masks (POSIX)")
+def test_backend_threads_leave_ctrl_c_to_the_main_thread():
+    import threading
+
+    from aestudio.core.distributed import signals_to_main_thread
+
+    seen: list[set] = []
+
+    def record() -> None:
+        seen.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    with signals_to_main_thread():
+        inside = threading.Thread(target=record)
+        inside.start()
+    inside.join()
+    after = threading.Thread(target=record)
+    after.start()
+    after.join()
+    assert {signal.SIGINT, signal.SIGTERM} <= seen[0]  # a thread started in the block never gets them
+    assert signal.SIGINT not in seen[1]  # threads started later do, as before
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before  # the main thread's mask is restored

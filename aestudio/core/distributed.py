@@ -19,8 +19,10 @@ gets an error from the backend, which `DistributedError` turns into one line.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -99,11 +101,44 @@ def init(device_name: str = "auto", timeout_s: float = 600.0) -> tuple[DistInfo,
         device = "cpu"
     if not torch.distributed.is_initialized():
         try:
-            torch.distributed.init_process_group("nccl" if cuda else "gloo",
-                                                 timeout=datetime.timedelta(seconds=timeout_s))
+            with signals_to_main_thread():  # the backend's threads start here
+                torch.distributed.init_process_group("nccl" if cuda else "gloo",
+                                                     timeout=datetime.timedelta(seconds=timeout_s))
         except (RuntimeError, ValueError) as e:
             raise DistributedError(f"could not join the other training processes: {' '.join(str(e).split())[:300]}") from None
     return current(), device
+
+
+@contextlib.contextmanager
+def signals_to_main_thread():
+    """Threads started inside this block (the backend's I/O and worker threads) never receive Ctrl-C
+    or torchrun's SIGTERM: a thread inherits its creator's signal mask, and with SIGINT and SIGTERM
+    blocked there, the kernel delivers them to the main thread, where Python's handlers run. A signal
+    landing in a backend thread would interrupt its blocking socket call instead."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:  # pragma: no cover - Windows: no per-thread masks
+        yield
+        return
+    old = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, old)
+
+
+def end_rank(code: int) -> None:
+    """End a torchrun rank's process with `code` once its work is done, without the interpreter's
+    teardown. The process group lives on in the DistributedDataParallel wrapper after
+    `destroy_process_group`; tearing the interpreter down under gloo's threads can abort the process
+    (SIGABRT, "terminate called without an active exception"), which torchrun reports as a failed
+    job although the run was saved. Every file is written and closed by now; stdio is flushed here."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def shutdown() -> None:

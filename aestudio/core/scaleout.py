@@ -178,7 +178,8 @@ def ddp_step(model: torch.nn.Module, fn: Callable, device: torch.device, unused_
     inner = _StepModule(model)
     inner.fn = fn
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
-    wrapped = DistributedDataParallel(inner, device_ids=ids, find_unused_parameters=unused_parameters)
+    with dist.signals_to_main_thread():  # any thread the wrapper starts leaves Ctrl-C to the main thread
+        wrapped = DistributedDataParallel(inner, device_ids=ids, find_unused_parameters=unused_parameters)
 
     def step(x_in: torch.Tensor, target: torch.Tensor):
         try:
