@@ -252,16 +252,11 @@ class ImageGridPanel(QWidget):
         self.row_labels["Original"].setToolTip(ROW_HELP["Original"])
         rows = {"Original": self.originals, "Noisy input": self.noisy, "Output": self.outputs}
         for key, data in rows.items():
-            for c, tile in enumerate(self.tiles[key]):
-                if data is None or c >= n:
-                    tile.clear()
-                    continue
-                tile.setPixmap(imaging.to_pixmap(data[c], TILE_PX))
-                label = self._label_text(c)
-                title = out_title if key == "Output" else key
-                tile.setAccessibleName(f"{title} {c + 1}")
-                tile.setToolTip(f"{title} of validation image #{int(self.indices[c]) + 1}{' (' + label + ')' if label else ''}. "
-                                "Click to enlarge it with a map of where the output differs from the original.")
+            title = out_title if key == "Output" else key
+            self._fill_row(key, data, lambda c, label, title=title: (
+                f"{title} {c + 1}",
+                f"{title} of validation image #{int(self.indices[c]) + 1}{label}. "
+                "Click to enlarge it with a map of where the output differs from the original."))
         self._set_rows_visible(True)
         self.caption.setText(caption)
         if self.detail is not None and self.detail.isVisible() and 0 <= self.detail.index < n:
@@ -279,20 +274,26 @@ class ImageGridPanel(QWidget):
         self.noisy = self.outputs = None
         if self.detail is not None:
             self.detail.hide()
-        for c, tile in enumerate(self.tiles["Original"]):
-            if c >= len(idx):
-                tile.clear()
-                continue
-            tile.setPixmap(imaging.to_pixmap(self.originals[c], TILE_PX))
-            tile.setAccessibleName(f"Loaded image {c + 1}")
-            label = self._label_text(c)
-            tile.setToolTip(f"Image #{int(idx[c]) + 1} of the loaded set{' (' + label + ')' if label else ''}.")
-        for tile in self.tiles["Output"]:
-            tile.clear()
+        self._fill_row("Original", self.originals, lambda c, label: (
+            f"Loaded image {c + 1}", f"Image #{int(idx[c]) + 1} of the loaded set{label}."))
+        self._fill_row("Output", None, None)
         self._set_rows_visible(True)
         spread = "one per class in turn" if data.labels is not None else "evenly spaced"
         self.caption.setText(f"A spread of the {data.n:,} loaded images ({spread}). Train a model to watch "
                              "its reconstructions of validation images improve here, epoch by epoch.")
+
+    def _fill_row(self, key: str, images: np.ndarray | None, names) -> None:
+        """Put `images` (n, C, H, W) in row `key`'s tiles (the rest cleared); `names(column, " (class)")`
+        gives each tile's accessible name and tooltip."""
+        for c, tile in enumerate(self.tiles[key]):
+            if images is None or c >= len(images):
+                tile.clear()
+                continue
+            tile.setPixmap(imaging.to_pixmap(images[c], TILE_PX))
+            label = self._label_text(c)
+            name, tip = names(c, f" ({label})" if label else "")
+            tile.setAccessibleName(name)
+            tile.setToolTip(tip)
 
     def clear(self) -> None:
         self.originals = self.noisy = self.outputs = self.indices = None
