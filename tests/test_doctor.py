@@ -72,6 +72,15 @@ def test_two_epochs_on_200_images_are_too_few_steps(digits):
     assert d.settings["epochs"] > 2 and d.epoch == 2
 
 
+def test_too_few_steps_and_still_improving_ask_for_the_same_epochs(digits):
+    # three epochs on 200 images: both findings, and the user is not told 800 epochs in one and 8 in the other
+    _, found, _ = run(digits.subset(slice(0, 200)), dense(), train_cfg(epochs=3, lr_decay=0.0))
+    assert {"too_few_steps", "still_improving"} <= set(codes_of(found)), [d.text() for d in found]
+    few, still = by_code(found, "too_few_steps"), by_code(found, "still_improving")
+    assert still.settings["epochs"] == few.settings["epochs"] > 3
+    assert f"({few.settings['epochs']} epochs instead of 3)" in still.remedy
+
+
 def test_beta_50_collapses_the_posterior(digits):
     _, found, _ = run(digits.subset(slice(0, 400)), dense(kind="vae", beta=50.0), train_cfg(epochs=20))
     assert "posterior_collapse" in codes_of(found)

@@ -397,6 +397,7 @@ class Doctor:
         before_decay = nt < n
 
         # too few optimizer steps
+        few_more = 0  # the epochs that finding asks for: still_improving never asks for fewer
         if stage_steps < FEW_STEPS:
             if stage_steps < FEW_STEPS_ALWAYS:  # no model fits in so few steps, whatever the loss does
                 rate = float("inf")
@@ -411,7 +412,7 @@ class Doctor:
                          if math.isfinite(rate) else "")
                 from .training import suggest_epochs
 
-                more = max(suggest_epochs(self.n_train, self.tcfg.batch_size), epochs_planned + 1)
+                more = few_more = max(suggest_epochs(self.n_train, self.tcfg.batch_size), epochs_planned + 1)
                 self._add(out, Diagnosis(
                     "too_few_steps", epoch,
                     f"Training took only {stage_steps:,} optimizer steps ({n} epoch{'' if n == 1 else 's'} of "
@@ -425,7 +426,7 @@ class Doctor:
             w = min(nt - 1, max(3, math.ceil(0.2 * nt)))  # epochs (intervals) judged: the last fifth, at least 3
             rate = falling_rate(full_rate[-(w + 1):])
             if rate > STILL_IMPROVING_RATE:
-                more = max(2 * epochs_planned, epochs_planned + 5)
+                more = max(2 * epochs_planned, epochs_planned + 5, few_more)
                 settings: dict[str, Any] = {"epochs": more}
                 fix = f"Train longer ({more} epochs instead of {epochs_planned})"
                 if lr < 3e-4:
