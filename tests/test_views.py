@@ -120,6 +120,21 @@ def test_loss_curves_receive_batch_and_epoch_points(qtbot, state):
     assert len(panel.curve_data("total", "batch")[0]) == 1099
 
 
+def test_a_plain_autoencoders_total_and_reconstruction_are_one_curve(qtbot, state):
+    panel = shown(qtbot, LossCurvesPanel(state), 640, 360)
+    history = [{"stage": "train", "epoch": e, "train_recon": 9.0 / e, "train_total": 9.0 / e,
+                "val_recon": 10.0 / e, "val_total": 10.0 / e} for e in (1, 2, 3)]
+    state.historyReset.emit(history)
+    assert [label.text for _, label in panel.legend.items] == ["total = reconstruction"]
+    assert all(it.isVisible() for it in panel.terms["total"].items)
+    assert not any(it.isVisible() for it in panel.terms["recon"].items)  # drawn once, not twice on top
+    assert len(panel.curve_data("recon", "val")[0]) == 3  # its data is still kept
+    # a second term makes the two differ: both come back, each under its own name
+    state.historyReset.emit([{**h, "train_kl": 1.0, "val_kl": 1.0} for h in history])
+    assert [label.text for _, label in panel.legend.items] == ["total", "reconstruction", "KL"]
+    assert all(it.isVisible() for it in panel.terms["recon"].items)
+
+
 def test_loss_curves_draw_history_with_stage_markers(qtbot, state):
     panel = shown(qtbot, LossCurvesPanel(state), 640, 360)
     history = [

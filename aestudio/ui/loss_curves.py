@@ -27,6 +27,7 @@ REDRAW_INTERVAL_S = 1.0
 TERM_ORDER = ("total", "recon", "kl", "sparsity", "contractive", "disc", "gen", "weight_decay")
 TERM_LABELS = {"total": "total", "recon": "reconstruction", "kl": "KL", "sparsity": "sparsity",
                "contractive": "contractive", "disc": "discriminator", "gen": "generator", "weight_decay": "weight decay"}
+TOTAL_IS_RECON = "total = reconstruction"
 TERM_COLORS = {"total": "#4e79a7", "recon": "#f28e2b", "kl": "#59a14f", "sparsity": "#e15759",
                "contractive": "#b07aa1", "disc": "#17becf", "gen": "#8c564b", "weight_decay": "#9c755f"}
 EXTRA_COLORS = ["#76b7b2", "#edc948", "#ff9da7", "#bab0ac"]
@@ -435,15 +436,22 @@ class LossCurvesPanel(QWidget):
         order = {t: i for i, t in enumerate(TERM_ORDER)}
         for other in self.terms.values():
             self.legend.removeItem(other.val_item)
+        # total is the sum of the terms: with reconstruction the only one, both are the same curve,
+        # drawn once, under one legend entry (a second entry would name a line nobody can see)
+        same = set(self.terms) == {"total", "recon"}
         for t in sorted(self.terms, key=lambda t: (order.get(t, 99), t)):
             other = self.terms[t]
+            if t == "recon":
+                other.set_visible(not same)
+                if same:
+                    continue
             sample = _TermSample(other.val_item, other)
-            self.legend.addItem(sample, TERM_LABELS.get(t, t))
+            self.legend.addItem(sample, TOTAL_IS_RECON if same and t == "total" else TERM_LABELS.get(t, t))
         self._update_tooltip()
         return c
 
     def _term_tip(self, term: str) -> str:
-        label = TERM_LABELS.get(term, term)
+        label = TOTAL_IS_RECON if term == "total" and set(self.terms) == {"total", "recon"} else TERM_LABELS.get(term, term)
         help_text = TERM_HELP.get(term, "A loss term reported by the model.")
         hint = READING_HINTS.get(term, "")
         return (f"<b>{label}</b>: solid line = training batches (dots: epoch means), dashed = validation."
