@@ -237,6 +237,25 @@ def test_compare_at_size(model, split):
     assert len(cmp.labels) == val.n
 
 
+def test_lab_image_rows_show_a_spread_of_a_class_sorted_set(model, split):
+    # a folder's validation images sorted by class: the first eight are one class; the rows show them all
+    train, val = split
+    order = np.argsort(val.labels, kind="stable")
+    x, labels = val.as_float()[order], val.labels[order]
+    assert len(set(labels[:8].tolist())) == 1
+    cmp = pc.compare_at_size(model, train.images, x, labels)
+    rep = dn.denoise_report(model, x, "gaussian:0.3", labels=labels)
+    for shown, originals in ((cmp.shown, cmp.originals), (rep.shown, rep.clean)):
+        assert len(set(labels[shown].tolist())) == 8  # eight classes, one image each
+        np.testing.assert_array_equal(originals, x[shown])  # the rows hold the images they name
+    np.testing.assert_allclose(cmp.ae_recons, np.clip(ev.reconstruct_images(model, x[cmp.shown]), 0, 1), atol=1e-6)
+    noisy = dn.corrupt(x, "gaussian:0.3", seed=0)
+    np.testing.assert_array_equal(rep.noisy, noisy[rep.shown])
+    # per-image PSNR of a shown image is that image's own
+    i = int(rep.shown[3])
+    assert rep.psnr_out[i] == pytest.approx(ev.psnr_per_image(x[i:i + 1], rep.outputs[3:4], max_db=dn.PSNR_CAP_DB)[0])
+
+
 def test_two_dimensional_model_map_is_its_codes(split):
     train, val = split
     torch.manual_seed(0)

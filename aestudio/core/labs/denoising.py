@@ -30,6 +30,7 @@ from ..models import Autoencoder
 from ..noise import NOISE_KINDS, parse_noise
 from ..training import BatchEnd, Control, Finished, Trainer
 from .budget import DENOISING_STEPS, Improvement, improvement, improving_note, lab_epochs, steps_per_epoch
+from .selection import pick_spread
 
 Progress = Callable[[int, int], None]
 
@@ -65,7 +66,8 @@ def corrupt(images: np.ndarray, spec: str, seed: int = 0) -> np.ndarray:
 class DenoiseReport:
     """A model's outputs for corrupted images, and how close they are to the originals.
 
-    `clean`, `noisy`, `outputs` are the first `SHOW` images (float32, (n, C, H, W), in [0, 1]).
+    `clean`, `noisy`, `outputs` are the shown images (float32, (n, C, H, W), in [0, 1]): those at
+    `shown`, indices into the evaluated images (a spread over the classes, or the first `SHOW`).
     The per-image arrays cover every evaluated image (the first `n_evaluated` of those given);
     PSNR in dB (capped at 100), SSIM in [-1, 1].
     """
@@ -78,6 +80,7 @@ class DenoiseReport:
     psnr_out: np.ndarray
     ssim_noisy: np.ndarray
     ssim_out: np.ndarray
+    shown: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def n_evaluated(self) -> int:
@@ -106,21 +109,23 @@ class DenoiseReport:
 
 
 def denoise_report(model: Autoencoder, images: np.ndarray, noise: str, seed: int = 0, n_show: int = SHOW,
-                   max_images: int = MAX_EVAL_IMAGES, noisy: np.ndarray | None = None) -> DenoiseReport:
+                   max_images: int = MAX_EVAL_IMAGES, noisy: np.ndarray | None = None,
+                   labels: np.ndarray | None = None) -> DenoiseReport:
     """Corrupt (up to `max_images` of) `images` with `noise`, run the model on them, and measure.
 
     Pass `noisy` (the output of `corrupt` for the same images) to reuse one corruption across
-    several models so they are compared on exactly the same inputs.
+    several models so they are compared on exactly the same inputs. With `labels`, the `n_show`
+    images shown are a spread over the classes (`selection.pick_spread`), else spaced evenly.
     """
     clean = as_float_images(images)[:max_images]
     if len(clean) == 0:
         raise ValueError("there are no images to corrupt")
     noisy = corrupt(clean, noise, seed) if noisy is None else as_float_images(noisy)[:len(clean)]
     out = np.clip(reconstruct_images(model, noisy), 0.0, 1.0).astype(np.float32)
-    k = min(n_show, len(clean))
+    shown = pick_spread(None if labels is None else np.asarray(labels)[:len(clean)], n_show, total=len(clean))
     return DenoiseReport(
         noise=parse_noise(noise).spec(),
-        clean=clean[:k].copy(), noisy=noisy[:k].copy(), outputs=out[:k].copy(),
+        clean=clean[shown], noisy=noisy[shown], outputs=out[shown], shown=shown,
         psnr_noisy=psnr_per_image(clean, noisy, max_db=PSNR_CAP_DB),
         psnr_out=psnr_per_image(clean, out, max_db=PSNR_CAP_DB),
         ssim_noisy=ssim_per_image(clean, noisy),

@@ -29,6 +29,7 @@ from ..models import Autoencoder
 from ..training import Control
 from .budget import SWEEP_STEPS, Improvement, improving_note
 from .denoising import SHOW, lab_train, steps_config
+from .selection import pick_spread
 
 Progress = Callable[[int, int], None]
 
@@ -122,7 +123,7 @@ class SizeComparison:
     k: int
     ae_mse: float
     pca_mse: float
-    originals: np.ndarray  # (n, C, H, W) the first SHOW validation images
+    originals: np.ndarray  # (n, C, H, W) SHOW validation images, a spread over the classes (at `shown`)
     pca_recons: np.ndarray
     ae_recons: np.ndarray
     pca_map: np.ndarray  # (M, 2) PCA-2 coordinates of the validation images
@@ -131,6 +132,7 @@ class SizeComparison:
     labels: np.ndarray | None  # (M,)
     # linear dense models only: mean principal angle (degrees) between the decoder's column space and PCA's
     subspace_angle_deg: float | None = None
+    shown: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # validation indices of `originals`
 
     @property
     def verdict(self) -> str:
@@ -165,13 +167,13 @@ def compare_at_size(model: Autoencoder, train_x: np.ndarray, val_x: np.ndarray, 
     codes = encode_images(model, vx[:m])
     proj = Projection().fit(codes, method="pca", seed=seed)
     method = {"identity": "codes", "pad": "codes (1-D)"}.get(proj.method or "", "PCA of the codes")
-    n = min(n_show, len(vx))
+    shown = pick_spread(None if labels is None else np.asarray(labels)[:len(vx)], n_show, total=len(vx))
     angle = None
     if is_linear_model(model.config) and int(pca.n_components_) == k:
         angle = subspace_angle_deg(model, pca.components_)
-    return SizeComparison(k, ae_mse, pca_mse, vx[:n].copy(), pca_rec[:n].copy(), ae_rec[:n].copy(), pca_map,
+    return SizeComparison(k, ae_mse, pca_mse, vx[shown], pca_rec[shown], ae_rec[shown], pca_map,
                           np.asarray(proj.points, np.float32), method,
-                          None if labels is None else np.asarray(labels)[:m], angle)
+                          None if labels is None else np.asarray(labels)[:m], angle, shown)
 
 
 @dataclass

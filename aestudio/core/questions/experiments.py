@@ -349,14 +349,14 @@ def q_denoising(ctx: Context):
     plain = ctx.train("plain", cfg, train, val, steps=1500)
     den = ctx.train("denoising", cfg, train, val, steps=1500, noise=spec)
     noisy = corrupt(vx, spec, ctx.seed + 5)
-    rp = denoise_report(plain.model, vx, spec, noisy=noisy)
-    rd = denoise_report(den.model, vx, spec, noisy=noisy)
+    rp = denoise_report(plain.model, vx, spec, noisy=noisy, labels=val.labels)
+    rd = denoise_report(den.model, vx, spec, noisy=noisy, labels=val.labels)
     n = Numbers()
     pn = n.put("psnr_noisy_db", rp.psnr_noisy_mean)
     pp = n.put("psnr_plain_db", rp.psnr_out_mean)
     pd = n.put("psnr_denoising_db", rd.psnr_out_mean)
     gain = n.put("denoising_gain_db", rd.psnr_out_mean - rp.psnr_out_mean)
-    fig = fg.stack([fg.image_rows([("clean", vx[:SHOW]), ("noisy input", noisy[:SHOW]),
+    fig = fg.stack([fg.image_rows([("clean", rp.clean), ("noisy input", rp.noisy),
                                    ("plain AE", rp.outputs), ("denoising AE", rd.outputs)],
                                   title="Gaussian noise σ 0.5, the same inputs for both"),
                     fg.bars("PSNR to the clean image (dB, higher is better)", ["noisy input", "plain AE", "denoising AE"],

@@ -366,11 +366,12 @@ class DenoisingLab(LabPanel):
                     "shape": tuple(data.snapshot.model_config.input_shape)}
         val = data.val.as_float()[:core.MAX_EVAL_IMAGES]
         noisy = core.corrupt(val, noise, req["seed"])
-        reports = {"current": core.denoise_report(data.model, val, noise, noisy=noisy)}
+        labels = data.val.labels
+        reports = {"current": core.denoise_report(data.model, val, noise, noisy=noisy, labels=labels)}
         if pair is not None:
-            reports["plain"] = core.denoise_report(pair[0], val, noise, noisy=noisy)
-            reports["denoising"] = core.denoise_report(pair[1], val, noise, noisy=noisy)
-        shown = list(range(len(reports["current"].clean)))
+            reports["plain"] = core.denoise_report(pair[0], val, noise, noisy=noisy, labels=labels)
+            reports["denoising"] = core.denoise_report(pair[1], val, noise, noisy=noisy, labels=labels)
+        shown = [int(i) for i in reports["current"].shown]
         return DenoiseResult(parse_noise(noise).spec(), shown, reports, pair if req["job"] == "pair" else None, info)
 
     def on_idle(self) -> None:
@@ -402,11 +403,11 @@ class DenoisingLab(LabPanel):
         cur = result.reports["current"]
 
         def caps(psnr: np.ndarray, ssim: np.ndarray) -> list[str]:
-            return [f"{p:.1f} dB · {s:.2f}" for p, s in zip(psnr[:len(cur.clean)], ssim[:len(cur.clean)])]
+            return [f"{psnr[i]:.1f} dB · {ssim[i]:.2f}" for i in result.n_shown]
 
         rows = [
             ImageRow("Original", cur.clean, [f"val #{i}" for i in result.n_shown],
-                     "Clean validation images: the target every output is compared with."),
+                     "Clean validation images (a spread over the classes): the target every output is compared with."),
             ImageRow("Noisy input", cur.noisy, caps(cur.psnr_noisy, cur.ssim_noisy),
                      f"The originals with {self._noise_words(result.noise)}. Caption: PSNR · SSIM against the original."),
             ImageRow("Current model", cur.outputs, caps(cur.psnr_out, cur.ssim_out),

@@ -286,8 +286,8 @@ class PcaVsAutoencoderLab(LabPanel):
             return [f"{float(np.mean((r - o) ** 2)):.3g}" for r, o in zip(rec, cmp.originals)]
 
         self.recons.set_rows([
-            ImageRow("Original", cmp.originals, [f"val #{i}" for i in range(len(cmp.originals))],
-                     "Validation images."),
+            ImageRow("Original", cmp.originals, [f"val #{int(i)}" for i in cmp.shown],
+                     "Validation images, a spread over the classes."),
             ImageRow(f"PCA-{k}", cmp.pca_recons, errs(cmp.pca_recons),
                      f"Reconstructed from their first {k} principal components; caption: MSE per pixel."),
             ImageRow(f"Autoencoder ({k})", cmp.ae_recons, errs(cmp.ae_recons),
