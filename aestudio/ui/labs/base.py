@@ -161,7 +161,9 @@ class LabPanel(QWidget):
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # columns as wide as their contents: a stretched last column put its right-aligned numbers
+        # a window's width away from the header that names them
+        self.table.horizontalHeader().setStretchLastSection(False)
         self.splitter = QSplitter(Qt.Vertical)
         self.splitter.setChildrenCollapsible(False)
 
