@@ -168,3 +168,9 @@ def test_code_robustness_lab(qtbot, digits):
     x, y = lab.curves[("raw", "contractive")].getData()
     assert len(x) == 3 and np.all(np.isfinite(y))
     assert len(lab.number_rows) == 9 and "Code movement per unit of input noise" in lab.verdict_label.text()
+    # the log axis names the noise levels measured, in plain numbers (not 10¹ … 9·10¹ of an axis "x0.001")
+    sigmas = rows[0].sensitivity.sigmas
+    for plot in (lab.raw_plot, lab.rel_plot):
+        axis = plot.getPlotItem().getAxis("bottom")
+        assert [label for _, label in axis._tickLevels[0]] == [f"{float(v):g}" for v in sigmas]
+        assert "noise σ per pixel" in axis.labelString() and "(x" not in axis.labelString()  # no SI-prefix scale

@@ -65,6 +65,8 @@ class RobustnessLab(LabPanel):
             item.setLogMode(x=True, y=False)
             item.setLabel("bottom", "noise σ per pixel")
             item.setLabel("left", label)
+            for side in ("bottom", "left"):  # plain numbers: no "(x0.001)" rescaling of the axis
+                item.getAxis(side).enableAutoSIPrefix(False)
             item.addLegend(offset=(-8, 8), labelTextSize="8pt")
             imaging.style_plot(plot, self.palette())
             plot.setMinimumHeight(170)
@@ -107,8 +109,12 @@ class RobustnessLab(LabPanel):
                 continue
             s = row.sensitivity
             curve.setData(s.sigmas, s.raw if which == "raw" else s.relative)
+        sigmas = sorted({float(v) for r in rows for v in r.sensitivity.sigmas if v > 0})
         for plot in (self.raw_plot, self.rel_plot):
             plot.getPlotItem().enableAutoRange()
+            # the log axis labels the noise levels measured (0.01, 0.03, 0.1), not 10¹ … 9·10¹ of a rescaled axis
+            plot.getPlotItem().getAxis("bottom").setTicks([[(float(np.log10(v)), f"{v:g}") for v in sigmas], []]
+                                                          if sigmas else None)
         self.verdict_label.setText(core.robustness_verdict(rows))
         table = []
         for r in rows:
