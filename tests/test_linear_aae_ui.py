@@ -131,6 +131,8 @@ def test_vae_tools_lab(qtbot, digits, tmp_path):
     r = _run_lab(qtbot, lab)
     assert r is not None, lab.notice.text()
     assert r.index == 5 and r.draws.draws.shape == (4, *digits.shape)
+    draws_row = next(row for row in lab.draw_rows.rows if row.title == "4 draws")
+    assert list(draws_row.captions) == ["draw 1", "draw 2", "draw 3", "draw 4"]  # not z1..z4: those name dimensions
     assert r.kl.shape == (2, 3) and r.sampling is not None
     assert [row.title for row in lab.sample_rows.rows] == ["Plain AE, fitted", "Plain AE, N(0, I)", "VAE prior"]
     assert len(lab.kl_curves) == 3 and len(lab.number_rows) == 3

@@ -141,7 +141,7 @@ class VaeToolsLab(LabPanel):
         self.draw_rows.set_rows([
             ImageRow("Image and mean", np.stack([d.image, d.mean]), [f"val #{r.index}", "from μ"],
                      "The validation image and its reconstruction from the posterior mean μ."),
-            ImageRow(f"{n} draws", d.draws, [f"z{i + 1}" for i in range(n)],
+            ImageRow(f"{n} draws", d.draws, [f"draw {i + 1}" for i in range(n)],
                      "Each decoded from its own code z = μ + σ·ε drawn from q(z|x): a VAE's output varies."),
             ImageRow("Where they differ", d.pixel_std.mean(0)[None], [f"std {d.spread:.3f}"],
                      "Standard deviation of the draws per pixel (bright: the draws disagree there).", heat=True),
