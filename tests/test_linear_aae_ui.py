@@ -136,6 +136,10 @@ def test_vae_tools_lab(qtbot, digits, tmp_path):
     assert r.kl.shape == (2, 3) and r.sampling is not None
     assert [row.title for row in lab.sample_rows.rows] == ["Plain AE, fitted", "Plain AE, N(0, I)", "VAE prior"]
     assert len(lab.kl_curves) == 3 and len(lab.number_rows) == 3
+    # the legend sits above the plot, in its title row, never over the curves' last epochs
+    legend = lab.kl_plot.getPlotItem().legend
+    assert legend.parentItem() is lab.kl_plot.getPlotItem() and [label.text for _, label in legend.items] == ["z1", "z2", "z3"]
+    assert not lab.kl_plot.getPlotItem().getViewBox().sceneBoundingRect().intersects(legend.sceneBoundingRect())
     assert "draws for validation image 5" in lab.verdict_label.text()
     assert lab.export_figure(tmp_path / "vae.png").stat().st_size > 1000
 

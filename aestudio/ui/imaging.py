@@ -163,6 +163,22 @@ def style_plot(plot: pg.PlotWidget, palette: QPalette, legend_frame: bool = True
         legend.setLabelTextColor(fg)
 
 
+def legend_above(item: pg.PlotItem, columns: int = 6, label_size: str = "9pt", sample_type=None) -> pg.LegendItem:
+    """A legend in the plot's title row, above the view, so it never hides a curve (a legend
+    inside the view covered the last points, where a curve ends and the reading matters most).
+    Replaces the plot's title; entries run in rows of `columns`."""
+    kw = {"sampleType": sample_type} if sample_type is not None else {}
+    legend = pg.LegendItem(labelTextSize=label_size, horSpacing=6, verSpacing=-6, colCount=columns,
+                           pen=None, brush=None, **kw)
+    item.layout.removeItem(item.titleLabel)
+    item.titleLabel.hide()
+    item.layout.addItem(legend, 0, 1)
+    item.layout.setAlignment(legend, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Maximum)
+    item.legend = legend  # curves added with name=... join it, as with addLegend
+    return legend
+
+
 # ---- a crisp, aspect-keeping image widget ----------------------------------------------------------------
 class LineName(pg.TextItem):
     """The name of a `pg.InfiniteLine`, as a text item of its own beside the line in the same plot.

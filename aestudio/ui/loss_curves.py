@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Slot
 from PySide6.QtGui import QColor, QPainter, QPalette
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..core.losses import TERM_HELP
 from . import imaging
@@ -235,15 +235,7 @@ class LossCurvesPanel(QWidget):
         item.setDownsampling(auto=True, mode="peak")
         item.setClipToView(True)
         item.setMenuEnabled(True)
-        # the legend sits above the plot (in the title row), so it never hides a curve
-        self.legend = pg.LegendItem(sampleType=_TermSample, labelTextSize="9pt", horSpacing=6, verSpacing=-6,
-                                    colCount=6, pen=None, brush=None)
-        item.layout.removeItem(item.titleLabel)
-        item.titleLabel.hide()
-        item.layout.addItem(self.legend, 0, 1)
-        item.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        self.legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Maximum)
-        item.legend = self.legend
+        self.legend = imaging.legend_above(item, sample_type=_TermSample)  # never over a curve
         for axis in ("left", "bottom"):
             item.getAxis(axis).enableAutoSIPrefix(False)
         item.getViewBox().setLimits(xMin=-0.5)

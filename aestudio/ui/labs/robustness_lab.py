@@ -67,8 +67,8 @@ class RobustnessLab(LabPanel):
             item.setLabel("left", label)
             for side in ("bottom", "left"):  # plain numbers: no "(x0.001)" rescaling of the axis
                 item.getAxis(side).enableAutoSIPrefix(False)
-            item.addLegend(offset=(-8, 8), labelTextSize="8pt")
-            imaging.style_plot(plot, self.palette())
+            imaging.legend_above(item, label_size="8pt")
+            imaging.style_plot(plot, self.palette(), legend_frame=False)
             plot.setMinimumHeight(170)
             for name, color in COLORS.items():
                 self.curves[(which, name)] = item.plot([], [], pen=pg.mkPen(QColor(color), width=2), symbol="o",

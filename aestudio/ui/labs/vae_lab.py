@@ -87,8 +87,9 @@ class VaeToolsLab(LabPanel):
         item = self.kl_plot.getPlotItem()
         item.setLabel("bottom", "epoch")
         item.setLabel("left", "KL per dimension (nats)")
-        item.addLegend(offset=(-8, 8), labelTextSize="8pt")
-        imaging.style_plot(self.kl_plot, self.palette())
+        imaging.legend_above(item, columns=8, label_size="8pt")
+        item.getAxis("left").enableAutoSIPrefix(False)  # nats as they are, never "(x0.001)"
+        imaging.style_plot(self.kl_plot, self.palette(), legend_frame=False)
         self.kl_plot.setMinimumHeight(160)
         self.kl_curves: list[pg.PlotDataItem] = []
         self.sample_rows = ImageRows(tile=44)
