@@ -114,10 +114,10 @@ class InspectPanel(QWidget):
         self.grad_plot.setLabel("bottom", "epoch")
         self.grad_plot.setLabel("left", "gradient norm (last batch of the epoch)")
         self.grad_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.grad_legend = self.grad_plot.addLegend(offset=(-10, 10))
+        self.grad_legend = imaging.legend_above(self.grad_plot.getPlotItem(), columns=4)  # never over a curve
         self.grad_plot.setToolTip("Each layer's gradient norm at the end of every epoch. Norms that shrink layer after "
                                   "layer towards the input are vanishing gradients.")
-        imaging.style_plot(self.grad_plot, self.palette())
+        imaging.style_plot(self.grad_plot, self.palette(), legend_frame=False)
         self.tabs.addTab(self.grad_plot, "Gradients")
         # codes
         self.code_table = QTableWidget(0, 5)

@@ -135,8 +135,8 @@ class RunsPanel(QWidget):
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "loss per image")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
-        imaging.style_plot(self.plot, self.palette())
+        self.legend = imaging.legend_above(self.plot.getPlotItem(), columns=4)  # above: never over a curve
+        imaging.style_plot(self.plot, self.palette(), legend_frame=False)
         cl.addWidget(self.curve_key, 0, Qt.AlignmentFlag.AlignLeft)
         cl.addWidget(self.plot, 1)
         self.metrics_table = QTableWidget(0, 0)
