@@ -4,6 +4,7 @@ command line they never import Qt, and a user mistake is one `aestudio: error: .
 
     aestudio encode RUN --data SPEC --out codes.csv           # or codes.npy, or --format projector --out DIR
     aestudio reconstruct RUN --data SPEC --out DIR [--noise gaussian:0.5]
+    aestudio encode RUN --out codes.csv                       # without --data: the set the run was trained on
     aestudio export RUN --onnx DIR [--torchscript DIR]
     aestudio code RUN > model.py
 """
@@ -22,9 +23,13 @@ def add_parsers(sub: Any) -> None:
     def data_flags(p: argparse.ArgumentParser) -> None:
         from aestudio.cli import _name_list
 
-        p.add_argument("--data", required=True, metavar="SPEC",
+        p.add_argument("--data", metavar="SPEC",
                        help="digits, shapes, fashion-10k, mnist, fashion-mnist or a folder of images; a folder is "
-                            "resized to the model's image size, a named set must already have it")
+                            "resized to the model's image size, a named set must already have it (default: the "
+                            "whole set the run was trained on, with its classes, size and background)")
+        p.add_argument("--trust-data", action="store_true",
+                       help="without --data: read the run's recorded data set even where it points outside the run "
+                            "folder's rules (a relative path that leaves the folder, a system location)")
         p.add_argument("--classes", type=_name_list, metavar="A,B,...", help="keep only these classes (names or indices)")
         p.add_argument("--image-size", type=int, metavar="N", help="resize the images to N x N first")
         p.add_argument("--channels", type=int, choices=(1, 3), help="convert the images to 1 (gray) or 3 (RGB) channels first")
@@ -91,14 +96,35 @@ def _is_named_set(spec: str) -> bool:
     return spec.strip().lower() in BUNDLED_SPECS + DOWNLOADABLE_SPECS
 
 
+def _own_data_spec(args: argparse.Namespace, run) -> str:
+    """Without --data: the data set the run records (untrusted input: aestudio.core.checkpoint's rules)."""
+    from aestudio.cli import UsageError
+    from aestudio.core.checkpoint import UntrustedDataError, resolve_data_spec
+
+    if args.image_size or args.channels or args.classes:
+        raise UsageError("--image-size, --channels and --classes need --data (without it the run's own set is "
+                         "read as it was trained)")
+    try:
+        spec = resolve_data_spec(run.meta.get("data"), run.path, trust=args.trust_data)
+    except UntrustedDataError as e:
+        raise UsageError(f"{e}; pass --trust-data to read it anyway, or --data SPEC") from None
+    if not spec:
+        raise UsageError("this run does not record its data set; pass --data SPEC")
+    return spec
+
+
 def _data(args: argparse.Namespace, run):
-    """The --data set, checked against the model's image shape. Folders are loaded at the model's
-    size and channels (their images are cropped and resized anyway); a named set keeps its own unless
-    --image-size / --channels ask otherwise."""
+    """The --data set (default: the run's own), checked against the model's image shape. Folders are
+    loaded at the model's size and channels (their images are cropped and resized anyway); a named set
+    keeps its own unless --image-size / --channels ask otherwise."""
     from aestudio.cli import UsageError, _check_flags, _load
     from aestudio.core.export import check_data_shape
 
     _check_flags(args, ("image_size",))
+    if args.data is None:
+        args.data = _own_data_spec(args, run)
+        args.classes = run.meta.get("classes")
+        _err(f"data: {args.data} (the run's own set; --data SPEC for another)")
     c, h, w = (int(v) for v in run.model_config.input_shape)
     size, channels = args.image_size, args.channels
     if not _is_named_set(args.data):

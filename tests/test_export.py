@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import sys
 from pathlib import Path
@@ -98,6 +99,35 @@ def test_encode_csv_has_file_label_and_the_models_codes(dense_run, subset, tmp_p
     assert len({r[0] for r in rows[1:]}) == subset.n  # one distinct name per image
     codes = np.array([[float(v) for v in r[2:]] for r in rows[1:]], np.float32)
     np.testing.assert_allclose(codes, _expected_codes(dense_run, subset), rtol=0, atol=1e-6)
+
+
+def test_without_data_encode_and_reconstruct_read_the_runs_own_set(subset, tmp_path, capsys, torch_one_thread):
+    # a run trained on three classes of digits: without --data both commands read those images again
+    run_dir = _make_run(tmp_path / "own", subset, arch="dense", kind="ae", latent=3, hidden=(16,))
+    config = run_dir / "config.json"
+    meta = json.loads(config.read_text())
+    meta["classes"] = ["0", "1", "2"]
+    config.write_text(json.dumps(meta))
+    out = tmp_path / "codes.csv"
+    rc = cli.main(["encode", str(run_dir), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "the run's own set" in err
+    with open(out, newline="") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == subset.n + 1 and {r[1] for r in rows[1:]} == {"0", "1", "2"}
+    codes = np.array([[float(v) for v in r[2:]] for r in rows[1:]], np.float32)
+    np.testing.assert_allclose(codes, _expected_codes(run_dir, subset), rtol=0, atol=1e-6)
+    _ok(capsys, ["reconstruct", run_dir, "--out", tmp_path / "recon"])
+    assert len(list((tmp_path / "recon").rglob("*.png"))) == subset.n
+    # the flags that change the set need --data; a recorded path out of the run folder needs consent
+    _one_line_error(capsys, ["encode", run_dir, "--classes", "1", "--out", tmp_path / "c.csv"], "need --data")
+    meta["data"] = "../elsewhere"
+    config.write_text(json.dumps(meta))
+    _one_line_error(capsys, ["encode", run_dir, "--out", tmp_path / "c.csv"], "--trust-data")
+    meta.pop("data")
+    config.write_text(json.dumps(meta))
+    _one_line_error(capsys, ["reconstruct", run_dir, "--out", tmp_path / "r"], "does not record its data set")
 
 
 def test_encode_npy_writes_the_matrix_and_a_meta_file(dense_run, subset, tmp_path, capsys):
