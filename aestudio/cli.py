@@ -659,9 +659,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     saver = LiveSaver(out, overwrite=bool(args.overwrite)) if rank.is_main else None
     tb_log = _tensorboard_log(args) if rank.is_main else None  # --tensorboard DIR (aestudio/core/tblog.py)
+    from aestudio.core.distributed import stop_requested
+
+    launched = rank.enabled  # under `--nproc`, Ctrl-C arrives as the launcher's stop file (distributed.launch)
     try:
         for ev in trainer.run():
             if isinstance(ev, BatchEnd):
+                if launched and stop_requested():
+                    launched = False
+                    trainer.control.stop()  # the ranks agree on the batch to stop at; rank 0 saves
+                    progress.clear()
+                    _err("stopping after this batch (Ctrl-C again to abort without saving) ...")
                 progress.batch(ev)
             elif isinstance(ev, StageStarted):
                 if ev.count > 1:

@@ -85,6 +85,69 @@ def test_nproc_shortcut_and_ctrl_c_stops_every_rank(tmp_path):
     assert "Traceback" not in err
 
 
+def _launch(out: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "aestudio", "train", "--nproc", "2", *ARGS, "--epochs", "400", "--out", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+                            start_new_session=True)
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Processes whose command line contains `text` (Linux /proc)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdecimal():
+            try:
+                if text.encode() in (d / "cmdline").read_bytes():
+                    found.append(int(d.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="lists the job's processes through /proc")
+def test_ctrl_c_while_the_processes_start_is_quiet_and_leaves_none_behind(tmp_path):
+    # Ctrl-C before the training processes could handle it (torchrun's agent and the ranks still
+    # importing torch): no traceback, the job stops at its first batch check, nothing keeps running
+    out = tmp_path / "early"
+    proc = _launch(out)
+    try:
+        for line in proc.stderr:
+            if line.startswith("starting 2 training processes"):
+                break
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "stopping" in err, err[-3000:]
+    assert _processes_naming(str(out)) == []
+    if out.exists():  # rank 0 saved what it had (stopped at the first agreed batch)
+        assert load_run(out).meta["finished"] == "stopped"
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="lists the job's processes through /proc")
+def test_a_second_ctrl_c_aborts_at_once_without_a_traceback_or_strays(tmp_path):
+    out = tmp_path / "aborted"
+    proc = _launch(out)
+    try:
+        _wait_for_line(proc, "train epoch 1/400")
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-3000:]
+    assert "aborted without saving" in err and "Traceback" not in err, err[-3000:]
+    time.sleep(0.5)  # the killed processes are gone (torchrun starts each rank in a session of its own)
+    assert _processes_naming(str(out)) == []
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
 def test_a_rank_that_dies_ends_the_job_with_a_clear_message(tmp_path):

@@ -234,45 +234,92 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _kill_job(agent: int) -> None:
+    """End a torchrun job at once. Its agent starts every training process in a session of its own,
+    so each is killed with its group, then the agent's group; quietly (SIGTERM would make the agent
+    print a traceback). Where /proc cannot list the processes, SIGTERM asks the agent to end them."""
+    import signal
+
+    workers = _children(agent)
+    for pid in workers:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    try:
+        os.killpg(agent, signal.SIGKILL if workers else signal.SIGTERM)
+    except OSError:
+        pass
+
+
+#: Environment variable naming the file whose appearance asks every rank to stop (set by `launch`).
+STOP_FILE_ENV = "AESTUDIO_STOP_FILE"
+
+
+def stop_requested() -> bool:
+    """Whether the launcher asked this torchrun rank to stop (its stop file exists)."""
+    path = os.environ.get(STOP_FILE_ENV)
+    return bool(path) and os.path.exists(path)
+
+
 def launch(nproc: int, argv: list[str], say) -> tuple[int, bool]:
     """Run `torchrun_command(nproc, argv)` and wait. Returns (exit status, whether Ctrl-C was pressed).
 
-    torchrun runs in its own session, so the terminal's Ctrl-C reaches this process only; it is passed
-    to the training processes themselves (which agree on a batch to stop at, and rank 0 saves), not
-    to torchrun's agent, which would report a stopped job as failed. A second Ctrl-C ends them at once."""
+    torchrun runs in its own session with Ctrl-C ignored, so the terminal's Ctrl-C reaches this
+    process only. It asks the training processes to stop through a file (`STOP_FILE_ENV`) that
+    every rank looks for after each batch: they agree on a batch to stop at and rank 0 saves. A
+    signal would reach a process that is still starting (importing torch, or torchrun's agent
+    before it has started any) as a KeyboardInterrupt with a traceback, and torchrun would report
+    the job as failed. A second Ctrl-C ends them at once (SIGKILL: every save is atomic, so the run
+    folder keeps its last complete one)."""
+    import shutil
     import signal
     import subprocess
+    import tempfile
     import time
 
     posix = os.name == "posix"
-    proc = subprocess.Popen(torchrun_command(nproc, argv), start_new_session=posix)
     pressed: list[float] = []
+    procs: list[subprocess.Popen] = []
+    folder = tempfile.mkdtemp(prefix="aestudio-stop-")
+    stop_file = os.path.join(folder, "stop")
 
     def on_sigint(signum, frame) -> None:  # noqa: ARG001
         pressed.append(time.monotonic())
         if len(pressed) == 1:
             say("stopping every training process after its current batch (Ctrl-C again to abort without saving) ...")
-            workers = _children(proc.pid)
-            targets = workers or [proc.pid]
-            for pid in targets:
-                try:
-                    os.kill(pid, signal.SIGINT)
-                except OSError:
-                    pass
-        elif posix:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except OSError:
+            with open(stop_file, "w"):
                 pass
+        elif not procs:
+            raise KeyboardInterrupt
+        elif posix:
+            _kill_job(procs[0].pid)
         else:  # pragma: no cover
-            proc.terminate()
+            procs[0].kill()
 
     try:
         old = signal.signal(signal.SIGINT, on_sigint)
     except ValueError:  # not the main thread
         old = None
     try:
-        return proc.wait(), bool(pressed)
+        ignore = signal.SIG_IGN if old is not None else None
+        # the children inherit an ignored Ctrl-C (Python then installs no KeyboardInterrupt handler for it)
+        previous = signal.signal(signal.SIGINT, ignore) if ignore is not None else None
+        try:
+            procs.append(subprocess.Popen(torchrun_command(nproc, argv), start_new_session=posix,
+                                          env={**os.environ, STOP_FILE_ENV: stop_file}))
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        rc = procs[0].wait()
+        if len(pressed) > 1:
+            say("aborted without saving; the run folder keeps its last complete save")
+            return 130, True
+        return rc, bool(pressed)
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
+        shutil.rmtree(folder, ignore_errors=True)
