@@ -279,13 +279,14 @@ def launch(nproc: int, argv: list[str], say) -> tuple[int, bool]:
     import signal
     import subprocess
     import tempfile
+    import threading
     import time
 
     posix = os.name == "posix"
     pressed: list[float] = []
-    procs: list[subprocess.Popen] = []
     folder = tempfile.mkdtemp(prefix="aestudio-stop-")
     stop_file = os.path.join(folder, "stop")
+    proc: subprocess.Popen | None = None
 
     def on_sigint(signum, frame) -> None:  # noqa: ARG001
         pressed.append(time.monotonic())
@@ -293,33 +294,26 @@ def launch(nproc: int, argv: list[str], say) -> tuple[int, bool]:
             say("stopping every training process after its current batch (Ctrl-C again to abort without saving) ...")
             with open(stop_file, "w"):
                 pass
-        elif not procs:
-            raise KeyboardInterrupt
         elif posix:
-            _kill_job(procs[0].pid)
+            _kill_job(proc.pid)
         else:  # pragma: no cover
-            procs[0].kill()
+            proc.kill()
 
+    handles = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    old = signal.getsignal(signal.SIGINT) if handles else None
     try:
-        old = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread
-        old = None
-    try:
-        ignore = signal.SIG_IGN if old is not None else None
-        # the children inherit an ignored Ctrl-C (Python then installs no KeyboardInterrupt handler for it)
-        previous = signal.signal(signal.SIGINT, ignore) if ignore is not None else None
-        try:
-            procs.append(subprocess.Popen(torchrun_command(nproc, argv), start_new_session=posix,
-                                          env={**os.environ, STOP_FILE_ENV: stop_file}))
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
-        rc = procs[0].wait()
+        if handles:  # the children inherit an ignored Ctrl-C (Python then installs no KeyboardInterrupt for it)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        proc = subprocess.Popen(torchrun_command(nproc, argv), start_new_session=posix,
+                                env={**os.environ, STOP_FILE_ENV: stop_file})
+        if handles:
+            signal.signal(signal.SIGINT, on_sigint)
+        rc = proc.wait()
         if len(pressed) > 1:
             say("aborted without saving; the run folder keeps its last complete save")
             return 130, True
         return rc, bool(pressed)
     finally:
-        if old is not None:
+        if handles and old is not None:
             signal.signal(signal.SIGINT, old)
         shutil.rmtree(folder, ignore_errors=True)
