@@ -2,6 +2,7 @@
 reports and writes, a rank that dies ends the job with a clear message and an intact run folder."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -68,16 +69,9 @@ def test_two_processes_match_one_and_the_run_opens(tmp_path, capsys, qtbot):
 @pytest.mark.timeout(240)
 def test_nproc_shortcut_and_ctrl_c_stops_every_rank(tmp_path):
     out = tmp_path / "stopped"
-    cmd = [sys.executable, "-m", "aestudio", "train", "--nproc", "2", *ARGS, "--epochs", "400", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
-                            start_new_session=True)
-    try:
+    with _nproc_job(out) as proc:
         _wait_for_line(proc, "train epoch 2/400")
-        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole process group
-        rest, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        err = _ctrl_c(proc)
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "SignalException" not in err
     run = load_run(out)
@@ -85,10 +79,26 @@ def test_nproc_shortcut_and_ctrl_c_stops_every_rank(tmp_path):
     assert "Traceback" not in err
 
 
-def _launch(out: Path) -> subprocess.Popen:
+@contextlib.contextmanager
+def _nproc_job(out: Path):
+    """`aestudio train --nproc 2` in a process group of its own, as a terminal runs it; killed if still running."""
     cmd = [sys.executable, "-m", "aestudio", "train", "--nproc", "2", *ARGS, "--epochs", "400", "--out", str(out)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
                             start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _ctrl_c(proc: subprocess.Popen, times: int = 1) -> str:
+    """Press Ctrl-C `times` times (the terminal's Ctrl-C reaches the whole process group); the job's stderr."""
+    for i in range(times):
+        if i:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+    return proc.communicate(timeout=120)[1]
 
 
 def _processes_naming(text: str) -> list[int]:
@@ -110,17 +120,12 @@ def test_ctrl_c_while_the_processes_start_is_quiet_and_leaves_none_behind(tmp_pa
     # Ctrl-C before the training processes could handle it (torchrun's agent and the ranks still
     # importing torch): no traceback, the job stops at its first batch check, nothing keeps running
     out = tmp_path / "early"
-    proc = _launch(out)
-    try:
+    with _nproc_job(out) as proc:
         for line in proc.stderr:
             if line.startswith("starting 2 training processes"):
                 break
         time.sleep(0.5)
-        os.killpg(proc.pid, signal.SIGINT)
-        rest, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        err = _ctrl_c(proc)
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "stopping" in err, err[-3000:]
     assert _processes_naming(str(out)) == []
@@ -132,16 +137,9 @@ def test_ctrl_c_while_the_processes_start_is_quiet_and_leaves_none_behind(tmp_pa
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="lists the job's processes through /proc")
 def test_a_second_ctrl_c_aborts_at_once_without_a_traceback_or_strays(tmp_path):
     out = tmp_path / "aborted"
-    proc = _launch(out)
-    try:
+    with _nproc_job(out) as proc:
         _wait_for_line(proc, "train epoch 1/400")
-        os.killpg(proc.pid, signal.SIGINT)
-        time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
-        rest, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        err = _ctrl_c(proc, times=2)
     assert proc.returncode == 130, err[-3000:]
     assert "aborted without saving" in err and "Traceback" not in err, err[-3000:]
     time.sleep(0.5)  # the killed processes are gone (torchrun starts each rank in a session of its own)
