@@ -636,6 +636,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     first_interrupt = [0.0]
 
+    def stop_after_batch() -> None:  # the first Ctrl-C, by signal or (under `--nproc`) the launcher's stop file
+        trainer.control.stop()  # under torchrun the ranks agree on the batch to stop at; rank 0 saves
+        progress.clear()
+        _err("stopping after this batch (Ctrl-C again to abort without saving) ...")
+
     def on_sigint(signum, frame) -> None:  # noqa: ARG001
         if rank.enabled and interrupts[0] and time.monotonic() - first_interrupt[0] < 2.0:
             return  # torchrun passes the terminal's Ctrl-C on to its workers: the same one, twice
@@ -643,9 +648,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         first_interrupt[0] = first_interrupt[0] or time.monotonic()
         if interrupts[0] > 1:
             raise KeyboardInterrupt
-        trainer.control.stop()
-        progress.clear()
-        _err("stopping after this batch (Ctrl-C again to abort without saving) ...")
+        stop_after_batch()
 
     old_handler = None
     try:
@@ -667,9 +670,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if isinstance(ev, BatchEnd):
                 if launched and stop_requested():
                     launched = False
-                    trainer.control.stop()  # the ranks agree on the batch to stop at; rank 0 saves
-                    progress.clear()
-                    _err("stopping after this batch (Ctrl-C again to abort without saving) ...")
+                    stop_after_batch()
                 progress.batch(ev)
             elif isinstance(ev, StageStarted):
                 if ev.count > 1:

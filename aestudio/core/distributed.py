@@ -238,8 +238,6 @@ def _kill_job(agent: int) -> None:
     """End a torchrun job at once. Its agent starts every training process in a session of its own,
     so each is killed with its group, then the agent's group; quietly (SIGTERM would make the agent
     print a traceback). Where /proc cannot list the processes, SIGTERM asks the agent to end them."""
-    import signal
-
     workers = _children(agent)
     for pid in workers:
         try:
@@ -276,7 +274,6 @@ def launch(nproc: int, argv: list[str], say) -> tuple[int, bool]:
     the job as failed. A second Ctrl-C ends them at once (SIGKILL: every save is atomic, so the run
     folder keeps its last complete one)."""
     import shutil
-    import signal
     import subprocess
     import tempfile
     import threading

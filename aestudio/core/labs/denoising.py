@@ -122,7 +122,7 @@ def denoise_report(model: Autoencoder, images: np.ndarray, noise: str, seed: int
         raise ValueError("there are no images to corrupt")
     noisy = corrupt(clean, noise, seed) if noisy is None else as_float_images(noisy)[:len(clean)]
     out = np.clip(reconstruct_images(model, noisy), 0.0, 1.0).astype(np.float32)
-    shown = pick_spread(None if labels is None else np.asarray(labels)[:len(clean)], n_show, total=len(clean))
+    shown = pick_spread(labels, n_show, total=len(clean))
     return DenoiseReport(
         noise=parse_noise(noise).spec(),
         clean=clean[shown], noisy=noisy[shown], outputs=out[shown], shown=shown,

@@ -167,7 +167,7 @@ def compare_at_size(model: Autoencoder, train_x: np.ndarray, val_x: np.ndarray, 
     codes = encode_images(model, vx[:m])
     proj = Projection().fit(codes, method="pca", seed=seed)
     method = {"identity": "codes", "pad": "codes (1-D)"}.get(proj.method or "", "PCA of the codes")
-    shown = pick_spread(None if labels is None else np.asarray(labels)[:len(vx)], n_show, total=len(vx))
+    shown = pick_spread(labels, n_show, total=len(vx))
     angle = None
     if is_linear_model(model.config) and int(pca.n_components_) == k:
         angle = subspace_angle_deg(model, pca.components_)
