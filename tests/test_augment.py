@@ -61,7 +61,7 @@ def test_shifts_are_deterministic_for_a_seed():
 def _val_mse(data, augment: str) -> tuple[float, int]:
     torch.manual_seed(0)
     model = ModelConfig(arch="conv", input_shape=data.shape, latent=16, hidden=[16, 32])
-    trainer = Trainer(model, TrainConfig(epochs=160, batch_size=32, lr=2e-3, augment=augment, device="cpu"), data)
+    trainer = Trainer(model, TrainConfig(epochs=80, batch_size=32, lr=2e-3, augment=augment, device="cpu"), data)
     for _ in trainer.run():
         pass
     x_val = trainer.x_val.numpy()
@@ -71,8 +71,9 @@ def _val_mse(data, augment: str) -> tuple[float, int]:
 
 
 def test_default_shifts_keep_a_tiny_folder_from_being_memorised(tmp_path):
-    """150 images, 600 optimizer steps: without shifts the conv model memorises the 120 training
-    images; with the default (auto) its validation error is much lower."""
+    """150 images, 320 optimizer steps: without shifts the conv model memorises the 120 training
+    images; with the default (auto) its validation error is much lower (0.60x here; 0.43x at
+    twice the steps)."""
     torch.set_num_threads(1)
     data = load_dataset(str(make_tiny(tmp_path / "tiny", n=150)))
     plain, shift_off = _val_mse(data, "none")
