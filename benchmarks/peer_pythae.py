@@ -1,6 +1,6 @@
 """aestudio against pythae, a public VAE library, on the same VAE, data, split and budget.
 
-    python3 dev.py bench peer_pythae [--repeats 3] [--epochs 10] [--threads 2] [--samples 10] [--no-amp] [--no-bare]
+    python3 dev.py bench peer_pythae [--repeats 5] [--epochs 10] [--threads 2] [--samples 10] [--no-amp] [--no-bare]
 
 The model is the pytorch/examples VAE: 784-400-20 dense, ReLU, sigmoid output, BCE, Adam 1e-3,
 batch 128, 10 epochs. Data: the bundled Fashion-MNIST 10,000 images, a seeded 8,000 / 2,000
@@ -174,7 +174,7 @@ def spread(values: list[float], fmt: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--samples", type=int, default=10, help="draws per image for the -ELBO estimate")

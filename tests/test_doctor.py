@@ -309,3 +309,22 @@ def test_a_wide_gap_on_a_model_that_ends_at_its_best_and_reconstructs_new_images
     # or when the validation error ends 3% above its lowest (a memorising model gone flat)
     flat = val[:12] + [val[11] * 1.03] * 8
     assert "overfitting" in _overfit_check(flat, train, probe_vs_mean=0.16)
+
+
+def _random_bits(n: int, seed: int = 0) -> ImageSet:
+    """Images of independent random pixels (0 or 255): nothing carries over from one image to the next."""
+    rng = np.random.default_rng(seed)
+    images = (rng.random((n, 1, 8, 8)) < 0.5).astype(np.uint8) * 255
+    return ImageSet("random bits", images, np.zeros(n, np.int64), ["bits"])
+
+
+def test_a_model_that_memorises_noise_is_overfitting_not_a_constant_output():
+    """On random pixels a big model learns its training images by heart while its validation error
+    stays at the mean image's: the constant-output rule must not fire (its remedy, batch norm, would
+    not help); the run is told it overfits, with the epoch where validation was best."""
+    trainer, found, _ = run(_random_bits(200), dense(hidden=[512], latent=16), train_cfg(epochs=60))
+    last = trainer.doctor.stats[-1]
+    assert last["mse_ratio"] >= 0.9 and last["train_mse_ratio"] < 0.5  # the case: memorised, no better on new images
+    assert "constant_output" not in codes_of(found)
+    d = by_code(found, "overfitting")
+    assert d.settings["epochs"] < 60 and "memorises" in d.message
