@@ -21,11 +21,13 @@ from heldout import make_tiny  # noqa: E402
 def test_auto_shifts_small_sets_of_large_enough_images_only():
     assert resolve_shift("auto", 160, (1, 28, 28)) == 2
     assert resolve_shift("auto", 999, (3, 64, 64)) == 4
-    assert resolve_shift("auto", 1568, (1, 28, 28)) == 0  # twice as many images as values: sees enough
     assert resolve_shift("auto", 1440, (1, 28, 28)) == 2  # text lines: memorised at 1.39x PCA-16 unshifted
-    assert resolve_shift("auto", 2400, (1, 28, 28)) == 0  # the benchmark's strokes stay unshifted
+    assert resolve_shift("auto", 2400, (1, 28, 28)) == 2  # the benchmark's strokes: 0.37x -> 0.20x shifted
+    assert resolve_shift("auto", 3136, (1, 28, 28)) == 0  # four images per value: sees enough
+    assert resolve_shift("auto", 4000, (1, 28, 28)) == 0  # Fashion-MNIST 4,000: shifts gained nothing
+    assert resolve_shift("auto", 4800, (1, 32, 32)) == 0  # the bundled shapes
     assert resolve_shift("auto", 1600, (3, 28, 28)) == 2  # fewer images than values per image (2,352)
-    assert resolve_shift("auto", 4704, (3, 28, 28)) == 0
+    assert resolve_shift("auto", 9408, (3, 28, 28)) == 0
     assert resolve_shift("auto", 160, (1, 8, 8)) == 0  # a pixel is an eighth of an 8x8 image
     assert resolve_shift("shift", 50_000, (1, 8, 8)) == max_shift((1, 8, 8)) == 1
     assert resolve_shift("none", 10, (1, 28, 28)) == 0

@@ -385,7 +385,7 @@ class TrainConfig:
     # auto | shift | none: random shifts of the training images (aestudio/core/augment.py)
     augment: str = field(default="auto", metadata=ui("Augment", (
             "Shift each training batch by a pixel or two in a random direction. A small set (under 1,000 "
-            "training images, or fewer than twice as many images as each has pixel values) is otherwise memorised: the training "
+            "training images, or fewer than four times as many images as each has pixel values) is otherwise memorised: the training "
             "loss falls while the validation loss rises. Auto shifts small sets of images of 16 px or more; "
             "validation images are never changed."),
         accessible="Augmentation", choices=labelled(AUGMENTS, AUGMENT_LABELS), advanced=True))
