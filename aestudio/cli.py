@@ -626,7 +626,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.augment_shift and rank.is_main:
         from aestudio.core.augment import describe
 
-        _err(f"augment: {describe(trainer.augment_shift, len(trainer.train_idx))} (--augment none: off)")
+        _err(f"augment: {describe(trainer.augment_shift, len(trainer.train_idx), tuple(trainer.data.shape))} (--augment none: off)")
     for note in trainer.notes:
         _err(f"note: {note}")
 

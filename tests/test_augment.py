@@ -84,3 +84,12 @@ def test_default_shifts_keep_a_tiny_folder_from_being_memorised(tmp_path):
     auto, shift_on = _val_mse(data, "auto")
     assert (shift_off, shift_on) == (0, 2)
     assert auto < 0.75 * plain, (auto, plain)
+
+
+def test_the_log_line_says_why_a_set_is_shifted():
+    from aestudio.core.augment import describe
+
+    assert describe(0, 500, (1, 28, 28)) == "no augmentation"
+    assert "a small set: 500 training images" in describe(2, 500, (1, 28, 28))
+    line = describe(2, 2400, (1, 28, 28))
+    assert "up to 2 px" in line and "2,400 training images of 784 values each" in line
