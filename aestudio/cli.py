@@ -623,10 +623,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _err(f"model: {model_cfg.arch} {model_cfg.kind}, latent {model_cfg.latent}, hidden {model_cfg.hidden_sizes}"
          + (f", dense {model_cfg.dense_sizes}" if model_cfg.dense_sizes else "") + "; "
          f"{len(trainer.train_idx):,} training / {len(trainer.val_idx):,} validation images on {trainer.device}")
-    if trainer.augment_shift and rank.is_main:
-        from aestudio.core.augment import describe
-
-        _err(f"augment: {describe(trainer.augment_shift, len(trainer.train_idx), tuple(trainer.data.shape))} (--augment none: off)")
+    if trainer.augment_line and rank.is_main:
+        _err(f"augment: {trainer.augment_line} (--augment none: off)")
     for note in trainer.notes:
         _err(f"note: {note}")
 

@@ -236,6 +236,28 @@ def test_missing_xcb_libraries_name_the_packages(monkeypatch):
     assert app_mod.display_problem() is None
 
 
+def test_the_status_says_when_auto_shifts_a_small_set(qtbot, tmp_path):
+    """Augmentation "auto" shifts a small folder of 28 px images: the studio says so under the
+    buttons (with how to turn it off); with augmentation off it says nothing about shifts."""
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    _sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / "benchmarks"))
+    from heldout import make_tiny
+
+    w = make_window(qtbot, epochs=1)
+    with qtbot.waitSignal(w.state.datasetChanged, timeout=30000):
+        w.data_panel.load(str(make_tiny(tmp_path / "tiny", n=60)))
+    assert w.state.dataset.shape == (1, 28, 28)
+    assert train(qtbot, w).reason == "completed"
+    status = find_by_name(w, "Training status").text()
+    assert "Note: Random shifts of up to 2 px (a small set: 48 training images)" in status, status
+    assert "Augmentation under More settings turns them off" in status
+    w.training_panel.set_config(TrainConfig(epochs=1, batch_size=32, device="cpu", augment="none"))
+    assert train(qtbot, w).reason == "completed"
+    assert "shifts" not in find_by_name(w, "Training status").text()
+
+
 def test_mixed_precision_is_a_training_setting_and_its_note_is_shown(qtbot, monkeypatch):
     """Ticking Mixed precision on a CPU without bfloat16 instructions trains in float32 and says so
     under the buttons, during the run and after it."""

@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Union
 import numpy as np
 import torch
 
-from .augment import resolve_shift, shift_batch
+from .augment import describe as describe_augment, resolve_shift, shift_batch
 from .config import ConfigError, ModelConfig, TrainConfig
 from .datasets import ImageSet, split_indices
 from .doctor import Diagnosis, Doctor
@@ -387,6 +387,13 @@ class Trainer:
         self._augment_gen = torch.Generator().manual_seed(cfg.seed + 2)
 
     # -- data --
+    @property
+    def augment_line(self) -> str:
+        """What augmentation this run uses and why (augment.describe), or "" when none."""
+        if not self.augment_shift:
+            return ""
+        return describe_augment(self.augment_shift, self.n_train, tuple(self.data.shape))
+
     @property
     def n_train(self) -> int:
         return int(self.u8_train.shape[0])

@@ -205,8 +205,11 @@ class TrainingWorker(QObject):
             else:
                 self.trainer = Trainer(self.model_config, self.train_config, self.data, control=self.control,
                                        model=self.initial_model)
-            if self.trainer.notes:
-                self.notes.emit(list(self.trainer.notes))
+            notes = list(self.trainer.notes)
+            if self.trainer.augment_line and self.train_config.augment == "auto":  # say what auto chose
+                notes.append(f"{self.trainer.augment_line}; Augmentation under More settings turns them off")
+            if notes:
+                self.notes.emit(notes)
             self._loop(self.trainer)
         except Exception as e:
             message = user_message(e)
