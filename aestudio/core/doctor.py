@@ -26,10 +26,10 @@ benchmarks/heldout.py (strokes, photos, icons, tiny); healthy runs raise none:
   vary across images less than `CONSTANT_VAR_RATIO` (2%) as much as the images do (healthy:
   45-100%); at any time, an error `BLATANT_MSE_RATIO` (1.5) times the mean image's, which the
   untrained model cannot have (a learning rate of 5 gives 4-7x). The two error rules hold only
-  while the model does no better on training images either (a probe of as many training images
-  under `LEARNED_TRAIN_RATIO`, half the mean image's error, says it learned them; it is looked
-  at only when the validation error is that high): a model that
-  memorised its training images is overfitting, not constant. The default conv AE on 2,000
+  while the model does no better on training images either. A probe of as many training images,
+  looked at only when the validation error is that high, tells the two apart: an error there
+  under `LEARNED_TRAIN_RATIO` (half the mean image's) means the model learned its training
+  images, and a model that memorised them is overfitting, not constant. The default conv AE on 2,000
   images of random 7x7 black-and-white grids ends at 0.05x the mean image's error on training
   images and 1.06x on validation ones, and was told "constant output: turn on batch norm".
 * `dead_units`: at least `DEAD_FRACTION` (half) of all ReLU units output zero for every probe
