@@ -67,13 +67,13 @@ def resolve_shift(augment: str, n_train: int, shape: tuple[int, int, int]) -> in
     raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
 
 
-def describe(shift: int, n_train: int, shape: tuple[int, int, int] | None = None) -> str:
+def describe(shift: int, n_train: int, shape: tuple[int, int, int]) -> str:
     """One line for logs: what augmentation a run uses, and why `auto` chose it for a set of
     `n_train` training images of `shape`."""
     if shift <= 0:
         return "no augmentation"
     why = f"a small set: {n_train:,} training images"
-    if shape is not None and n_train >= SMALL_SET:
+    if n_train >= SMALL_SET:
         values = shape[0] * shape[1] * shape[2]
         why = f"{n_train:,} training images of {values:,} values each, few enough to memorise"
     return f"random shifts of up to {shift} px ({why})"

@@ -277,15 +277,12 @@ class Doctor:
         try:
             code = model.encode(x)
             out = model.decode(code.mu if code.logvar is not None else code.z).float()
-            for h in handles:
-                h.remove()
-            handles = []
+            peaks = list(acts)  # the ReLU peaks of the validation probe only
             mse = float((out - x).pow(2).mean())
             seen = None
             # the training images matter only when new ones fare no better than the mean image
             if self.train_probe is not None and mse >= CONSTANT_MSE_RATIO * self.mean_mse:
-                t_code = model.encode(self.train_probe)
-                seen = model.decode(t_code.mu if t_code.logvar is not None else t_code.z).float()
+                seen = model(self.train_probe).float()  # in eval mode a VAE decodes its mean
         finally:
             for h in handles:
                 h.remove()
@@ -297,8 +294,8 @@ class Doctor:
         stats["var_ratio"] = out_var / max(self.data_var, 1e-12)
         finite = bool(torch.isfinite(out).all())
         stats["finite"] = float(finite)
-        if acts:
-            units = torch.cat([a.flatten() for a in acts])
+        if peaks:
+            units = torch.cat([a.flatten() for a in peaks])
             stats["units"] = float(units.numel())
             stats["dead"] = float((units <= 0).sum())
         if code.logvar is not None:
