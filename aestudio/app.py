@@ -172,6 +172,9 @@ def create_window(data: str | None = None):
     full sets load in the background with progress."""
     app = ensure_app()
     from .ui import gc_guard
+    from .workers.priority import compute_alone
+
+    compute_alone()  # before the first model is built: the GUI thread never gets a team (workers/priority.py)
 
     gc_guard.install(app)  # Qt objects in reference cycles are freed on the GUI thread only
     from .core.datasets import DatasetError, bundled_names

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -42,6 +43,7 @@ from aestudio.app import create_window
 from aestudio.core.config import TrainConfig
 from aestudio.core.datasets import ImageSet, load_dataset
 from aestudio.core.training import BatchEnd, Trainer
+from aestudio.workers.priority import training_threads
 from aestudio.workers.training import MAX_MAP_POINTS, default_threads
 
 
@@ -75,15 +77,26 @@ def fashion_50k() -> ImageSet:
 
 
 def headless_ips(state, seconds: float) -> float:
-    """The engine alone, same model, data, batch size and threads as the studio's run."""
-    torch.set_num_threads(default_threads())
-    trainer = Trainer(state.model_config, state.train_config, state.dataset)
-    t0, marks = time.perf_counter(), []
-    for e in trainer.run():
-        if isinstance(e, BatchEnd) and e.step > 20 and e.terms:  # skip warm-up; marks at the engine's looks
-            marks.append((time.perf_counter(), e.step))
-        if time.perf_counter() - t0 > seconds:
-            trainer.control.stop()
+    """The engine alone, same model, data, batch size and threads as the studio's run.
+
+    It runs on a thread of its own that ends with it, as the command line's engine runs on its
+    process's only thread: this (GUI) thread computes alone, and a torch team left on it would slow
+    the studio's training thread (aestudio/workers/priority.py)."""
+    marks: list[tuple[float, int]] = []
+
+    def train() -> None:
+        with training_threads(default_threads()):
+            trainer = Trainer(state.model_config, state.train_config, state.dataset)
+            t0 = time.perf_counter()
+            for e in trainer.run():
+                if isinstance(e, BatchEnd) and e.step > 20 and e.terms:  # skip warm-up; marks at the engine's looks
+                    marks.append((time.perf_counter(), e.step))
+                if time.perf_counter() - t0 > seconds:
+                    trainer.control.stop()
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    thread.join()
     return wall_ips(marks, state.train_config.batch_size)
 
 

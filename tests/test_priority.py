@@ -71,3 +71,70 @@ def test_the_training_thread_runs_below_the_gui_thread(qtbot, monkeypatch):
     qtbot.waitUntil(lambda: not ctl.running, timeout=60_000)
     assert seen == [(False, _expected())]  # lowered on the training thread, before training
     assert priority.thread_nice() != _expected() or _expected() == 19
+
+
+# ---- compute threads: one torch team at a time (workers/priority.py) ----------------------------
+
+def _in_thread(fn):
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(fn()))
+    t.start()
+    t.join()
+    return out[0]
+
+
+def test_only_the_training_thread_computes_with_every_core_while_a_model_trains():
+    import torch
+
+    cores = priority.all_cores()
+    gate, release, seen = threading.Event(), threading.Event(), {}
+
+    def train() -> None:
+        with priority.training_threads(cores):
+            seen["training"] = torch.get_num_threads()
+            gate.set()
+            release.wait(10)
+
+    trainer = threading.Thread(target=train)
+    trainer.start()
+    try:
+        assert gate.wait(10)
+        assert priority.training_running()
+        assert _in_thread(priority.task_threads) == 1  # a task started now computes alone ...
+        assert _in_thread(torch.get_num_threads) >= 1
+    finally:
+        release.set()
+        trainer.join()
+    assert seen["training"] == cores  # ... and the training thread kept every core
+    assert not priority.training_running()
+    assert _in_thread(priority.task_threads) == cores  # nothing trains: a task gets every core again
+
+
+def test_the_gui_thread_computes_alone_after_the_window_is_built(qtbot):
+    import torch
+
+    from aestudio.app import create_window
+    from aestudio.workers.training import default_threads, torch_threads
+
+    cores = priority.all_cores()
+    torch.set_num_threads(cores)  # as before any window (another test may have built one)
+    window = create_window("digits")
+    qtbot.addWidget(window)
+    assert torch.get_num_threads() == 1  # this (GUI) thread never starts a team of its own
+    assert default_threads() == torch_threads() == cores  # training still gets, and the status bar shows, every core
+
+
+def test_a_task_reports_the_threads_it_computed_with_and_pool_threads_expire_soon(qtbot):
+    import torch
+    from PySide6.QtCore import QThreadPool
+
+    from aestudio.workers import tasks
+
+    task = Task(torch.get_num_threads)
+    results: list = []
+    task.signals.done.connect(results.append)
+    start(task)
+    qtbot.waitUntil(lambda: bool(results), timeout=10_000)
+    assert results == [priority.all_cores()]  # nothing trains: every core
+    # an idle pool thread, and the torch team it holds, goes away after a second, not Qt's 30
+    assert QThreadPool.globalInstance().expiryTimeout() == tasks.POOL_EXPIRY_MS <= 1000

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from ..core.errors import user_message
-from .priority import lower_this_thread
+from .priority import lower_this_thread, task_threads
 
 
 class TaskSignals(QObject):
@@ -54,6 +54,7 @@ class Task(QRunnable):
     def run(self) -> None:  # runs on a pool thread
         lower_this_thread()  # the GUI thread comes first (workers/priority.py)
         try:
+            task_threads()  # every core, unless a model trains (workers/priority.py)
             result = self.fn(*self.args, **self.kwargs)
         except Exception as e:  # shown to the user, never swallowed
             message = user_message(e)
@@ -74,6 +75,14 @@ class Task(QRunnable):
             pass
 
 
+#: An idle pool thread ends after this long, and with it the team of compute threads torch gave
+#: it: a team left alive would slow the next training run (workers/priority.py). Qt's default is 30 s.
+POOL_EXPIRY_MS = 1000
+
+
 def start(task: Task) -> Task:
-    QThreadPool.globalInstance().start(task)
+    pool = QThreadPool.globalInstance()
+    if pool.expiryTimeout() != POOL_EXPIRY_MS:
+        pool.setExpiryTimeout(POOL_EXPIRY_MS)
+    pool.start(task)
     return task

@@ -12,7 +12,6 @@ while training goes on.
 from __future__ import annotations
 
 import copy
-import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from ..core.config import ModelConfig, TrainConfig
 from ..core.datasets import ImageSet
 from ..core.errors import user_message
-from .priority import lower_this_thread
+from .priority import all_cores, lower_this_thread, training_threads
 from ..core.labs.selection import pick_spread
 from ..core.models import Autoencoder
 from ..core.noise import parse_noise
@@ -123,13 +122,13 @@ class ModelSnapshot:
 
 
 def torch_threads() -> int:
-    """The threads torch computes with now (the status bar shows it)."""
-    return torch.get_num_threads()
+    """The threads torch trains with (the status bar shows it)."""
+    return default_threads()
 
 
 def default_threads() -> int:
     """Torch threads for the worker: every core, the GUI thread idles most of the time."""
-    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    return all_cores()
 
 
 @torch.no_grad()
@@ -199,18 +198,8 @@ class TrainingWorker(QObject):
     def work(self) -> None:
         lower_this_thread()  # before torch starts this thread's compute threads: they inherit it
         try:
-            torch.set_num_threads(self.threads)
-            if self.resume is not None:
-                self.trainer = resume_trainer(self.resume, self.model_config, self.train_config, self.data, self.control)
-            else:
-                self.trainer = Trainer(self.model_config, self.train_config, self.data, control=self.control,
-                                       model=self.initial_model)
-            notes = list(self.trainer.notes)
-            if self.trainer.augment_line and self.train_config.augment == "auto":  # say what auto chose
-                notes.append(f"{self.trainer.augment_line}; Augmentation under More settings turns them off")
-            if notes:
-                self.notes.emit(notes)
-            self._loop(self.trainer)
+            with training_threads(self.threads):  # this thread's team is the only one (workers/priority.py)
+                self._train()
         except Exception as e:
             message = user_message(e)
             if message is None:
@@ -219,6 +208,19 @@ class TrainingWorker(QObject):
             self.errored.emit(message)
         finally:
             self.done.emit()
+
+    def _train(self) -> None:
+        if self.resume is not None:
+            self.trainer = resume_trainer(self.resume, self.model_config, self.train_config, self.data, self.control)
+        else:
+            self.trainer = Trainer(self.model_config, self.train_config, self.data, control=self.control,
+                                   model=self.initial_model)
+        notes = list(self.trainer.notes)
+        if self.trainer.augment_line and self.train_config.augment == "auto":  # say what auto chose
+            notes.append(f"{self.trainer.augment_line}; Augmentation under More settings turns them off")
+        if notes:
+            self.notes.emit(notes)
+        self._loop(self.trainer)
 
     def _loop(self, trainer: Trainer) -> None:
         last_progress = last_preview = 0.0
