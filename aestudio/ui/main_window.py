@@ -276,8 +276,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(window_title("Autoencoder Studio"))
         self.setWindowIcon(style.app_icon())
         self.setAccessibleName("aestudio")
-        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowNestedDocks |
-                            QMainWindow.DockOption.AllowTabbedDocks)
+        # No AnimatedDocks: with it Qt animates every dock's geometry (a new QPropertyAnimation each
+        # time) whenever the window's layout is recomputed, which a training run's changing labels
+        # did 46 times a second, each waking the GUI thread beside the training threads.
+        self.setDockOptions(QMainWindow.DockOption.AllowNestedDocks | QMainWindow.DockOption.AllowTabbedDocks)
         self.settings = studio_settings()
         self._run_task: Task | None = None
         self._tasks: list[Task] = []
