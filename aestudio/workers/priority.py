@@ -17,9 +17,13 @@ Only one thread at a time computes with every core (`training_threads`, `task_th
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+from typing import Iterator
+
+import torch
 
 NICE_STEP = 5  # Linux: a nice-5 thread gets a third of the weight of the nice-0 GUI thread
 _lowered = threading.local()
@@ -78,16 +82,9 @@ def thread_nice() -> int | None:
 _training_runs = 0
 _lock = threading.Lock()
 
-
-def _torch_default_threads() -> int:
-    import torch
-
-    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
-
-
 #: torch's own default number of threads here (its choice, or OMP_NUM_THREADS), read when this
 #: module is first imported, before it gives any thread fewer.
-_CORES = _torch_default_threads()
+_CORES = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
 
 
 def all_cores() -> int:
@@ -97,8 +94,6 @@ def all_cores() -> int:
 
 def compute_alone() -> None:
     """The calling thread computes on itself only (the GUI thread: it never starts a team)."""
-    import torch
-
     torch.set_num_threads(1)
 
 
@@ -106,24 +101,17 @@ def training_running() -> bool:
     return _training_runs > 0
 
 
-class training_threads:
+@contextlib.contextmanager
+def training_threads(threads: int) -> Iterator[None]:
     """``with training_threads(n):`` the calling thread trains with `n` torch threads, and tasks
     started meanwhile compute alone (`task_threads`)."""
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-
-    def __enter__(self) -> "training_threads":
-        global _training_runs
-        import torch
-
-        with _lock:
-            _training_runs += 1
-        torch.set_num_threads(self.threads)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        global _training_runs
+    global _training_runs
+    with _lock:
+        _training_runs += 1
+    try:
+        torch.set_num_threads(threads)
+        yield
+    finally:
         with _lock:
             _training_runs -= 1
 
@@ -131,8 +119,6 @@ class training_threads:
 def task_threads() -> int:
     """The torch threads for a background task starting now: every core while nothing trains, one
     while a model trains (it keeps the cores, and no second team slows it)."""
-    import torch
-
     n = 1 if training_running() else all_cores()
     torch.set_num_threads(n)
     return n
