@@ -847,22 +847,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         if args.command in (None, "studio"):
             return cmd_studio(args)
-        if args.command == "train":
-            args.argv = argv  # `--nproc` starts torchrun with these arguments
-            return cmd_train(args)
-        if args.command == "compare":
-            from aestudio.cli_compare import cmd_compare
-
-            return cmd_compare(args)
-        if args.command == "questions":
-            from aestudio.cli_questions import cmd_questions
-
-            return cmd_questions(args)
         from aestudio.cli_export import COMMANDS as EXPORT_COMMANDS, run_command as run_export
 
         if args.command in EXPORT_COMMANDS:
             return run_export(args)
-        return cmd_evaluate(args)
+        from aestudio.core.training import subnormals_flushed
+
+        with subnormals_flushed():  # these train or evaluate: fast past the first epochs too (core/training.py)
+            if args.command == "train":
+                args.argv = argv  # `--nproc` starts torchrun with these arguments
+                return cmd_train(args)
+            if args.command == "compare":
+                from aestudio.cli_compare import cmd_compare
+
+                return cmd_compare(args)
+            if args.command == "questions":
+                from aestudio.cli_questions import cmd_questions
+
+                return cmd_questions(args)
+            return cmd_evaluate(args)
     except UsageError as e:
         _err(f"{PROG}: error: {e}")
         return 2

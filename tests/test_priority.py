@@ -110,6 +110,34 @@ def test_only_the_training_thread_computes_with_every_core_while_a_model_trains(
     assert _in_thread(priority.task_threads) == cores  # nothing trains: a task gets every core again
 
 
+@pytest.mark.skipif(priority.all_cores() < 2, reason="needs two cores to tell one thread from every core")
+def test_a_task_that_starts_just_before_training_computes_does_not_take_its_cores():
+    """torch sets a thread's count again at its first parallel operation, from whatever value any
+    thread set last: a task's 1, set between the training thread's setting and its first batch,
+    used to leave the studio training on one thread."""
+    import torch
+
+    cores = priority.all_cores()
+    entered, task_ran, seen = threading.Event(), threading.Event(), {}
+
+    def train() -> None:
+        with priority.training_threads(cores):
+            entered.set()
+            task_ran.wait(10)
+            torch.ones(64, 64).sum()  # the first operation on this thread
+            seen["training"] = torch.get_num_threads()
+
+    trainer = threading.Thread(target=train)
+    trainer.start()
+    try:
+        assert entered.wait(10)
+        assert _in_thread(priority.task_threads) == 1  # a task sets one thread meanwhile
+    finally:
+        task_ran.set()
+        trainer.join()
+    assert seen["training"] == cores
+
+
 def test_the_gui_thread_computes_alone_after_the_window_is_built(qtbot):
     import torch
 
@@ -138,3 +166,37 @@ def test_a_task_reports_the_threads_it_computed_with_and_pool_threads_expire_soo
     assert results == [priority.all_cores()]  # nothing trains: every core
     # an idle pool thread, and the torch team it holds, goes away after a second, not Qt's 30
     assert QThreadPool.globalInstance().expiryTimeout() == tasks.POOL_EXPIRY_MS <= 1000
+
+
+# ---- subnormal numbers: flushed on the threads that train (core.training.flush_subnormals) ------
+
+def _survives_multiply(x):
+    """How many of `x`'s subnormal numbers survive a multiplication by one (IEEE: all of them)."""
+    import torch
+
+    return int(torch.count_nonzero(x * 1.0))
+
+
+def test_the_training_thread_and_its_compute_threads_flush_subnormal_numbers():
+    import torch
+
+    from aestudio.core.training import flush_subnormals, subnormals_flushed
+
+    if not _in_thread(flush_subnormals):
+        pytest.skip("this CPU cannot flush subnormal numbers")
+    tiny = torch.full((2_000_000,), 1e-39)  # subnormal in float32; large enough for every compute thread
+    assert _in_thread(lambda: _survives_multiply(tiny)) == tiny.numel()  # a plain thread keeps IEEE numbers
+
+    def train() -> int:
+        with priority.training_threads(priority.all_cores()):
+            return _survives_multiply(tiny)
+
+    assert _in_thread(train) == 0  # the training thread and every compute thread it started flush them
+    assert _in_thread(lambda: (priority.task_threads(), _survives_multiply(tiny))[1]) == 0  # so do tasks
+
+    def scoped() -> tuple[int, int]:
+        with subnormals_flushed():
+            inside = _survives_multiply(tiny[:10])
+        return inside, _survives_multiply(tiny[:10])
+
+    assert _in_thread(scoped) == (0, 10)  # the command line's block leaves its thread as it found it

@@ -25,6 +25,8 @@ from typing import Iterator
 
 import torch
 
+from ..core.training import flush_subnormals
+
 NICE_STEP = 5  # Linux: a nice-5 thread gets a third of the weight of the nice-0 GUI thread
 _lowered = threading.local()
 
@@ -81,6 +83,7 @@ def thread_nice() -> int | None:
 
 _training_runs = 0
 _lock = threading.Lock()
+_set_lock = threading.Lock()
 
 #: torch's own default number of threads here (its choice, or OMP_NUM_THREADS), read when this
 #: module is first imported, before it gives any thread fewer.
@@ -92,9 +95,23 @@ def all_cores() -> int:
     return _CORES
 
 
+def set_threads(n: int) -> None:
+    """The calling thread computes with `n` torch threads from now on, whatever other threads set.
+
+    torch keeps the count per thread, but a thread's first parallel operation sets it once more,
+    from the value that *any* thread set last. A training thread that set every core, and then
+    started computing just after a task had set one, trained on one thread: the studio trained
+    at two-thirds of the headless speed on 2 cores. Reading the count right after setting it makes
+    that first-use setting happen now, from `n`; the lock keeps another thread from setting a
+    different value in between."""
+    with _set_lock:
+        torch.set_num_threads(n)
+        torch.get_num_threads()
+
+
 def compute_alone() -> None:
     """The calling thread computes on itself only (the GUI thread: it never starts a team)."""
-    torch.set_num_threads(1)
+    set_threads(1)
 
 
 def training_running() -> bool:
@@ -103,13 +120,15 @@ def training_running() -> bool:
 
 @contextlib.contextmanager
 def training_threads(threads: int) -> Iterator[None]:
-    """``with training_threads(n):`` the calling thread trains with `n` torch threads, and tasks
-    started meanwhile compute alone (`task_threads`)."""
+    """``with training_threads(n):`` the calling thread trains with `n` torch threads and subnormal
+    numbers flushed to zero (`core.training.flush_subnormals`: it is the thread's own, as are its
+    compute threads), and tasks started meanwhile compute alone (`task_threads`)."""
     global _training_runs
     with _lock:
         _training_runs += 1
     try:
-        torch.set_num_threads(threads)
+        flush_subnormals()  # before this thread's first parallel operation starts its compute threads
+        set_threads(threads)
         yield
     finally:
         with _lock:
@@ -120,5 +139,6 @@ def task_threads() -> int:
     """The torch threads for a background task starting now: every core while nothing trains, one
     while a model trains (it keeps the cores, and no second team slows it)."""
     n = 1 if training_running() else all_cores()
-    torch.set_num_threads(n)
+    flush_subnormals()  # labs and experiments train too (pool threads are the studio's own)
+    set_threads(n)
     return n
