@@ -9,7 +9,8 @@ points (MAX_MAP_POINTS), and an epoch lasts long enough for everything below. Th
 model trains with 100 epochs planned; the measurements start after the first epoch's snapshot
 and all happen before training is stopped:
 
-1. GUI event-loop lag, sampled by a 10 ms timer, while nobody touches the window (goal: p99 <= 50 ms).
+1. GUI event-loop lag, sampled by a 10 ms timer, while nobody touches the window and Qt's own event
+   loop runs, as in the studio (goal: p99 <= 50 ms).
 2. Latent-map click -> decoded image shown (mouse press delivered, decode, the "Decoded sample"
    view repainted): p95 (goal <= 16 ms).
 3. Slider drag: decoded updates per second while a slider moves every 2 ms (goal >= 60).
@@ -35,7 +36,7 @@ os.environ["AESTUDIO_SETTINGS_DIR"] = __import__("tempfile").mkdtemp(prefix="aes
 import aestudio  # noqa: F401  (first: sets OpenMP's spin-wait before torch loads)
 import numpy as np
 import torch
-from PySide6.QtCore import QElapsedTimer, QPoint, Qt, QThreadPool, QTimer
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QPoint, Qt, QThreadPool, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QSlider, QWidget
 
@@ -160,10 +161,14 @@ def main() -> None:
     print(f"first snapshot after {time.perf_counter() - t0:.0f} s: {n_points:,} codes on the map", flush=True)
     meter = LagMeter()
 
-    # --- 1: event-loop lag while training, nobody touching the window ---
+    # --- 1: event-loop lag while training, nobody touching the window: Qt's own event loop runs, as
+    # in the studio (this script's pump below, which wakes every millisecond to drive input, cost
+    # the training threads about a tenth of their speed on 2 cores, in alternating 8 s windows) ---
     meter.start()
     passive = (time.perf_counter(), 0.0)
-    pump(args.seconds)
+    idle = QEventLoop()
+    QTimer.singleShot(int(args.seconds * 1000), idle.quit)
+    idle.exec()
     passive = (passive[0], time.perf_counter())
     lags = meter.stop()
 

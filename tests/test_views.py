@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
 
 from aestudio.core.config import ModelConfig, TrainConfig
@@ -118,6 +119,63 @@ def test_loss_curves_receive_batch_and_epoch_points(qtbot, state):
     for step in range(11, 1100):
         t.progress.emit(BatchEnd("train", 2, 2, 5, 5, step, 1100, {"total": 1.0}, 1.0, 1.0))
     assert len(panel.curve_data("total", "batch")[0]) == 1099
+
+
+def test_a_progress_report_redraws_the_batch_line_and_an_epoch_end_its_points(qtbot, state, monkeypatch):
+    panel = shown(qtbot, LossCurvesPanel(state), 640, 360)
+    t = state.training
+    t.started.emit()
+    t.progress.emit(BatchEnd("train", 1, 2, 1, 5, 1, 10, {"total": 2.0}, 1000.0, 1.0))
+    curves = panel.terms["total"]
+    redrawn: list[str] = []
+    for name in ("batch_item", "train_item", "val_item"):
+        item = getattr(curves, name)
+        monkeypatch.setattr(item, "setData", lambda *a, name=name, original=item.setData, **k: (
+            redrawn.append(name), original(*a, **k)))
+    t.progress.emit(BatchEnd("train", 1, 2, 5, 5, 5, 10, {"total": 1.5}, 1000.0, 1.0))  # the epoch's last batch
+    assert redrawn == ["batch_item"]  # the epoch markers did not change: not redrawn
+    t.epochEnded.emit(EpochEnd("train", 1, 2, {"total": 1.6}, {"total": 1.7}, 1000.0, 1.0, 0.5, 5, 10))
+    assert set(redrawn) == {"batch_item", "train_item", "val_item"}
+    assert panel.curve_data("total", "val")[1].tolist() == [1.7]
+
+
+def test_plot_axes_and_grids_are_opaque_and_under_the_data(qtbot, state, monkeypatch):
+    """Semi-transparent lines make Qt's raster engine wait for its thread pool on every long line
+    (ui/imaging.OpaqueAxis): the loss and latent plots draw theirs in opaque, pre-blended colours."""
+    import pyqtgraph as pg
+
+    from aestudio.ui import imaging
+
+    drawn: list[QColor] = []
+    original = pg.AxisItem.drawPicture
+
+    def record(self, p, axis_spec, tick_specs, text_specs):
+        drawn.extend(pen.color() for pen, _, _ in [axis_spec, *tick_specs])
+        return original(self, p, axis_spec, tick_specs, text_specs)
+
+    monkeypatch.setattr(pg.AxisItem, "drawPicture", record)
+    for panel in (LossCurvesPanel(state), LatentMapPanel(state)):
+        item = panel.plot.getPlotItem()
+        for name in ("left", "bottom"):
+            assert isinstance(item.getAxis(name), imaging.OpaqueAxis)
+            assert item.getAxis(name).zValue() < item.getViewBox().zValue()  # curves and points cover the grid
+    panel = shown(qtbot, LossCurvesPanel(state), 640, 360)
+    t = state.training
+    t.started.emit()
+    for step in range(1, 6):
+        t.progress.emit(BatchEnd("train", 1, 2, step, 5, step, 10, {"total": 3.0 / step}, 1000.0, 1.0))
+    t.epochEnded.emit(EpochEnd("train", 1, 2, {"total": 1.6}, {"total": 1.7}, 1000.0, 1.0, 0.5, 5, 10))
+    qtbot.wait(50)  # the plot lays out its axes for the data
+    drawn.clear()
+    for name in ("left", "bottom"):
+        panel.plot.getPlotItem().getAxis(name).picture = None
+    panel.plot.viewport().repaint()
+    assert len(drawn) > 4  # axis lines, ticks and grid lines were drawn ...
+    assert all(c.alpha() == 255 for c in drawn)  # ... every one opaque
+    bg = panel.plot.backgroundBrush().color()
+    assert any(abs(c.lightnessF() - bg.lightnessF()) < 0.2 for c in drawn)  # grid lines stay faint
+    over = imaging.over(QColor(0, 0, 0, 64), QColor(255, 255, 255))
+    assert over.alpha() == 255 and over.red() == over.green() == over.blue() == 191
 
 
 def test_a_plain_autoencoders_total_and_reconstruction_are_one_curve(qtbot, state):

@@ -6,7 +6,8 @@
 * a categorical palette for class colours (`class_colors`);
 * `ScaledImage`, a widget that paints one image as large as fits, nearest-neighbour, keeping
   its aspect ratio;
-* `style_plot`, which takes a pyqtgraph plot's colours from a Qt palette (light / dark themes).
+* `style_plot`, which takes a pyqtgraph plot's colours from a Qt palette (light / dark themes);
+* `OpaqueAxis`, an axis whose lines and grid are drawn in opaque colours, under the data.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPixmap
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
@@ -139,19 +140,73 @@ def class_colors(n: int) -> list[QColor]:
     return [QColor.fromHsvF((i * 0.618034) % 1.0, 0.65, 0.9) for i in range(n)]
 
 
+def over(color: QColor, background: QColor) -> QColor:
+    """The opaque colour that `color` (with its alpha) gives when drawn over `background`."""
+    a = color.alphaF()
+    return QColor.fromRgbF(*(a * c + (1 - a) * b for c, b in zip(color.getRgbF()[:3], background.getRgbF()[:3])))
+
+
+class OpaqueAxis(pg.AxisItem):
+    """A pyqtgraph axis that draws its line, ticks and grid in opaque colours, the grid under the data.
+
+    pyqtgraph draws ticks and grid lines in the axis colour with some transparency. Qt's raster
+    engine splits each semi-transparent line longer than about 96 pixels across its GUI thread pool
+    and waits for it, all while the GUI thread holds Python's lock: the loss plot's grid took 240
+    thread wake-ups and 11 of its 25 ms per repaint, and while a model trained, every repaint held
+    up the training thread. So each colour is blended with the plot's `background` first (the same
+    pixels where nothing is plotted), and the axis sits under the view, so that curves cover the
+    grid instead of the grid crossing the curves."""
+
+    def __init__(self, orientation: str, **kwargs) -> None:
+        super().__init__(orientation, **kwargs)
+        self.background = QColor("white")  # style_plot sets the plot's own
+        self.setZValue(0)
+
+    def setZValue(self, z: float) -> None:  # noqa: N802 (Qt)
+        """Always under the ViewBox (-100) and what it shows (PlotItem puts axes at 0.5, over it);
+        the tick labels lie outside the view, so nothing covers them."""
+        super().setZValue(min(z, -200.0))
+
+    def set_background(self, color: QColor) -> None:
+        self.background = QColor(color)
+        self.picture = None  # redraw the cached lines in the new colours
+        self.update()
+
+    def _opaque(self, pen: QPen) -> QPen:
+        if pen.color().alpha() == 255:
+            return pen
+        pen = QPen(pen)
+        pen.setColor(over(pen.color(), self.background))
+        return pen
+
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):  # noqa: N802 (pyqtgraph)
+        pen, p1, p2 = axisSpec
+        super().drawPicture(p, (self._opaque(pen), p1, p2), [(self._opaque(t), a, b) for t, a, b in tickSpecs],
+                            textSpecs)
+
+
+def opaque_axes(*names: str) -> dict[str, OpaqueAxis]:
+    """`axisItems` for a pyqtgraph plot: `OpaqueAxis` on each side named (default left and bottom)."""
+    return {name: OpaqueAxis(name) for name in (names or ("left", "bottom"))}
+
+
 def style_plot(plot: pg.PlotWidget, palette: QPalette, legend_frame: bool = True) -> None:
     """Take a plot's background, axis and text colours from a Qt palette (and its legend's, if any:
-    filled and framed when `legend_frame`, else transparent)."""
+    filled and framed when `legend_frame`, else transparent). Axis lines are opaque (a muted text
+    colour, see `OpaqueAxis`)."""
     bg = palette.color(QPalette.ColorRole.Base)
     fg = palette.color(QPalette.ColorRole.Text)
     plot.setBackground(bg)
     item = plot.getPlotItem()
     muted = QColor(fg)
     muted.setAlphaF(0.75)
+    muted = over(muted, bg)
     for name in ("left", "bottom", "right", "top"):
         axis = item.getAxis(name)
         axis.setPen(pg.mkPen(muted))
         axis.setTextPen(pg.mkPen(fg))
+        if isinstance(axis, OpaqueAxis):
+            axis.set_background(bg)
     legend = item.legend
     if legend is not None:
         fill = QColor(bg)

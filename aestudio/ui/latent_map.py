@@ -203,7 +203,7 @@ class LatentMapPanel(QWidget):
         top.addStretch(1)
 
         # -- plot --
-        self.plot = pg.PlotWidget(self)
+        self.plot = pg.PlotWidget(self, axisItems=imaging.opaque_axes())  # cheap grid while a model trains
         self.plot.setAccessibleName("Latent map plot")
         self.plot.setToolTip(PLOT_HELP)
         pi = self.plot.getPlotItem()
