@@ -40,7 +40,7 @@ from PySide6.QtCore import QElapsedTimer, QEventLoop, QPoint, Qt, QThreadPool, Q
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QSlider, QWidget
 
-from aestudio.app import create_window
+from aestudio.app import create_window, start_warm_up
 from aestudio.core.config import TrainConfig
 from aestudio.core.datasets import ImageSet, load_dataset
 from aestudio.core.training import BatchEnd, Trainer
@@ -140,6 +140,9 @@ def main() -> None:
     window = create_window("fashion-10k")
     window.resize(1400, 900)
     window.show()
+    warm = start_warm_up()  # as `aestudio` does once its window shows (app.run_studio)
+    while not warm.finished_event.is_set():
+        pump(0.05)
     state = window.state
     state.set_dataset(fashion_50k(), "fashion-50k")
     state.set_train_config(TrainConfig(**{**state.train_config.to_dict(), "epochs": 100}))
