@@ -160,7 +160,7 @@ class OpaqueAxis(pg.AxisItem):
     def __init__(self, orientation: str, **kwargs) -> None:
         super().__init__(orientation, **kwargs)
         self.background = QColor("white")  # style_plot sets the plot's own
-        self.setZValue(0)
+        self.setZValue(-200.0)
 
     def setZValue(self, z: float) -> None:  # noqa: N802 (Qt)
         """Always under the ViewBox (-100) and what it shows (PlotItem puts axes at 0.5, over it);

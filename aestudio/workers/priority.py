@@ -83,7 +83,6 @@ def thread_nice() -> int | None:
 
 _training_runs = 0
 _lock = threading.Lock()
-_set_lock = threading.Lock()
 
 #: torch's own default number of threads here (its choice, or OMP_NUM_THREADS), read when this
 #: module is first imported, before it gives any thread fewer.
@@ -104,7 +103,7 @@ def set_threads(n: int) -> None:
     at two-thirds of the headless speed on 2 cores. Reading the count right after setting it makes
     that first-use setting happen now, from `n`; the lock keeps another thread from setting a
     different value in between."""
-    with _set_lock:
+    with _lock:
         torch.set_num_threads(n)
         torch.get_num_threads()
 
