@@ -79,7 +79,8 @@ def main() -> None:
         # the pytorch/examples VAE: batch 128, Adam 1e-3, BCE; its layers use PyTorch's default
         # (uniform, fan-in scaled) initialisation, closest to Xavier here (He init gave 245.1 nats)
         print("VAE 784-400-20 (dense, BCE, Xavier init)", flush=True)
-        cfg = ModelConfig(arch="dense", kind="vae", hidden=[400], latent=20, loss="bce", init="xavier")
+        cfg = ModelConfig(arch="dense", kind="vae", hidden=[400], latent=20, loss="bce", init="xavier",
+                          activation="relu")  # the reference's architecture, ReLU included
         t = train(cfg, TrainConfig(epochs=args.epochs), train_set, test_set)
         results["vae_nats"] = elbo_nats(t.model, xte)
         anchor["vae_nats"] = anchors.vae_neg_elbo(xtr, xte, args.epochs)

@@ -73,7 +73,7 @@ def neg_elbo(encode, decode, x: torch.Tensor, samples: int, seed: int = 0) -> fl
 def run_aestudio(train, test, epochs: int, init: str, kl_warmup: float, amp: bool = False):
     t0, c0 = time.perf_counter(), time.process_time()
     cfg = ModelConfig(arch="dense", kind="vae", input_shape=(1, 28, 28), hidden=[400], latent=20, loss="bce",
-                      init=init)
+                      init=init, activation="relu")  # the peer's model: ReLU, not aestudio's default
     trainer = Trainer(cfg, TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, kl_warmup=kl_warmup, device="cpu",
                                        amp=amp),
                       train, val_data=test)

@@ -205,9 +205,13 @@ def fmt(cell: dict) -> str:
     if cell["model"] == "plain16":
         return f"({cell['vs_pca']:.2f}× PCA)"
     if cell["model"] == "ae16":
-        return f"{cell['vs_pca']:.2f}× PCA{mark}"
+        v = cell["vs_pca"]
+        digits = 3 if (round(v, 2) <= 0.7) != (v <= 0.7) else 2  # nor 0.703 as a missed 0.70
+        return f"{v:.{digits}f}× PCA{mark}"
     if cell["model"] == "dae16":
-        return f"+{cell['gain_db']:.1f} dB{mark}"
+        g = cell["gain_db"]
+        digits = 2 if (round(g, 1) >= 6.0) != (g >= 6.0) else 1  # +5.97 is not shown as a missed +6.0
+        return f"{g:+.{digits}f} dB{mark}"
     extra = f", {cell['active_dims']} active" if "active_dims" in cell else ""
     return f"{cell['vs_mean']:.2f}× mean{extra}{mark}"
 

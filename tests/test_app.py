@@ -251,7 +251,7 @@ def test_the_status_says_when_auto_shifts_a_small_set(qtbot, tmp_path):
     assert w.state.dataset.shape == (1, 28, 28)
     assert train(qtbot, w).reason == "completed"
     status = find_by_name(w, "Training status").text()
-    assert "Note: Random shifts of up to 2 px (a small set: 48 training images)" in status, status
+    assert "Note: Random shifts of up to 4 px (a small set: 48 training images)" in status, status
     assert "Augmentation under More settings turns them off" in status
     w.training_panel.set_config(TrainConfig(epochs=1, batch_size=32, device="cpu", augment="none"))
     assert train(qtbot, w).reason == "completed"

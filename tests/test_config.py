@@ -82,3 +82,21 @@ def test_dense_layers_round_trip_and_a_version_1_config_means_none():
     d["model"]["dense_layers"] = [0]
     with pytest.raises(ConfigError, match="dense_layers"):
         loads(json.dumps(d))
+
+
+def test_auto_activation_is_leaky_relu_but_relu_behind_a_kl_sparse_code():
+    import torch.nn as nn
+
+    from aestudio.core.models import build_model
+
+    assert ModelConfig().activation == "auto"
+    assert set(ModelConfig(arch="conv").layer_activations) == {"leaky_relu"}
+    assert set(ModelConfig(kind="sparse").layer_activations) == {"relu"}  # sigmoid code: see auto_activation
+    assert set(ModelConfig(kind="sparse", sparsity="l1").layer_activations) == {"leaky_relu"}
+    assert set(ModelConfig(kind="sparse", activation="leaky_relu").layer_activations) == {"leaky_relu"}
+    assert set(ModelConfig(activation="relu").layer_activations) == {"relu"}
+    kinds = {type(m) for m in build_model(ModelConfig(arch="conv", input_shape=(1, 28, 28))).modules()}
+    assert nn.LeakyReLU in kinds and nn.ReLU not in kinds
+    # "auto" is a setting of the one activation, not a layer's own activation
+    assert ModelConfig(activation="auto").problems() == []
+    assert any("activation" in p for p in ModelConfig(arch="dense", hidden=[8], activations=["auto"]).problems())

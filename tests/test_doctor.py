@@ -91,7 +91,7 @@ def test_beta_50_collapses_the_posterior(digits):
 
 
 def test_dead_units_forced_by_negative_biases(digits):
-    mcfg = dense(hidden=[64])
+    mcfg = dense(hidden=[64], activation="relu")
     model = Autoencoder(mcfg)
     with torch.no_grad():
         for block in [*model.enc_blocks, model.from_code]:
@@ -105,9 +105,36 @@ def test_dead_units_forced_by_negative_biases(digits):
     assert d.settings["activation"] == "leaky_relu"
 
 
+def test_dead_units_of_a_kl_sparse_model_get_leaky_relu_with_a_lower_rate(digits):
+    """Leaky ReLU alone at 2e-3 let a KL-sparse model's sigmoid code saturate (config.auto_activation)."""
+    mcfg = dense(hidden=[64], kind="sparse")
+    assert mcfg.layer_activations == ["relu"]
+    model = Autoencoder(mcfg)
+    with torch.no_grad():
+        for block in [*model.enc_blocks, model.from_code]:
+            for layer in block.modules():
+                if isinstance(layer, torch.nn.Linear):
+                    layer.bias.fill_(-20.0)
+    _, found, _ = run(digits.subset(slice(0, 400)), mcfg, train_cfg(epochs=3), model=model)
+    d = by_code(found, "dead_units")
+    assert d.settings == {"activation": "leaky_relu", "activations": None, "lr": 1e-3}
+    assert "learning rate lowered from 0.002 to 0.001" in d.remedy
+
+
+def test_healthy_relu_runs_raise_nothing(digits):
+    from aestudio.core.datasets import load_dataset
+
+    shapes = load_dataset("shapes").subset(slice(0, 1200))
+    conv = ModelConfig(arch="conv", input_shape=shapes.shape, latent=16, activation="relu")
+    for data, mcfg, epochs in ((digits, dense(latent=16, activation="relu"), 30), (shapes, conv, 8)):
+        _, found, fin = run(data, mcfg, train_cfg(epochs=epochs))
+        assert fin.reason == "completed"
+        assert "dead_units" not in codes_of(found), [d.text() for d in found]
+
+
 def test_units_are_not_called_dead_on_one_validation_image(digits):
     """Any one input leaves about half of a healthy model's ReLU units at zero: no evidence of death."""
-    trainer = Trainer(dense(latent=16), train_cfg(epochs=10), digits.subset(slice(0, 600)),
+    trainer = Trainer(dense(latent=16, activation="relu"), train_cfg(epochs=10), digits.subset(slice(0, 600)),
                       val_data=digits.subset(slice(600, 601)))
     found = [e for e in trainer.run() if isinstance(e, Diagnosis)]
     assert "dead_units" not in codes_of(found), [d.text() for d in found]
@@ -328,3 +355,47 @@ def test_a_model_that_memorises_noise_is_overfitting_not_a_constant_output():
     assert "constant_output" not in codes_of(found)
     d = by_code(found, "overfitting")
     assert d.settings["epochs"] < 60 and "memorises" in d.message
+
+
+def test_a_denoiser_is_probed_with_noisy_images_and_judged_against_clean_ones():
+    """A denoising model never sees clean inputs in training, so the doctor must not judge it on them:
+    a perfect denoiser that is useless on clean images is healthy."""
+    from aestudio.core.doctor import Doctor
+    from aestudio.core.noise import parse_noise
+
+    gen = torch.Generator().manual_seed(0)
+    x_train, x_val = torch.rand(300, 1, 8, 8, generator=gen), torch.rand(100, 1, 8, 8, generator=gen)
+    mcfg = dense()
+    doctor = Doctor(mcfg, train_cfg(noise="gaussian:0.5", seed=3), 300, 10, x_train, x_val)
+    noisy = doctor.probe_input
+    assert not torch.equal(noisy, doctor.probe)
+    expected = parse_noise("gaussian:0.5").apply(doctor.probe, torch.Generator().manual_seed(3 + 7))
+    assert torch.equal(noisy, expected)  # the same corruption at every check
+
+    class Oracle(Autoencoder):
+        """Returns the clean probe image for its noisy version, and the mean grey for anything else."""
+
+        def forward(self, x):
+            return self.decode(self.encode(x).z)
+
+        def encode(self, x):
+            from aestudio.core.models import Code
+
+            hit = (x.flatten(1)[:, None, :] == noisy.flatten(1)[None]).all(-1)
+            z = torch.where(hit.any(1, keepdim=True), hit.float().argmax(1, keepdim=True).float(), torch.full((len(x), 1), -1.0))
+            return Code(z, z)
+
+        def decode(self, z):
+            idx = z[:, 0].long()
+            out = torch.full((len(z), 1, 8, 8), 0.5)
+            out[idx >= 0] = doctor.probe[idx[idx >= 0]]
+            return out
+
+    oracle = Oracle(mcfg)
+    stats = doctor.probe_stats(oracle)
+    assert stats["mse"] == 0.0 and stats["var_ratio"] > 0.9
+    found = doctor.check_epoch(oracle, 5, 5, 500)
+    assert "constant_output" not in [d.code for d in found]
+    # the same oracle judged on clean images (no noise in the config) learned nothing
+    plain = Doctor(mcfg, train_cfg(seed=3), 300, 10, x_train, x_val)
+    assert plain.probe_stats(oracle)["mse_ratio"] > 0.9

@@ -62,7 +62,7 @@ def test_note_when_training_is_cut_short_and_none_when_converged(split, mcfg):
     assert not long[0].still_improving and pc.sweep_note(long) is None
     assert long[0].mse < short[0].mse
 
-    normal = an.train_normal_model(mcfg, train, [0, 1], steps=20, train_config=tcfg, val_set=val)
+    normal = an.train_normal_model(mcfg, train, [0, 1], steps=40, train_config=tcfg, val_set=val)
     assert "still improving" in normal.note("The normal-class model")
     pair = dn.train_comparison_pair(mcfg, train, "gaussian:0.3", steps=40, train_config=tcfg, val_set=val)
     assert pair.note.startswith("Both models were still improving")

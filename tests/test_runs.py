@@ -202,7 +202,7 @@ def test_config_diff_lists_only_what_differs():
     c = info("c", 1.0, hidden=[64, 32], dropout=0.2, activations=["relu", "relu"])
     diff = dict(R.config_diff([a, b, c]))
     assert diff == {"model.hidden": [[64, 32], [32, 16, 8], [64, 32]],
-                    "model.activations": [["relu", "relu"], ["relu", "relu", "relu"], ["relu", "relu"]],
+                    "model.activations": [["leaky_relu"] * 2, ["leaky_relu"] * 3, ["relu", "relu"]],
                     "model.dropout": [0.0, 0.0, 0.2]}
     assert R.config_diff([a, info("a2", 5.0, hidden=[64, 32])]) == []
 
