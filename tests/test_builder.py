@@ -185,7 +185,7 @@ def test_dense_layers_field_shows_its_default_and_is_for_conv_only(builder, qtbo
     assert builder.config().dense_sizes == [128, 32]
     qtbot.waitUntil(lambda: builder.param_count == summarize(builder.config()).params, timeout=5000)
     dense.setText("")
-    builder.set_config(ModelConfig(arch="conv", input_shape=(1, 8, 8)))
+    builder.set_config(ModelConfig(arch="conv", input_shape=(1, 6, 6)))
     assert find_by_name(builder, "Dense layers").placeholderText() == "default: none"  # too few conv features
     builder.set_config(ModelConfig(arch="dense"))
     assert not find_by_name(builder, "Dense layers").isEnabled()

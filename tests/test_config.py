@@ -84,6 +84,26 @@ def test_dense_layers_round_trip_and_a_version_1_config_means_none():
         loads(json.dumps(d))
 
 
+def test_small_images_get_the_dense_layer_from_format_3_and_a_version_2_run_loads_as_built():
+    from aestudio.core.models import build_model
+
+    digits = ModelConfig(arch="conv", input_shape=(1, 8, 8))
+    assert digits.hidden_sizes == [32] and digits.dense_sizes == [256]  # 32 x 4 x 4 = 512 features
+    assert ModelConfig(arch="conv", input_shape=(1, 6, 6)).dense_sizes == []  # 288 features
+    # a version-2 run of the same config was built without the layer, and must load so
+    old_cfg = ModelConfig(arch="conv", input_shape=(1, 8, 8), dense_layers=[])
+    model = build_model(old_cfg)
+    d = json.loads(dumps(digits, TrainConfig()))
+    d["format_version"] = 2
+    m2, _, _ = loads(json.dumps(d))
+    assert m2.dense_sizes == [] and build_model(m2).state_dict().keys() == model.state_dict().keys()
+    d["model"]["dense_layers"] = [64]  # named in the file: kept
+    assert loads(json.dumps(d))[0].dense_sizes == [64]
+    d = json.loads(dumps(ModelConfig(arch="conv", input_shape=(1, 28, 28)), TrainConfig()))
+    d["format_version"] = 2  # 3,136 features: had the layer in version 2 already
+    assert loads(json.dumps(d))[0].dense_sizes == [256]
+
+
 def test_auto_activation_is_leaky_relu_but_relu_behind_a_kl_sparse_code():
     import torch.nn as nn
 

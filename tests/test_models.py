@@ -126,7 +126,8 @@ def test_conv_default_has_one_dense_layer_between_conv_features_and_code_mirrore
     (dict(arch="conv", input_shape=(3, 32, 32)), [256]),
     (dict(arch="conv", input_shape=(3, 64, 64)), [256]),  # 64 x 16 x 16 = 16,384 features: the largest
     (dict(arch="conv", input_shape=(3, 128, 128)), []),  # 65,536 features: the layer would hold 16.8M weights
-    (dict(arch="conv", input_shape=(1, 8, 8)), []),  # 512 features: nothing to compress
+    (dict(arch="conv", input_shape=(1, 8, 8)), [256]),  # 32 x 4 x 4 = 512 features: the smallest
+    (dict(arch="conv", input_shape=(1, 6, 6)), []),  # 288 features: nothing to compress
     (dict(arch="conv", dense_layers=[]), []),
     (dict(arch="conv", dense_layers=[128, 64]), [128, 64]),
     (dict(arch="dense"), []),

@@ -29,7 +29,10 @@ PRIOR_KINDS = ("vae", "aae")
 
 #: 2: `dense_layers` (conv models). A version-1 file has none, and its conv models were built without
 #: them, so reading one sets `dense_layers` to [] (see `from_json`).
-FORMAT_VERSION = 2
+#: 3: the default dense layer starts at 512 conv features instead of 1,024 (8-11 px images), and
+#: `activation` may be "auto". A version-2 conv model with fewer than 1,024 features and no
+#: `dense_layers` of its own was built without the layer, so reading one sets `dense_layers` to [].
+FORMAT_VERSION = 3
 
 # ---- how the fields appear in the studio's forms (see aestudio.core.fields) --------------------
 ARCH_LABELS = {"dense": "Dense (fully connected)", "conv": "Convolutional", "recurrent": "Recurrent (rows as a sequence)"}
@@ -81,16 +84,28 @@ def default_hidden(arch: str, input_shape: tuple[int, int, int], latent: int) ->
 #: Units of the dense layer that a conv model puts between its conv layers and the code by default.
 DENSE_UNITS = 256
 #: The default dense layer is used when the conv layers leave this many feature values (a range).
-DENSE_MIN_FEATURES, DENSE_MAX_FEATURES = 4 * DENSE_UNITS, 16384
+DENSE_MIN_FEATURES, DENSE_MAX_FEATURES = 2 * DENSE_UNITS, 16384
+#: The lower end before format 3 (see FORMAT_VERSION).
+DENSE_MIN_FEATURES_V2 = 4 * DENSE_UNITS
+
+
+def conv_features(input_shape: tuple[int, int, int], hidden: list[int]) -> int:
+    """Feature values the stride-2 conv layers `hidden` leave from images of `input_shape`."""
+    _, h, w = input_shape
+    factor = 2 ** len(hidden)
+    return hidden[-1] * (h // factor) * (w // factor)
 
 
 def default_dense(arch: str, input_shape: tuple[int, int, int], hidden: list[int]) -> list[int]:
     """The dense layers between a conv model's conv layers and its code, when the user gives none.
 
-    One layer of `DENSE_UNITS` (256) when the conv layers leave 1,024 to 16,384 feature values
-    (28 px: 64 x 7 x 7 = 3,136; 64 px: 16,384); otherwise none: with fewer features the layer
-    would hardly compress (8 px digits, 512 features: it overfitted, 0.57x PCA-16 became 0.59x),
-    with more it would hold tens of millions of weights. Measured with benchmarks/robustness.py at
+    One layer of `DENSE_UNITS` (256) when the conv layers leave 512 to 16,384 feature values
+    (8 px: 32 x 4 x 4 = 512; 28 px: 64 x 7 x 7 = 3,136; 64 px: 16,384); otherwise none: with
+    fewer features the layer would hardly compress, with more it would hold tens of millions of
+    weights. The lower end was 1,024 while hidden layers used ReLU: on the 8 px digits the layer
+    overfitted then (0.57x PCA-16 became 0.59x); with leaky ReLU it helps there (AE-16 0.54x ->
+    0.51x, denoising at gaussian:0.5 +5.87 -> +6.37 dB, means over seeds 0-3, one-off runs of
+    robustness.py's cell). Measured with benchmarks/robustness.py at
     the default step budget, AE-16, error as a multiple of PCA-16's on validation images:
     fashion-10k 0.60x -> 0.56x, shapes 0.09x -> 0.07x, strokes 0.51x -> 0.37x, photos 0.85x ->
     0.79x, icons 0.17x -> 0.13x, the 200-image folder 0.29x -> 0.22x. The code layer alone reads thousands of conv features in one
@@ -99,9 +114,7 @@ def default_dense(arch: str, input_shape: tuple[int, int, int], hidden: list[int
     """
     if arch != "conv" or not hidden:
         return []
-    _, h, w = input_shape
-    factor = 2 ** len(hidden)
-    features = hidden[-1] * (h // factor) * (w // factor)
+    features = conv_features(input_shape, hidden)
     return [DENSE_UNITS] if DENSE_MIN_FEATURES <= features <= DENSE_MAX_FEATURES else []
 
 
@@ -537,7 +550,11 @@ def from_json(d: Any) -> tuple[ModelConfig, TrainConfig, dict[str, Any]]:
     problems = check_fields(extra, present)
     if problems:
         raise ConfigError(problems[0])
-    return ModelConfig.from_dict(model_d), TrainConfig.from_dict(train_d), extra
+    model = ModelConfig.from_dict(model_d)
+    if version < 3 and model.arch == "conv" and model.dense_layers is None and model.hidden_sizes \
+            and conv_features(model.input_shape, model.hidden_sizes) < DENSE_MIN_FEATURES_V2:
+        model = dataclasses.replace(model, dense_layers=[])  # built when such a model had no dense layer
+    return model, TrainConfig.from_dict(train_d), extra
 
 
 # ---- helpers -------------------------------------------------------------------------------
