@@ -294,8 +294,9 @@ class ModelConfig:
         layer and 16 of the 64 channels of its second conv layer never positive on 400 validation
         images; with leaky ReLU none, and 0.79x -> 0.77x PCA-16's error. The exception is the sparse
         model with a KL penalty, whose code is a sigmoid: behind leaky ReLU its code saturated and
-        training stalled (the dense sparse model on the RGBA icons, 0.75-0.77x the mean image's error
-        at seeds 0, 1 and 2, with the penalty's weight at 0, 1e-3 or 0.1; 0.11x with ReLU).
+        training stalled (the dense sparse model on the RGBA icons: 0.77-0.78x the mean image's error
+        at seeds 0, 1 and 2; 0.75x and 0.71x with the penalty's weight at 0 and 0.1 instead of 1e-3;
+        0.11x with ReLU).
         """
         return "relu" if self.kind == "sparse" and self.sparsity == "kl" else "leaky_relu"
 
