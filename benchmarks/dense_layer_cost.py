@@ -1,6 +1,7 @@
-"""What the conv model's default dense layer costs in training time.
+"""What the conv model's default dense layer (or its default activation) costs in training time.
 
     python3 dev.py bench dense_layer_cost [--threads 1] [--rounds 3] [--epochs 2] [--data fashion-10k]
+    python3 dev.py bench dense_layer_cost --what activation   # leaky ReLU (the default) against ReLU
 
 Trains the default conv autoencoder (code 16) twice per round at the CLI's batch size and learning
 rate: once as built by default (a dense layer of 256 units between the conv features and the code,
@@ -8,7 +9,8 @@ see `config.default_dense`) and once with `dense_layers=[]` (the code layer read
 features directly, the default before). The two alternate in order from round to round; each is
 timed whole, from building the Trainer to its last event (validation included). Prints the
 median seconds with their spread and the ratio of the medians. What the layer buys in quality is
-measured by `robustness.py`.
+measured by `robustness.py`. With ``--what activation`` the two sides are the default model with
+its `auto` activation (leaky ReLU) and with ReLU, the default before.
 """
 from __future__ import annotations
 
@@ -34,10 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--data", default="fashion-10k")
+    ap.add_argument("--what", choices=("dense", "activation"), default="dense")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_dataset(args.data)
-    sides = {"dense 256 (default)": None, "no dense layer": []}
+    if args.what == "dense":
+        sides = {"dense 256 (default)": {"dense_layers": None}, "no dense layer": {"dense_layers": []}}
+    else:
+        sides = {"leaky ReLU (default)": {"activation": "auto"}, "ReLU": {"activation": "relu"}}
     base = ModelConfig(arch="conv", latent=16, input_shape=data.shape)
     print(f"{data.summary()}; conv AE-16, batch 32, {args.epochs} epochs, {args.threads} thread(s), "
           f"{args.rounds} rounds; default dense layers here: {base.dense_sizes}", flush=True)
@@ -45,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.rounds):
         order = list(sides) if r % 2 == 0 else list(sides)[::-1]
         for name in order:
-            cfg = ModelConfig(arch="conv", latent=16, input_shape=data.shape, dense_layers=sides[name])
+            cfg = ModelConfig(arch="conv", latent=16, input_shape=data.shape, **sides[name])
             t0 = time.perf_counter()
             for _ in Trainer(cfg, TrainConfig(epochs=args.epochs, batch_size=32, lr=2e-3, device="cpu"), data).run():
                 pass
@@ -54,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, v in seconds.items():
         print(f"{name:<20} {statistics.median(v):6.1f} s ({min(v):.1f}-{max(v):.1f})")
     a, b = (statistics.median(v) for v in seconds.values())
-    print(f"time with the dense layer / without: {a / b:.2f}x")
+    first, second = list(sides)
+    print(f"time {first} / {second}: {a / b:.2f}x")
     return 0
 
 
