@@ -622,7 +622,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if rank.enabled:
         _err(f"distributed: {rank.world_size} processes ({trainer.device.type}), global batch {train_cfg.batch_size}")
     _err(f"model: {model_cfg.arch} {model_cfg.kind}, latent {model_cfg.latent}, hidden {model_cfg.hidden_sizes}"
-         + (f", dense {model_cfg.dense_sizes}" if model_cfg.dense_sizes else "") + "; "
+         + (f", dense {model_cfg.dense_sizes}" if model_cfg.dense_sizes else "")
+         + (f", {', '.join(sorted(set(model_cfg.layer_activations)))}" if model_cfg.layer_activations else "") + "; "
          f"{len(trainer.train_idx):,} training / {len(trainer.val_idx):,} validation images on {trainer.device}")
     if trainer.augment_line and rank.is_main:
         _err(f"augment: {trainer.augment_line} (--augment none: off)")
