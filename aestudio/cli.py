@@ -76,7 +76,7 @@ def _version() -> str:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from aestudio.core.config import ACTIVATION_CHOICES, ARCHS, INITS, KINDS, LOSSES, OUTPUTS, SPARSITY_PENALTIES
+    from aestudio.core.config import ACTIVATIONS, ARCHS, INITS, KINDS, LOSSES, OUTPUTS, SPARSITY_PENALTIES
 
     p = _Parser(prog=PROG, description="A desktop studio for building, training and exploring autoencoders.")
     p.add_argument("--version", action="version", version=f"aestudio {_version()}")
@@ -109,8 +109,7 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--dense-layers", type=_int_list, metavar="N,N,...",
                    help="conv only: units of dense layers between the conv layers and the code, mirrored in the "
                         "decoder; default one of 256 for 28 to 64 px images; 'none' for no dense layer")
-    g.add_argument("--activation", choices=ACTIVATION_CHOICES,
-                   help="hidden activation (default auto: leaky_relu; relu in a sparse model with the KL penalty)")
+    g.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (default leaky_relu)")
     g.add_argument("--init", choices=INITS, help="weight initialisation: he (Kaiming) or xavier (default he)")
     g.add_argument("--output", choices=OUTPUTS, help="output activation (default sigmoid)")
     g.add_argument("--loss", choices=LOSSES, help="reconstruction loss (default mse)")

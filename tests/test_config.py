@@ -104,19 +104,21 @@ def test_small_images_get_the_dense_layer_from_format_3_and_a_version_2_run_load
     assert loads(json.dumps(d))[0].dense_sizes == [256]
 
 
-def test_auto_activation_is_leaky_relu_but_relu_behind_a_kl_sparse_code():
+def test_hidden_layers_default_to_leaky_relu_and_a_kl_sparse_code_starts_at_its_target():
+    import math
+
+    import torch
     import torch.nn as nn
 
     from aestudio.core.models import build_model
 
-    assert ModelConfig().activation == "auto"
-    assert set(ModelConfig(arch="conv").layer_activations) == {"leaky_relu"}
-    assert set(ModelConfig(kind="sparse").layer_activations) == {"relu"}  # sigmoid code: see auto_activation
-    assert set(ModelConfig(kind="sparse", sparsity="l1").layer_activations) == {"leaky_relu"}
-    assert set(ModelConfig(kind="sparse", activation="leaky_relu").layer_activations) == {"leaky_relu"}
-    assert set(ModelConfig(activation="relu").layer_activations) == {"relu"}
+    assert ModelConfig().activation == "leaky_relu"
     kinds = {type(m) for m in build_model(ModelConfig(arch="conv", input_shape=(1, 28, 28))).modules()}
     assert nn.LeakyReLU in kinds and nn.ReLU not in kinds
-    # "auto" is a setting of the one activation, not a layer's own activation
-    assert ModelConfig(activation="auto").problems() == []
-    assert any("activation" in p for p in ModelConfig(arch="dense", hidden=[8], activations=["auto"]).problems())
+    sparse = build_model(ModelConfig(kind="sparse", input_shape=(1, 8, 8), sparsity_target=0.05))
+    assert set(sparse.config.layer_activations) == {"leaky_relu"}
+    bias = sparse.to_code.bias
+    assert torch.allclose(bias, torch.full_like(bias, math.log(0.05 / 0.95)))
+    with torch.no_grad():  # the untrained code sits at the target activation, not at 0.5
+        z = sparse.encode(torch.rand(64, 1, 8, 8)).z
+    assert abs(float(z.mean()) - 0.05) < 0.03

@@ -90,34 +90,19 @@ def test_beta_50_collapses_the_posterior(digits):
     assert "constant_output" not in codes_of(found)  # explained by the collapse, not reported twice
 
 
-def _trained_with_dead_units(digits, mcfg):
-    """Findings of a short run of `mcfg` whose hidden ReLU units all start dead (biases of -20)."""
+def test_dead_units_forced_by_negative_biases(digits):
+    mcfg = dense(hidden=[64], activation="relu")
     model = Autoencoder(mcfg)
     with torch.no_grad():
         for block in [*model.enc_blocks, model.from_code]:
             for layer in block.modules():
                 if isinstance(layer, torch.nn.Linear):
                     layer.bias.fill_(-20.0)
-    return run(digits.subset(slice(0, 400)), mcfg, train_cfg(epochs=3), model=model)[1]
-
-
-def test_dead_units_forced_by_negative_biases(digits):
-    mcfg = dense(hidden=[64], activation="relu")
-    found = _trained_with_dead_units(digits, mcfg)
+    _, found, _ = run(digits.subset(slice(0, 400)), mcfg, train_cfg(epochs=3), model=model)
     assert "dead_units" in codes_of(found)
     d = by_code(found, "dead_units")
     assert "128 of the 128 ReLU units (100%)" in d.message
     assert d.settings["activation"] == "leaky_relu"
-
-
-def test_dead_units_of_a_kl_sparse_model_get_leaky_relu_with_a_lower_rate(digits):
-    """Leaky ReLU alone at 2e-3 let a KL-sparse model's sigmoid code saturate (config.auto_activation)."""
-    mcfg = dense(hidden=[64], kind="sparse")
-    assert mcfg.layer_activations == ["relu"]
-    found = _trained_with_dead_units(digits, mcfg)
-    d = by_code(found, "dead_units")
-    assert d.settings == {"activation": "leaky_relu", "activations": None, "lr": 1e-3}
-    assert "learning rate lowered from 0.002 to 0.001" in d.remedy
 
 
 def test_healthy_relu_runs_raise_nothing(digits):

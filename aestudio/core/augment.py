@@ -39,7 +39,7 @@ The largest shift is ``side / 8`` pixels, rounded, and at least 1: 4 px at 28 or
 It used to be one offset per batch of up to ``side / 16``. On the RGB photo patches the model
 still learned its training patches far better than new ones (0.60x PCA-16's error on them, 0.79x
 on validation); its own offset per image and up to 4 px closed most of that gap (0.69x and 0.76x
-with ReLU, 0.68x and 0.74x with leaky ReLU, the default activation's choice there; seed 0, one-off trials
+with ReLU, 0.68x and 0.74x with leaky ReLU, now the default; seed 0, one-off trials
 around `benchmarks/robustness.py`'s cell, which then re-measured every set). With ReLU, up to 6 px went no
 further (0.76x) and an offset per batch of up to 2 px with reflected instead of repeated edges
 made no difference (0.80x).

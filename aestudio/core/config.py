@@ -29,19 +29,17 @@ PRIOR_KINDS = ("vae", "aae")
 
 #: 2: `dense_layers` (conv models). A version-1 file has none, and its conv models were built without
 #: them, so reading one sets `dense_layers` to [] (see `from_json`).
-#: 3: the default dense layer starts at 512 conv features instead of 1,024 (8-11 px images), and
-#: `activation` may be "auto". A version-2 conv model with fewer than 1,024 features and no
-#: `dense_layers` of its own was built without the layer, so reading one sets `dense_layers` to [].
+#: 3: the default dense layer starts at 512 conv features instead of 1,024 (8-11 px images). A
+#: version-2 conv model with fewer than 1,024 features and no `dense_layers` of its own was built
+#: without the layer, so reading one sets `dense_layers` to [].
 FORMAT_VERSION = 3
 
 # ---- how the fields appear in the studio's forms (see aestudio.core.fields) --------------------
 ARCH_LABELS = {"dense": "Dense (fully connected)", "conv": "Convolutional", "recurrent": "Recurrent (rows as a sequence)"}
 KIND_LABELS = {"ae": "Plain autoencoder", "vae": "Variational (VAE)", "sparse": "Sparse", "contractive": "Contractive",
                "aae": "Adversarial (AAE)"}
-ACTIVATION_LABELS = {"auto": "Auto", "relu": "ReLU", "leaky_relu": "Leaky ReLU", "elu": "ELU", "tanh": "tanh",
-                     "sigmoid": "sigmoid", "linear": "linear (none)"}
-# the one activation setting may also be "auto": see ModelConfig.auto_activation
-ACTIVATION_CHOICES = ("auto", *ACTIVATIONS)
+ACTIVATION_LABELS = {"relu": "ReLU", "leaky_relu": "Leaky ReLU", "elu": "ELU", "tanh": "tanh", "sigmoid": "sigmoid",
+                     "linear": "linear (none)"}
 OUTPUT_LABELS = {"sigmoid": "Sigmoid: pixels in [0, 1]", "linear": "Linear: unbounded"}
 LOSS_LABELS = {"mse": "Mean squared error", "bce": "Binary cross-entropy"}
 INIT_LABELS = {"he": "He (Kaiming)", "xavier": "Xavier (Glorot)"}
@@ -164,12 +162,11 @@ class ModelConfig:
         enabled_when={"arch": "conv"},
         unavailable="Not available: dense layers between conv layers and the code are for the conv architecture."))
     # used for every hidden layer unless `activations` is given
-    activation: str = field(default="auto", metadata=ui("Activation", (
+    activation: str = field(default="leaky_relu", metadata=ui("Activation", (
             "The non-linearity after each hidden layer. Without one, a stack of layers is a single linear map and "
-            "the autoencoder can do no better than PCA. Auto: leaky ReLU, which passes a fifth of negative values, "
-            "so a unit cannot die as a ReLU unit can when training pushes it below zero for every image; ReLU in a "
-            "sparse model with a KL penalty, whose sigmoid code saturated and stopped learning behind leaky ReLU."),
-        choices=labelled(ACTIVATION_CHOICES, ACTIVATION_LABELS), group="Layers", enabled_when={"activations": None},
+            "the autoencoder can do no better than PCA. Leaky ReLU (the default) passes a fifth of negative values, "
+            "so a unit cannot die as a ReLU unit can when training pushes it below zero for every image."),
+        choices=labelled(ACTIVATIONS, ACTIVATION_LABELS), group="Layers", enabled_when={"activations": None},
         unavailable="Overridden by the per-layer list below."))
     # one per hidden layer
     activations: tuple[str, ...] | None = field(default=None, metadata=ui("Per layer", (
@@ -286,26 +283,10 @@ class ModelConfig:
         return len(self.hidden_sizes) + len(self.dense_sizes)
 
     @property
-    def auto_activation(self) -> str:
-        """What `activation="auto"` means for this model.
-
-        Leaky ReLU: with ReLU, training killed units for good. The default conv AE-16 on RGB photo
-        patches (benchmarks/robustness.py, photos) ended with 147 of the 256 units of its dense encoder
-        layer and 16 of the 64 channels of its second conv layer never positive on 400 validation
-        images; with leaky ReLU none, and 0.79x -> 0.77x PCA-16's error. The exception is the sparse
-        model with a KL penalty, whose code is a sigmoid: behind leaky ReLU its code saturated and
-        training stalled (the dense sparse model on the RGBA icons: 0.77-0.78x the mean image's error
-        at seeds 0, 1 and 2; 0.75x and 0.71x with the penalty's weight at 0 and 0.1 instead of 1e-3;
-        0.11x with ReLU).
-        """
-        return "relu" if self.kind == "sparse" and self.sparsity == "kl" else "leaky_relu"
-
-    @property
     def layer_activations(self) -> list[str]:
         if self.activations:
             return list(self.activations)
-        act = self.auto_activation if self.activation == "auto" else self.activation
-        return [act] * len(self.hidden_sizes)
+        return [self.activation] * len(self.hidden_sizes)
 
     @property
     def completeness(self) -> str:
@@ -341,7 +322,7 @@ class ModelConfig:
             for a in self.activations:
                 _choice(p, "activation", a, ACTIVATIONS)
         else:
-            _choice(p, "activation", self.activation, ACTIVATION_CHOICES)
+            _choice(p, "activation", self.activation, ACTIVATIONS)
         if self.loss == "bce" and self.output != "sigmoid":
             p.append("binary cross-entropy needs a sigmoid output (pixel values in [0, 1])")
         if self.tied and self.arch != "dense":
@@ -628,6 +609,6 @@ def _jsonable(v: Any) -> bool:
 
 
 __all__ = [
-    "ACTIVATIONS", "ACTIVATION_CHOICES", "ARCHS", "INITS", "KINDS", "PRIOR_KINDS", "LOSSES", "OUTPUTS", "RNN_CELLS", "SPARSITY_PENALTIES",
+    "ACTIVATIONS", "ARCHS", "INITS", "KINDS", "PRIOR_KINDS", "LOSSES", "OUTPUTS", "RNN_CELLS", "SPARSITY_PENALTIES",
     "ConfigError", "ModelConfig", "TrainConfig", "default_hidden", "dumps", "from_json", "loads",
 ]

@@ -387,11 +387,6 @@ class Doctor:
             if self._persistent("dead_units", cand, last):
                 if lr > 5e-3:
                     settings, fix = {"lr": 1e-3}, f"Lower the learning rate from {lr:g} to 0.001"
-                elif self.mcfg.kind == "sparse" and self.mcfg.sparsity == "kl" and lr > 1e-3:
-                    # behind leaky ReLU at 2e-3 the sigmoid code saturated (config.auto_activation); at 1e-3
-                    # it learned: RGBA icons 0.08x the mean image's error, against 0.11x with dead ReLUs
-                    settings = {"activation": "leaky_relu", "activations": None, "lr": 1e-3}
-                    fix = f"Use leaky ReLU activations, which cannot die, with the learning rate lowered from {lr:g} to 0.001,"
                 else:
                     settings, fix = {"activation": "leaky_relu", "activations": None}, \
                         "Use leaky ReLU activations, which cannot die,"

@@ -533,14 +533,6 @@ def compare(runs: Sequence[RunInfo]) -> Comparison:
     return Comparison(runs, rows, config_diff(runs))
 
 
-def _activations(model: dict[str, Any], layers: int) -> list[Any]:
-    """Each hidden layer's activation as the model was built ("auto" resolved)."""
-    try:
-        return ModelConfig.from_dict(model).layer_activations
-    except Exception:  # noqa: BLE001 - a value for display only
-        return [model.get("activation")] * layers
-
-
 def _sizes(model: dict[str, Any], key: str) -> list[int] | None:
     """The layer sizes `key` ("hidden" or "dense_layers") as the model was built (defaults spelled out)."""
     try:
@@ -560,7 +552,7 @@ def flat_settings(r: RunInfo) -> dict[str, Any]:
         if "dense_layers" in model:
             model["dense_layers"] = _sizes(r.model, "dense_layers")
         if not model.get("activations"):
-            model["activations"] = _activations(r.model, len(model["hidden"] or []))
+            model["activations"] = [model.get("activation")] * len(model["hidden"] or [])
         model.pop("activation", None)
     for k, v in model.items():
         out[f"model.{k}"] = v
