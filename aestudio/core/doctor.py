@@ -207,14 +207,14 @@ class Doctor:
         # A denoising model is judged on its task: corrupted probe images in, the clean ones as targets.
         # On clean inputs, which it never saw, a healthy denoiser can do poorly (the default conv AE at
         # gaussian:0.5 on the RGBA icons of benchmarks/robustness.py: +16.9 dB on noisy images, 0.55x the
-        # mean image's error on clean ones, and 0.9x or more mid-run, where it was called a constant output).
-        self.probe_input, self.train_probe_input = self.probe, self.train_probe
+        # mean image's error on clean ones at the end; judged on clean ones it was called a constant output).
         noise = parse_noise(train_config.noise)
-        if noise.active:
-            gen = torch.Generator().manual_seed(int(train_config.seed) + 7)
-            self.probe_input = noise.apply(self.probe.detach().cpu(), gen).to(self.probe.device)
-            if self.train_probe is not None:
-                self.train_probe_input = noise.apply(self.train_probe.detach().cpu(), gen).to(self.train_probe.device)
+        gen = torch.Generator().manual_seed(int(train_config.seed) + 7)
+
+        def corrupted(x: torch.Tensor | None) -> torch.Tensor | None:
+            return x if x is None or not noise.active else noise.apply(x.detach().cpu(), gen).to(x.device)
+
+        self.probe_input, self.train_probe_input = corrupted(self.probe), corrupted(self.train_probe)
         with torch.no_grad():
             self.mean_image = x_train.mean(0, keepdim=True) if x_train.shape[0] else self.probe.mean(0, keepdim=True)
             self.mean_mse = float((self.probe - self.mean_image).pow(2).mean())
