@@ -427,6 +427,35 @@ def test_latent_map_real_mouse_click_and_hover(qtbot, state, trained):
     assert np.linalg.norm(panel.points[panel.hover_index] - target) < 0.05 * np.ptp(panel.points, axis=0).max()
 
 
+def test_latent_map_points_bounds_follow_new_data_and_zoom(qtbot, state, trained):
+    """The map's scatter items remember their bounding rectangle (pyqtgraph recomputes it on every
+    click and hover); it must still be exactly pyqtgraph's after new points and after a zoom."""
+    import pyqtgraph as pg
+
+    snap, _ = trained
+    panel = shown(qtbot, LatentMapPanel(state))
+    state.set_snapshot(snap)
+    wait_projection(qtbot, panel)
+    qtbot.wait(50)
+    items = [i for i in panel._class_items if len(i.data)]
+    assert items
+
+    def fresh(item):  # what pyqtgraph computes, with nothing remembered
+        return pg.ScatterPlotItem.boundingRect(item)
+
+    for item in items:
+        assert item.boundingRect() == fresh(item)
+    item = items[0]
+    before = item.boundingRect()
+    pts = np.asarray(item.data["x"]), np.asarray(item.data["y"])
+    item.setData(x=pts[0] * 3 + 5, y=pts[1] * 3 - 5)  # new data far from the old
+    assert item.boundingRect() == fresh(item) and item.boundingRect() != before
+    padded = item.boundingRect()
+    panel.plot.plotItem.vb.scaleBy((0.25, 0.25))  # zoom in: the pixel margin shrinks in data units
+    qtbot.wait(20)
+    assert item.boundingRect() == fresh(item) and item.boundingRect().width() < padded.width()
+
+
 def test_latent_map_tsne_runs_off_thread_and_decodes(qtbot, state, trained):
     snap, _ = trained
     small = dataclasses.replace(snap, codes=snap.codes[:150], labels=snap.labels[:150], images=snap.images[:150])

@@ -70,6 +70,7 @@ class Projection:
         self.codes: np.ndarray | None = None
         self.indices: np.ndarray | None = None
         self._pca = None
+        self._pca_mean = self._pca_axes = None  # float32 copies of the fitted PCA's mean_ and components_
         self._umap = None
         self._point_tree = None
         self._code_tree = None
@@ -112,7 +113,12 @@ class Projection:
             self.method = "pca"
             say(0.0, "PCA")
             self._pca = PCA(n_components=2, random_state=seed).fit(self.codes)
-            self.points = self._pca.transform(self.codes).astype(np.float32)
+            # forward and back by hand (PCA without whitening: centre, then project): the same numbers as
+            # sklearn's transform / inverse_transform without their input validation, which cost a
+            # millisecond of every map click and slider step on the GUI thread
+            self._pca_mean = self._pca.mean_.astype(np.float32)
+            self._pca_axes = self._pca.components_.astype(np.float32)
+            self.points = (self.codes - self._pca_mean) @ self._pca_axes.T
         elif method == "tsne":
             from sklearn.manifold import TSNE
 
@@ -153,7 +159,7 @@ class Projection:
         if self.method in ("identity", "pad"):
             out = self._pad(codes)
         elif self.method == "pca":
-            out = self._pca.transform(codes).astype(np.float32)
+            out = (codes - self._pca_mean) @ self._pca_axes.T
         elif self.method == "umap":
             out = self._umap.transform(codes).astype(np.float32)
         else:
@@ -192,7 +198,7 @@ class Projection:
         elif self.method == "pad":
             out = p[:, :1].copy()
         elif self.method == "pca":
-            out = self._pca.inverse_transform(p).astype(np.float32)
+            out = p @ self._pca_axes + self._pca_mean
         else:
             from scipy.spatial import cKDTree
 

@@ -7,13 +7,13 @@ that spot of the plane: the point itself in 2-D, or the projection's inverse oth
 for PCA, interpolated between nearby codes for t-SNE / UMAP).
 
 Drawing: one ScatterPlotItem per class (one brush each, no pens), updated with `setData`;
-hover uses a k-d tree on the 2-D points, never pyqtgraph's per-point hit testing.
+hover and click use a k-d tree on the 2-D points, never pyqtgraph's per-point hit testing.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QProgressBar,
                                QToolButton, QVBoxLayout, QWidget)
@@ -51,7 +51,31 @@ def _fit_projection(codes: np.ndarray, method: str, seed: int) -> Projection:
 
 
 
-class _Marker(pg.ScatterPlotItem):
+class _Points(pg.ScatterPlotItem):
+    """A scatter item that the mouse passes through, with its bounding rectangle remembered.
+
+    pyqtgraph finds the items under every click and hover by asking each for its bounding rectangle,
+    which a ScatterPlotItem recomputes (data bounds plus a pixel margin from the view's transform)
+    on every call: about 120 calls and 5 ms per click on the map's ten classes, on the GUI thread,
+    measured with cProfile in benchmarks/responsiveness.py. The rectangle only changes when
+    pyqtgraph drops its cached data bounds (`self.bounds`, replaced by a new list on new data, new
+    spot sizes or a new view transform), so it is kept until then. Clicks are not searched among
+    the points either: the map decodes the clicked spot itself and hovers with its own k-d tree."""
+
+    _rect_for: list | None = None
+    _rect = None
+
+    def boundingRect(self):  # noqa: N802 (Qt)
+        if self._rect_for is not self.bounds:
+            rect = super().boundingRect()  # fills self.bounds in place
+            self._rect, self._rect_for = rect, self.bounds
+        return QRectF(self._rect)
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 (pyqtgraph)
+        ev.ignore()
+
+
+class _Marker(_Points):
     """A one-point mark on the map (hover ring, click cross, the sliders' code). Moving it repaints
     its own few pixels only: pyqtgraph would otherwise treat every move as a change of the data's
     extent and, while the view follows the data (auto-range), re-measure all 10,000 points and
@@ -475,7 +499,7 @@ class LatentMapPanel(QWidget):
         for name, color in zip(key, colors):
             c = QColor(color)
             c.setAlphaF(0.75)
-            item = pg.ScatterPlotItem(pxMode=True, size=4, pen=None, brush=pg.mkBrush(c), name=str(name))
+            item = _Points(pxMode=True, size=4, pen=None, brush=pg.mkBrush(c), name=str(name))
             pi.addItem(item)
             self._class_items.append(item)
         self.chips.set_classes([str(k) for k in key] if labeled and len(key) <= 30 else [], colors)
