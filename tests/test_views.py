@@ -427,6 +427,26 @@ def test_latent_map_real_mouse_click_and_hover(qtbot, state, trained):
     assert np.linalg.norm(panel.points[panel.hover_index] - target) < 0.05 * np.ptp(panel.points, axis=0).max()
 
 
+def test_latent_map_hover_over_the_same_point_keeps_its_thumbnail_and_follows_the_view(qtbot, state, trained):
+    snap, _ = trained
+    panel = shown(qtbot, LatentMapPanel(state))
+    state.set_snapshot(snap)
+    wait_projection(qtbot, panel)
+    qtbot.wait(50)
+    px, py = (float(v) for v in panel.points[5])
+    i = panel.hover_at(px, py)
+    key, place = panel.thumb.image.pixmap().cacheKey(), panel.thumb.pos()
+    assert panel.hover_at(px + 1e-6, py) == i  # the mouse moved a little: same point, nothing redrawn
+    assert panel.thumb.image.pixmap().cacheKey() == key and panel.thumb.pos() == place
+    panel.plot.plotItem.vb.translateBy(x=0.1 * float(np.ptp(panel.points[:, 0])))  # the view pans under the cursor
+    qtbot.wait(20)
+    assert panel.hover_at(px, py) == i
+    assert panel.thumb.image.pixmap().cacheKey() == key and panel.thumb.pos() != place
+    assert panel.ring.data["x"][0] == pytest.approx(px)
+    j = next(k for k in range(len(panel.points)) if not np.allclose(panel.points[k], panel.points[i]))
+    assert panel.hover_at(*(float(v) for v in panel.points[j])) != i
+    assert panel.thumb.image.pixmap().cacheKey() != key
+
 def test_latent_map_points_bounds_follow_new_data_and_zoom(qtbot, state, trained):
     """The map's scatter items remember their bounding rectangle (pyqtgraph recomputes it on every
     click and hover); it must still be exactly pyqtgraph's after new points and after a zoom."""

@@ -340,13 +340,15 @@ class LatentMapPanel(QWidget):
         """Highlight the point nearest to map position (x, y) and show its image. Returns its index in
         `points` (-1 when there are none, or none within `max_px` screen pixels)."""
         i = self._nearest(x, y, max_px)
-        self.hover_index = i
         if i < 0:
             self._hide_hover()
             return -1
-        px, py = self.points[i]
-        self.ring.setData([px], [py])
-        self._show_thumb(i)
+        if i != self.hover_index or not self.thumb.isVisible():  # a mouse move over the same point redraws nothing
+            self.hover_index = i
+            px, py = self.points[i]
+            self.ring.setData([px], [py])
+            self._fill_thumb(i)
+        self._place_thumb(i)  # the view may have moved under the cursor
         return i
 
     @Slot(object, str, str)
@@ -650,7 +652,7 @@ class LatentMapPanel(QWidget):
         r = self.vb.sceneBoundingRect()
         return np.array([r.width() / max(x1 - x0, 1e-12), r.height() / max(y1 - y0, 1e-12)])
 
-    def _show_thumb(self, i: int) -> None:
+    def _fill_thumb(self, i: int) -> None:
         snap = self.snapshot
         row = int(self.point_rows[i])
         self.thumb.image.setPixmap(imaging.to_pixmap(snap.images[row], 72))
@@ -660,6 +662,8 @@ class LatentMapPanel(QWidget):
             text += f" · {snap.class_names[k] if k < len(snap.class_names) else k}"
         self.thumb.text.setText(text)
         self.thumb.adjustSize()
+
+    def _place_thumb(self, i: int) -> None:
         x, y = self.points[i]
         scene_pt = self.vb.mapViewToScene(QPointF(float(x), float(y)))
         at = self.plot.viewport().mapTo(self, self.plot.mapFromScene(scene_pt))
