@@ -10,7 +10,7 @@ features directly, the default before). The two alternate in order from round to
 timed whole, from building the Trainer to its last event (validation included). Prints the
 median seconds with their spread and the ratio of the medians. What the layer buys in quality is
 measured by `robustness.py`. With ``--what activation`` the two sides are the default model with
-its `auto` activation (leaky ReLU) and with ReLU, the default before.
+its default activation (leaky ReLU) and with ReLU, the default before.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "dense":
         sides = {"dense 256 (default)": {"dense_layers": None}, "no dense layer": {"dense_layers": []}}
     else:
-        sides = {"leaky ReLU (default)": {"activation": "auto"}, "ReLU": {"activation": "relu"}}
+        sides = {"leaky ReLU (default)": {"activation": "leaky_relu"}, "ReLU": {"activation": "relu"}}
     base = ModelConfig(arch="conv", latent=16, input_shape=data.shape)
     print(f"{data.summary()}; conv AE-16, batch 32, {args.epochs} epochs, {args.threads} thread(s), "
           f"{args.rounds} rounds; default dense layers here: {base.dense_sizes}", flush=True)

@@ -209,3 +209,52 @@ def test_kl_warmup_ramps_beta_from_zero(digits):
     assert abs(trainer._kl_weight - 1.0) < 1e-9
     trainer._update_kl_weight(80, 100)
     assert trainer._kl_weight == 2.0
+
+
+def _encoded(trainer: Trainer, n: int) -> torch.Tensor:
+    was = trainer.model.training
+    trainer.model.eval()
+    with torch.no_grad():
+        codes = trainer.model.encode(trainer.val_rows(slice(0, n))).mu.float().cpu()
+    trainer.model.train(was)
+    return codes
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae", "sparse"])
+def test_validation_keeps_the_codes_the_map_would_encode(digits, kind):
+    """The studio's latent map takes each epoch's codes from the validation pass; they must be the
+    codes of the weights the snapshot holds, also after a stop mid-epoch restored the last epoch."""
+    from aestudio.workers.training import make_snapshot
+
+    control = Control()
+    trainer = Trainer(small(kind=kind), TrainConfig(epochs=3, batch_size=32), digits, control=control)
+    trainer.keep_val_codes = 50
+    batches = 0
+    for event in trainer.run():
+        if isinstance(event, EpochEnd):
+            kept = trainer.val_codes(50)
+            assert kept is not None and torch.allclose(kept, _encoded(trainer, 50), atol=1e-6)
+            assert trainer.val_codes(51) is None  # only as many as it was asked to keep
+        if isinstance(event, BatchEnd) and event.epoch == 2:
+            batches += 1
+            assert trainer.val_codes(50) is None  # the weights moved on since the last validation
+            if batches == 3:
+                control.stop()
+    assert trainer.history[-1]["epoch"] == 1  # stopped in epoch 2: epoch 1's weights restored ...
+    kept = trainer.val_codes(50)  # ... and with them, epoch 1's codes count again
+    assert kept is not None and torch.allclose(kept, _encoded(trainer, 50), atol=1e-6)
+    snap = make_snapshot(trainer, 1, max_points=50)
+    assert snap.codes.shape == (50, 4)
+    assert torch.allclose(torch.from_numpy(snap.codes), _encoded(trainer, 50), atol=1e-6)
+
+
+def test_a_denoiser_validated_on_noisy_inputs_keeps_no_codes(digits):
+    """A denoiser's validation pass encodes corrupted images; the map shows clean images' codes."""
+    from aestudio.workers.training import make_snapshot
+
+    trainer, _ = fit(small(), TrainConfig(epochs=1, batch_size=32, noise="gaussian:0.5"), digits)
+    trainer.keep_val_codes = 50
+    trainer.evaluate_terms()
+    assert trainer.val_codes(50) is None
+    snap = make_snapshot(trainer, 1, max_points=50)
+    assert torch.allclose(torch.from_numpy(snap.codes), _encoded(trainer, 50), atol=1e-6)

@@ -86,20 +86,24 @@ def adversarial_losses(model: Autoencoder, z: torch.Tensor,
 
 
 def loss_terms(model: Autoencoder, x_in: torch.Tensor, target: torch.Tensor,
-               kl_weight: float | None = None, kl_dims_out: list | None = None) -> dict[str, torch.Tensor]:
+               kl_weight: float | None = None, kl_dims_out: list | None = None,
+               codes_out: list | None = None) -> dict[str, torch.Tensor]:
     """Forward pass plus every loss term. `x_in` may be a corrupted copy of `target`.
 
     `kl_weight` replaces the VAE's beta in the total (the trainer's KL warm-up ramps it from 0);
     with `free_bits` the total counts each dimension's KL as at least that many nats (the reported
     "kl" term stays the true KL). For an adversarial autoencoder ("aae") the "disc" and "gen" terms
     are reported without gradient: `adversarial.AdversarialStep` does those updates.
-    A VAE appends its batch-mean KL per latent dimension to `kl_dims_out` when one is given.
+    A VAE appends its batch-mean KL per latent dimension to `kl_dims_out` when one is given, and
+    every model its codes (the means, detached) to `codes_out`.
     """
     cfg = model.config
     contractive = cfg.kind == "contractive" and model.training and cfg.contractive_weight > 0
     if contractive:
         x_in = x_in.detach().requires_grad_(True)
     code = model.encode(x_in)
+    if codes_out is not None:
+        codes_out.append(code.mu.detach())
     logits = model.decode_logits(code.z)
     terms: dict[str, torch.Tensor] = {"recon": reconstruction(logits, target, cfg.loss, cfg.output)}
     total = terms["recon"]

@@ -406,6 +406,14 @@ class Trainer:
         self.diagnoses: list[dict] = []  # the doctor's findings so far, as {code, epoch, message, remedy}
         # a VAE's per-dimension KL summed over the last clean validation pass, and its image count
         self._val_kl_total: tuple[torch.Tensor, int] | None = None
+        # The codes of the first `keep_val_codes` validation images, kept from the last clean validation
+        # pass with the weights version they belong to (`val_codes`): the studio's latent map reads them
+        # instead of encoding the split a second time each epoch. `weights_version` counts optimizer
+        # steps; restoring the last completed epoch's weights restores its version too.
+        self.keep_val_codes = 0
+        self.weights_version = 0
+        self._good_version = 0
+        self._val_codes: tuple[int, torch.Tensor] | None = None
         self._shuffle = torch.Generator().manual_seed(cfg.seed)
         self._noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         # random shifts of training batches for small sets (aestudio/core/augment.py); CPU generator: no sync
@@ -551,7 +559,7 @@ class Trainer:
         stages = self._stages()
         total_steps = sum(s.epochs - s.first for s in stages) * batches
         step, images, busy = 0, 0, 0.0
-        good_state = copy.deepcopy(m.state_dict())
+        good_state, self._good_version = copy.deepcopy(m.state_dict()), self.weights_version
         epochs_done = self.epoch_offset
         doctor, final_history = self.doctor, []
         # per-layer gradient norms: measured on the device on each epoch's last batch, read at its end
@@ -636,11 +644,12 @@ class Trainer:
                 val_terms = scaleout.share_validation(val_terms, self.dist, self.device)  # rank 0 validates
                 if val_terms and not math.isfinite(val_terms.get("total", 0.0)):
                     m.load_state_dict(good_state)
+                    self.weights_version = self._good_version
                     yield from self._diagnosed(doctor.check_nan(stage.name, epoch, None, val_terms.get("total")))
                     yield Finished("nan", f"The validation loss became non-finite in epoch {epoch}; "
                                           "restored the weights of the last finite epoch.", epochs_done)
                     return
-                good_state = copy.deepcopy(m.state_dict())
+                good_state, self._good_version = copy.deepcopy(m.state_dict()), self.weights_version
                 epochs_done += 1
                 seconds = time.perf_counter() - t_epoch
                 ips = seen / max(epoch_busy, 1e-9) * self.dist.world_size  # every rank's images
@@ -685,6 +694,7 @@ class Trainer:
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(stage.params, clip)
             opt.step()
+            self.weights_version += 1
         else:  # float16: scale the loss so small gradients do not flush to zero
             scaler.scale(loss).backward()
             if clip > 0 or getattr(self, "_measure_grads", None):
@@ -694,6 +704,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(stage.params, clip)
             scaler.step(opt)
             scaler.update()
+            self.weights_version += 1
         return terms
 
     def _grad_norm_hook(self) -> None:
@@ -709,6 +720,7 @@ class Trainer:
         """A non-finite training loss was seen (batch `bad[0]` of the epoch, 0-based, loss `bad[1]`):
         restore the last finite epoch and finish."""
         self.model.load_state_dict(good_state)
+        self.weights_version = self._good_version
         batch, loss = bad
         msg = (f"The loss became {loss} in {stage} epoch {epoch}, batch {batch + 1}; "
                f"restored the weights of the last finite epoch ({epochs_done} done). "
@@ -716,8 +728,7 @@ class Trainer:
         yield from self._diagnosed(self.doctor.check_nan(stage, epoch, batch + 1, loss))
         yield Finished("nan", msg, epochs_done)
 
-    @staticmethod
-    def _stop_message(m: Autoencoder, good_state: dict, epochs_done: int, batches_into_epoch: int) -> str:
+    def _stop_message(self, m: Autoencoder, good_state: dict, epochs_done: int, batches_into_epoch: int) -> str:
         """Stop in the middle of an epoch keeps the weights after the last completed epoch (restored
         here), so the weights, the history and every panel name the same epoch. Only a stop during the
         very first epoch keeps the current, partly trained weights (there is no completed epoch)."""
@@ -728,6 +739,7 @@ class Trainer:
         if epochs_done == 0:
             return "Stopped during epoch 1; keeping the current weights (epoch 1 was not finished)."
         m.load_state_dict(good_state)
+        self.weights_version = self._good_version
         return f"Stopped during epoch {epochs_done + 1}; keeping the weights after epoch {epochs_done}."
 
     def _diagnosed(self, findings: list[Diagnosis]) -> Iterator[Diagnosis]:
@@ -748,22 +760,38 @@ class Trainer:
         gen = torch.Generator(device=self.device).manual_seed(self.train_config.seed + 2)
         meter = _LossMeter()
         n = int(self.u8_val.shape[0])
-        keep_kl = self.model_config.kind == "vae" and not self.noise.active and fn == self._full_step
+        clean = not self.noise.active and fn == self._full_step
+        keep_kl = self.model_config.kind == "vae" and clean
         kl_total = torch.zeros(self.model_config.latent, dtype=torch.float64, device=self.device) if keep_kl else None
+        # codes as the map encodes them: clean images, full precision
+        keep_codes = min(self.keep_val_codes, n) if clean and self._amp_dtype is None else 0
+        codes: list[torch.Tensor] = []
         for i in range(0, n, batch_size):
             target = self.val_rows(slice(i, i + batch_size))  # a streamed set reads these from its cache
             if self._channels_last:
                 target = target.contiguous(memory_format=torch.channels_last)
             kl_dims: list[torch.Tensor] = []
+            kw: dict = {"kl_dims_out": kl_dims} if keep_kl else {}
+            if i < keep_codes:
+                kw["codes_out"] = codes
             with self._autocast():
-                terms = fn(self.noise.apply(target, gen), target, **({"kl_dims_out": kl_dims} if keep_kl else {}))
+                terms = fn(self.noise.apply(target, gen), target, **kw)
             if keep_kl:
                 kl_total += kl_dims[0].double() * target.shape[0]
             meter.add(terms, target.shape[0])
         meter.flush()  # one host sync for the whole split
         m.train(was_training)
         self._val_kl_total = (kl_total, n) if keep_kl and n else None
+        self._val_codes = (self.weights_version, torch.cat(codes)[:keep_codes].float().cpu()) if keep_codes else None
         return meter.means()
+
+    def val_codes(self, n: int) -> torch.Tensor | None:
+        """The codes (n, latent) of the first `n` validation images under the current weights, when the
+        last validation pass kept them (`keep_val_codes`); else None."""
+        kept = self._val_codes
+        if kept is None or kept[0] != self.weights_version or kept[1].shape[0] < n:
+            return None
+        return kept[1][:n]
 
     @torch.no_grad()
     def _kl_per_dim_record(self, batch_size: int = 1024) -> dict[str, list[float]]:

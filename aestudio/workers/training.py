@@ -140,12 +140,16 @@ def make_snapshot(trainer: Trainer, epoch: int, max_points: int = MAX_MAP_POINTS
     model = trained.build_model()
     n = min(len(trainer.val_idx), max_points)
     x = trainer.val_rows(slice(0, n))
-    codes = []
-    was = trainer.model.training
-    trainer.model.eval()
-    for i in range(0, n, 1024):
-        codes.append(trainer.model.encode(x[i:i + 1024]).mu.float().cpu())
-    trainer.model.train(was)
+    kept = trainer.val_codes(n)  # from this epoch's validation pass, when it kept them
+    if kept is not None:
+        codes = [kept]
+    else:
+        codes = []
+        was = trainer.model.training
+        trainer.model.eval()
+        for i in range(0, n, 1024):
+            codes.append(trainer.model.encode(x[i:i + 1024]).mu.float().cpu())
+        trainer.model.train(was)
     labels = trainer.val_set.labels[:n] if trainer.val_set.labels is not None else None
     return ModelSnapshot(trained, torch.cat(codes).numpy(), labels, x.cpu().numpy(), list(trainer.val_set.class_names),
                          model)
@@ -215,6 +219,7 @@ class TrainingWorker(QObject):
         else:
             self.trainer = Trainer(self.model_config, self.train_config, self.data, control=self.control,
                                    model=self.initial_model)
+        self.trainer.keep_val_codes = MAX_MAP_POINTS  # the map's codes come with each validation pass
         notes = list(self.trainer.notes)
         if self.trainer.augment_line and self.train_config.augment == "auto":  # say what auto chose
             notes.append(f"{self.trainer.augment_line}; Augmentation under More settings turns them off")
