@@ -30,6 +30,7 @@ from .augment import describe as describe_augment, resolve_shift, shift_batch
 from .config import ConfigError, ModelConfig, TrainConfig
 from .datasets import ImageSet, split_indices
 from .doctor import Diagnosis, Doctor
+from .evaluation import is_linear_model
 from .inspect import GradNormProbe
 from .adversarial import AdversarialStep
 from .losses import kl_normal, loss_terms, reconstruction
@@ -417,7 +418,8 @@ class Trainer:
         self._shuffle = torch.Generator().manual_seed(cfg.seed)
         self._noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         # random shifts of training batches for small sets (aestudio/core/augment.py); CPU generator: no sync
-        self.augment_shift = resolve_shift(cfg.augment, self.n_train, tuple(self.data.shape))
+        self.augment_shift = resolve_shift(cfg.augment, self.n_train, tuple(self.data.shape),
+                                           linear=is_linear_model(self.model_config))
         self._augment_gen = torch.Generator().manual_seed(cfg.seed + 2)
 
     # -- data --
