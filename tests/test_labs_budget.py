@@ -75,3 +75,12 @@ def test_the_drop_while_the_learning_rate_anneals_is_not_improvement():
     assert improvement(flat_then_annealed, 10).improving  # read without the schedule: a fall at the end
     judged = improvement(flat_then_annealed, 10, lr_decay=0.3)
     assert not judged.improving and judged.epochs == 14  # the epochs at the full rate
+
+
+def test_labs_train_on_the_images_as_they_are_unless_shifts_are_asked_for():
+    """`auto` would shift a lab's small normal-class or size-sweep sets; the labs compare with PCA
+    fitted on unshifted images, so they train unshifted (an explicit `shift` is kept)."""
+    assert dn.lab_train_config(TrainConfig(augment="auto")).augment == "none"
+    assert dn.steps_config(TrainConfig(augment="auto"), 800, 100).augment == "none"
+    assert dn.steps_config(TrainConfig(augment="shift"), 800, 100).augment == "shift"
+    assert dn.steps_config(TrainConfig(augment="none"), 800, 100).augment == "none"
