@@ -14,7 +14,7 @@ score: pick a threshold and flag everything above it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -182,6 +182,12 @@ def train_normal_model(model_config: ModelConfig, train_set: ImageSet, normal_cl
         if np.isin(val_set.labels, classes).any():
             held_out = val_set.filter_classes(classes)
     cfg = steps_config(train_config, normal.n, steps, "none", seed)
+    if cfg.augment == "auto":
+        # A detector has to learn what the normal images look like, not their shifted copies as well
+        # (an explicit `shift` is kept). On fashion-10k, class 0 normal (789 training images, which
+        # `auto` shifts), the other classes were separated with AUROC 0.861 shifted and 0.902
+        # unshifted, against PCA-16's 0.893 (studio defaults, seed 0).
+        cfg = replace(cfg, augment="none")
     return lab_train(model_config, cfg, normal, held_out, progress, control)
 
 
