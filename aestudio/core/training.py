@@ -603,7 +603,7 @@ class Trainer:
                         if bad is not None:
                             yield from self._nan_end(stage.name, epoch, bad, epochs_done, good_state)
                             return
-                        yield Finished("stopped", self._stop_message(m, good_state, epochs_done, b), epochs_done)
+                        yield Finished("stopped", self._stop_message(good_state, epochs_done, b), epochs_done)
                         return
                     t0 = time.perf_counter()
                     target = self._batch(order[b * bs:(b + 1) * bs] if rank_batches is None else rank_batches[b])
@@ -645,8 +645,7 @@ class Trainer:
                 val_terms = self.evaluate_terms(stage.eval_fn) if stage.eval_fn and self.dist.is_main else {}
                 val_terms = scaleout.share_validation(val_terms, self.dist, self.device)  # rank 0 validates
                 if val_terms and not math.isfinite(val_terms.get("total", 0.0)):
-                    m.load_state_dict(good_state)
-                    self.weights_version = self._good_version
+                    self._restore(good_state)
                     yield from self._diagnosed(doctor.check_nan(stage.name, epoch, None, val_terms.get("total")))
                     yield Finished("nan", f"The validation loss became non-finite in epoch {epoch}; "
                                           "restored the weights of the last finite epoch.", epochs_done)
@@ -696,7 +695,6 @@ class Trainer:
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(stage.params, clip)
             opt.step()
-            self.weights_version += 1
         else:  # float16: scale the loss so small gradients do not flush to zero
             scaler.scale(loss).backward()
             if clip > 0 or getattr(self, "_measure_grads", None):
@@ -706,7 +704,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(stage.params, clip)
             scaler.step(opt)
             scaler.update()
-            self.weights_version += 1
+        self.weights_version += 1
         return terms
 
     def _grad_norm_hook(self) -> None:
@@ -721,8 +719,7 @@ class Trainer:
                  good_state: dict) -> Iterator[Event]:
         """A non-finite training loss was seen (batch `bad[0]` of the epoch, 0-based, loss `bad[1]`):
         restore the last finite epoch and finish."""
-        self.model.load_state_dict(good_state)
-        self.weights_version = self._good_version
+        self._restore(good_state)
         batch, loss = bad
         msg = (f"The loss became {loss} in {stage} epoch {epoch}, batch {batch + 1}; "
                f"restored the weights of the last finite epoch ({epochs_done} done). "
@@ -730,7 +727,12 @@ class Trainer:
         yield from self._diagnosed(self.doctor.check_nan(stage, epoch, batch + 1, loss))
         yield Finished("nan", msg, epochs_done)
 
-    def _stop_message(self, m: Autoencoder, good_state: dict, epochs_done: int, batches_into_epoch: int) -> str:
+    def _restore(self, good_state: dict) -> None:
+        """Back to the weights after the last completed epoch, and to their version (`val_codes`)."""
+        self.model.load_state_dict(good_state)
+        self.weights_version = self._good_version
+
+    def _stop_message(self, good_state: dict, epochs_done: int, batches_into_epoch: int) -> str:
         """Stop in the middle of an epoch keeps the weights after the last completed epoch (restored
         here), so the weights, the history and every panel name the same epoch. Only a stop during the
         very first epoch keeps the current, partly trained weights (there is no completed epoch)."""
@@ -740,8 +742,7 @@ class Trainer:
             return f"Stopped after epoch {epochs_done}; keeping the weights after epoch {epochs_done}."
         if epochs_done == 0:
             return "Stopped during epoch 1; keeping the current weights (epoch 1 was not finished)."
-        m.load_state_dict(good_state)
-        self.weights_version = self._good_version
+        self._restore(good_state)
         return f"Stopped during epoch {epochs_done + 1}; keeping the weights after epoch {epochs_done}."
 
     def _diagnosed(self, findings: list[Diagnosis]) -> Iterator[Diagnosis]:
