@@ -186,7 +186,7 @@ def train_normal_model(model_config: ModelConfig, train_set: ImageSet, normal_cl
         # A detector has to learn what the normal images look like, not their shifted copies as well
         # (an explicit `shift` is kept). On fashion-10k, class 0 normal (789 training images, which
         # `auto` shifts), the other classes were separated with AUROC 0.861 shifted and 0.902
-        # unshifted, against PCA-16's 0.893 (studio defaults, seed 0).
+        # unshifted, against PCA-16's 0.893 (studio defaults, seed 0; benchmarks/augment_effects.py).
         cfg = replace(cfg, augment="none")
     return lab_train(model_config, cfg, normal, held_out, progress, control)
 
