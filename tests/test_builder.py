@@ -127,6 +127,18 @@ def test_parameter_count_matches_summarize(builder, qtbot, cfg):
     assert builder.table.rowCount() == len(summarize(cfg).rows)
 
 
+def test_parameter_count_is_pending_while_a_new_count_computes(builder, qtbot):
+    """A count never outlives the request that replaced it: the label and param_count agree at every moment."""
+    expected = summarize(builder.config()).params
+    qtbot.waitUntil(lambda: builder.param_count == expected, timeout=5000)
+    builder._summary_timer.stop()
+    builder._start_summary()  # what the debounce timer does after an edit
+    assert builder.param_count is None
+    assert find_by_name(builder, "Parameter count").text() == "… parameters"
+    qtbot.waitUntil(lambda: builder.param_count == expected, timeout=5000)
+    assert f"{expected:,}" in find_by_name(builder, "Parameter count").text()
+
+
 def test_hidden_sizes_text_and_completeness_badge(builder, qtbot):
     builder.set_config(ModelConfig(arch="dense", latent=16))
     hidden = find_by_name(builder, "Hidden sizes")

@@ -328,6 +328,7 @@ class BuilderPanel(QWidget):
         if self.problems():
             self._apply_summary((gen, None, ""))
             return
+        self.param_count = None  # pending: the count shown must belong to the config now in the panel
         self.params_label.setText("… parameters")
         _IN_FLIGHT[:] = [t for t in _IN_FLIGHT if not t.finished_event.is_set()]
         task = Task(_summarize_safe, gen, cfg)
