@@ -27,7 +27,7 @@ def make_window(qtbot, spec: str = "digits", model: ModelConfig = TINY, **train)
 def train(qtbot, w, timeout: int = 30000):
     with qtbot.waitSignal(w.state.training.finished, timeout=timeout) as blocker:
         qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not w.state.training.running, timeout=5000)
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=15000)
     return blocker.args[0]
 
 
@@ -51,9 +51,9 @@ def test_train_then_explore_latent_space(qtbot):
     assert "Done" in find_by_name(w, "Progress").format()
     assert w.save_run_action.isEnabled()
 
-    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=5000)
+    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=15000)
     lo, hi = w.latent_map.points.min(0), w.latent_map.points.max(0)
-    with qtbot.waitSignal(w.state.decoded, timeout=2000):
+    with qtbot.waitSignal(w.state.decoded, timeout=10000):
         w.latent_map.click_at(float(lo[0]), float(lo[1]))
     first = w.decoded_view.current_image.copy()
     w.latent_map.click_at(float(hi[0]), float(hi[1]))
@@ -61,7 +61,7 @@ def test_train_then_explore_latent_space(qtbot):
     assert not np.allclose(first, second)
 
     slider = w.latent_sliders.sliders[0]
-    with qtbot.waitSignal(w.state.decoded, timeout=2000):
+    with qtbot.waitSignal(w.state.decoded, timeout=10000):
         slider.setValue(slider.maximum())
     assert w.decoded_view.current_origin == "sliders"
     assert not np.allclose(w.decoded_view.current_image, second)
@@ -102,7 +102,7 @@ def test_save_run_then_open_in_new_window(qtbot, tmp_path):
     assert w2.state.data_spec == "digits" and w2.state.dataset.shape == (1, 8, 8)
     assert w2.builder.config() == saved_cfg
     assert len(w2.loss_curves.curve_data("total", "train")[0]) == 2
-    qtbot.waitUntil(lambda: len(w2.latent_map.points) > 0, timeout=5000)
+    qtbot.waitUntil(lambda: len(w2.latent_map.points) > 0, timeout=15000)
     assert w2.image_grid.outputs is not None
     assert find_by_name(w2, "Train").isEnabled()
 
@@ -186,7 +186,7 @@ def test_worker_exception_is_shown_and_app_stays_usable(qtbot, monkeypatch):
     w = make_window(qtbot)
     with qtbot.waitSignal(w.state.training.errored, timeout=10000):
         qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: find_by_name(w, "Train").isEnabled(), timeout=5000)
+    qtbot.waitUntil(lambda: find_by_name(w, "Train").isEnabled(), timeout=15000)
     bar = find_by_name(w, "Message bar")
     assert bar.isVisible() and "simulated failure" in bar.message
     assert "simulated failure" in find_by_name(w, "Training status").text()

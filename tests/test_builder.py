@@ -61,7 +61,7 @@ def test_state_changes_update_the_builder_without_echo(builder, qtbot):
 
 def test_user_edit_reaches_state_immediately_and_is_announced_debounced(builder, qtbot):
     latent = find_by_name(builder, "Code size")
-    with qtbot.waitSignal(builder.state.modelConfigChanged, timeout=2000):
+    with qtbot.waitSignal(builder.state.modelConfigChanged, timeout=10000):
         latent.setValue(7)
         assert builder.state.model_config.latent == 7  # Train would use it already
     assert builder.config().latent == 7
@@ -122,7 +122,7 @@ def test_irrelevant_widgets_hidden_or_disabled(builder):
 def test_parameter_count_matches_summarize(builder, qtbot, cfg):
     builder.set_config(cfg)
     expected = summarize(cfg).params
-    qtbot.waitUntil(lambda: builder.param_count == expected, timeout=5000)
+    qtbot.waitUntil(lambda: builder.param_count == expected, timeout=15000)
     assert f"{expected:,}" in find_by_name(builder, "Parameter count").text()
     assert builder.table.rowCount() == len(summarize(cfg).rows)
 
@@ -130,12 +130,12 @@ def test_parameter_count_matches_summarize(builder, qtbot, cfg):
 def test_parameter_count_is_pending_while_a_new_count_computes(builder, qtbot):
     """A count never outlives the request that replaced it: the label and param_count agree at every moment."""
     expected = summarize(builder.config()).params
-    qtbot.waitUntil(lambda: builder.param_count == expected, timeout=5000)
+    qtbot.waitUntil(lambda: builder.param_count == expected, timeout=15000)
     builder._summary_timer.stop()
     builder._start_summary()  # what the debounce timer does after an edit
     assert builder.param_count is None
     assert find_by_name(builder, "Parameter count").text() == "… parameters"
-    qtbot.waitUntil(lambda: builder.param_count == expected, timeout=5000)
+    qtbot.waitUntil(lambda: builder.param_count == expected, timeout=15000)
     assert f"{expected:,}" in find_by_name(builder, "Parameter count").text()
 
 
@@ -195,7 +195,7 @@ def test_dense_layers_field_shows_its_default_and_is_for_conv_only(builder, qtbo
     assert builder.config().dense_layers == () and builder.config().dense_sizes == []
     dense.setText("128, 32")
     assert builder.config().dense_sizes == [128, 32]
-    qtbot.waitUntil(lambda: builder.param_count == summarize(builder.config()).params, timeout=5000)
+    qtbot.waitUntil(lambda: builder.param_count == summarize(builder.config()).params, timeout=15000)
     dense.setText("")
     builder.set_config(ModelConfig(arch="conv", input_shape=(1, 6, 6)))
     assert find_by_name(builder, "Dense layers").placeholderText() == "default: none"  # too few conv features

@@ -18,7 +18,7 @@ from aestudio.core.trained import OPTIMIZER_JSON, OPTIMIZER_WEIGHTS, open_traine
 def _train(qtbot, w, button: str = "Train"):
     with qtbot.waitSignal(w.state.training.finished, timeout=30000) as blocker:
         qtbot.mouseClick(find_by_name(w, button), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not w.state.training.running, timeout=5000)
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=15000)
     return blocker.args[0]
 
 
@@ -63,7 +63,7 @@ def test_open_run_then_continue_training_starts_from_the_saved_loss(qtbot, tmp_p
     assert snap.epoch == 4 and len(snap.history) == 4 and snap.history[:3] == tuple(history)
     x, _y = w.loss_curves.curve_data("total", "val")
     assert list(x) == [1, 2, 3, 4]  # the opened history stays, the new epoch is appended
-    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=5000)
+    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=15000)
     for text in (w.image_grid.caption.text(), find_by_name(w, "Latent map status").text(),
                  find_by_name(w, "Code source").text(), find_by_name(w, "Loss summary").text()):
         assert _epochs_named(text) == {4}, text
@@ -80,7 +80,7 @@ def test_a_changed_setting_makes_a_fork_that_names_its_parent(qtbot, tmp_path, s
     assert "fork" in find_by_name(w, "Continue status").text() and "lr" in find_by_name(w, "Continue status").text()
     with qtbot.waitSignal(w.state.training.finished, timeout=30000):
         assert w.continue_training() is True  # the same as the button
-    qtbot.waitUntil(lambda: not w.state.training.running, timeout=5000)
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=15000)
     assert w.state.continued == ["lr"] and "fork" in w.windowTitle()
     out = w.save_run(tmp_path / "fork")
     parent = json.loads((out / "config.json").read_text())["parent"]
@@ -92,7 +92,7 @@ def test_continue_refuses_a_changed_network_and_train_from_scratch_starts_over(q
     path, _history = saved_run
     w = _open(qtbot, path)
     w.builder.set_config(dataclasses.replace(w.state.model_config, latent=3))
-    qtbot.waitUntil(lambda: w.state.model_config.latent == 3, timeout=5000)
+    qtbot.waitUntil(lambda: w.state.model_config.latent == 3, timeout=15000)
     assert w.continue_training() is False and not w.state.training.running
     assert "weights do not fit" in find_by_name(w, "Message bar").message
     w.training_panel.set_config(dataclasses.replace(w.state.train_config, epochs=1))

@@ -290,7 +290,7 @@ def test_studio_shows_findings_and_applies_a_remedy(qtbot):
 
     with qtbot.waitSignal(w.state.training.finished, timeout=30000):
         qtbot.mouseClick(find_by_name(w, "Train"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not w.state.training.running, timeout=5000)
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=15000)
     codes = [d.code for d in panel.findings]
     assert {"nan", "constant_output"} & set(codes), codes
     finding = next(d for d in panel.findings if d.code in ("nan", "constant_output"))
@@ -299,7 +299,7 @@ def test_studio_shows_findings_and_applies_a_remedy(qtbot):
     assert card.isVisible() and card.message.text() == finding.message
     assert card.apply_btn is not None and card.apply_btn.accessibleName() == "Apply and retrain"
 
-    with qtbot.waitSignal(w.state.training.started, timeout=5000):
+    with qtbot.waitSignal(w.state.training.started, timeout=15000):
         qtbot.mouseClick(card.apply_btn, Qt.MouseButton.LeftButton)
     assert w.state.train_config.lr == finding.settings["lr"] == 1e-3
     assert w.training_panel.config().lr == pytest.approx(1e-3)

@@ -217,7 +217,7 @@ def test_studio_follows_a_run_that_is_being_written(qtbot, tmp_path):
 
     shutil.rmtree(run)  # deleted while followed: a clear message, no hang, the last version stays shown
     w.run_follower.follow(run)
-    qtbot.waitUntil(lambda: w.run_follower.state == WAITING, timeout=5000)
+    qtbot.waitUntil(lambda: w.run_follower.state == WAITING, timeout=15000)
     write(run, 1)
     qtbot.waitUntil(lambda: w.run_follower.state == RUNNING, timeout=10000)
     shutil.rmtree(run)

@@ -182,7 +182,7 @@ def test_a_user_edit_makes_a_new_config_and_leaves_the_shown_one_alone(panels, q
     assert builder.config().hidden == ()
     builder.set_config(builder.config())
     assert find_by_name(builder, "Hidden sizes").text() == "none"
-    with qtbot.waitSignal(state.trainConfigChanged, timeout=1000):
+    with qtbot.waitSignal(state.trainConfigChanged, timeout=10000):
         find_by_name(training, "Seed").setValue(9)
     assert state.train_config.seed == 9
     find_by_name(training, "Noise").setCurrentIndex(find_by_name(training, "Noise").findData("mask"))

@@ -36,7 +36,7 @@ def test_garbage_made_on_a_worker_is_collected_on_the_gui_thread(qtbot):
         t.start()
         t.join()
         assert freed_on == []  # nothing collected on the worker
-        qtbot.waitUntil(lambda: len(freed_on) == 200, timeout=5000)
+        qtbot.waitUntil(lambda: len(freed_on) == 200, timeout=15000)
         assert all(freed_on)  # every cycle freed on the GUI thread
     finally:
         guard.stop()

@@ -128,7 +128,7 @@ def test_random_ui_sequences_keep_every_panel_on_one_model(qtbot, tmp_path_facto
             w = self.w
             w.training_panel.set_config(dataclasses.replace(w.state.train_config, seed=seed, lr=lr, val_fraction=val))
             w.builder.set_config(dataclasses.replace(w.state.model_config, latent=latent))
-            qtbot.waitUntil(lambda: w.state.model_config.latent == latent, timeout=5000)
+            qtbot.waitUntil(lambda: w.state.model_config.latent == latent, timeout=15000)
 
         @precondition(lambda self: self.w is not None and self.w.state.snapshot is not None)
         @rule()

@@ -139,7 +139,7 @@ def test_stop_keeps_the_last_completed_epoch_and_every_panel_names_it(qtbot, tor
     qtbot.waitSignal(w.state.training.progress, timeout=10000).wait()  # and into the next epoch
     with qtbot.waitSignal(w.state.training.finished, timeout=10000) as blocker:
         qtbot.mouseClick(find_by_name(w, "Stop"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not w.state.training.running, timeout=5000)
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=15000)
     message = blocker.args[0].message
     kept = int(re.search(r"keeping the weights after epoch (\d+)", message).group(1))
     assert kept >= 1 and f"keeping the weights after epoch {kept}" in find_by_name(w, "Training status").text()
@@ -147,7 +147,7 @@ def test_stop_keeps_the_last_completed_epoch_and_every_panel_names_it(qtbot, tor
     assert snap.epoch == kept and len(snap.history) == kept
     x, _y = w.loss_curves.curve_data("total", "val")
     assert len(x) == kept and x[-1] == kept  # the curves' last point is the kept epoch
-    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=5000)
+    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=15000)
     for text in (w.image_grid.caption.text(), find_by_name(w, "Latent map status").text(),
                  find_by_name(w, "Code source").text(), find_by_name(w, "Progress").format(),
                  find_by_name(w, "Loss summary").text(), find_by_name(w, "Decoded sample origin").text()):
@@ -161,7 +161,7 @@ def test_stop_keeps_the_last_completed_epoch_and_every_panel_names_it(qtbot, tor
 def test_switching_data_clears_curves_legend_grid_and_model(qtbot, torch_one_thread):
     w = make_window(qtbot)
     train(qtbot, w)
-    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=5000)
+    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=15000)
     assert len(w.loss_curves.curve_data("total", "val")[0]) == 2
     assert w.latent_map.chips.isVisible() and len(w.latent_map.chips.buttons) == 10
     assert w.image_grid.outputs is not None
@@ -183,7 +183,7 @@ def _click_map(qtbot, w, x: float, y: float):
 
     plot, vb = w.latent_map.plot, w.latent_map.vb
     pos = plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
-    with qtbot.waitSignal(w.state.decoded, timeout=2000):
+    with qtbot.waitSignal(w.state.decoded, timeout=10000):
         qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
     spot = vb.mapSceneToView(plot.mapToScene(pos))
     return spot.x(), spot.y()
@@ -192,7 +192,7 @@ def _click_map(qtbot, w, x: float, y: float):
 def test_2d_map_click_sets_the_sliders_and_a_slider_moves_the_mark(qtbot, torch_one_thread):
     w = make_window(qtbot)
     train(qtbot, w)
-    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=5000)
+    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=15000)
     qtbot.wait(50)
     target = w.latent_map.points[3]
     x, y = _click_map(qtbot, w, float(target[0]), float(target[1]))
@@ -204,7 +204,7 @@ def test_2d_map_click_sets_the_sliders_and_a_slider_moves_the_mark(qtbot, torch_
     np.testing.assert_allclose(w.decoded_view.current_image, w.state.snapshot.decode([x, y])[0], atol=1e-6)
 
     mark = w.latent_map.code_mark
-    with qtbot.waitSignal(w.state.decoded, timeout=2000):
+    with qtbot.waitSignal(w.state.decoded, timeout=10000):
         sliders.sliders[0].setValue(sliders.sliders[0].maximum())
     qtbot.wait(40)
     assert w.latent_map.code_mark is mark  # moved, not re-created
@@ -287,7 +287,7 @@ def test_wheel_over_unfocused_fields_scrolls_the_builder_instead(qtbot):
         _wheel(field)
         assert (field.currentIndex() if hasattr(field, "currentIndex") else field.value()) == value, name
     beta.setFocus()  # a focused field still takes the wheel
-    qtbot.waitUntil(beta.hasFocus, timeout=1000)
+    qtbot.waitUntil(beta.hasFocus, timeout=10000)
     _wheel(beta, 120)
     assert beta.value() != 1.0
 
@@ -302,7 +302,7 @@ def test_titles_dimension_names_labs_size_and_empty_plots(qtbot, torch_one_threa
     # empty plots: no axes until there is data
     assert not w.loss_curves.axes_visible and not w.latent_map.axes_visible
     train(qtbot, w)
-    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=5000)
+    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=15000)
     assert w.loss_curves.axes_visible and w.latent_map.axes_visible
     # one naming of latent dimensions: z1, z2, ...
     assert [lab.text() for lab in w.latent_sliders.dim_labels[:2]] == ["z1", "z2"]

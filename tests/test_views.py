@@ -254,7 +254,7 @@ def test_image_grid_rows_click_and_error_map(qtbot, state, trained):
     assert panel.visible_rows() == ["Original", "Reconstruction"]
 
     tile = panel.tiles["Output"][3]
-    with qtbot.waitSignal(state.imageSelected, timeout=1000) as sig:
+    with qtbot.waitSignal(state.imageSelected, timeout=10000) as sig:
         qtbot.mouseClick(tile, Qt.MouseButton.LeftButton)
     assert sig.args == [3]
     d = panel.detail
@@ -299,7 +299,7 @@ def test_image_grid_fits_its_columns_to_the_width_and_never_clips_a_row_label(qt
 
     assert tiles_on("Original") == tiles_on("Output") == 8
     panel.resize(420, 300)  # a narrow dock: fewer whole tiles, not eight clipped ones
-    qtbot.waitUntil(lambda: tiles_on("Original") < 8, timeout=2000)
+    qtbot.waitUntil(lambda: tiles_on("Original") < 8, timeout=10000)
     assert 1 <= tiles_on("Original") == tiles_on("Output") < 8
     label = panel.row_labels["Output"]
     assert label.text() == "Reconstruction" and label.width() >= label.sizeHint().width()
@@ -307,7 +307,7 @@ def test_image_grid_fits_its_columns_to_the_width_and_never_clips_a_row_label(qt
     right = panel.tiles["Original"][last].geometry().right()
     assert panel.grid_host.mapTo(panel, panel.grid_host.rect().topLeft()).x() + right <= panel.width()
     panel.resize(760, 300)
-    qtbot.waitUntil(lambda: tiles_on("Original") == 8, timeout=2000)
+    qtbot.waitUntil(lambda: tiles_on("Original") == 8, timeout=10000)
 
 
 def _class_sorted(digits, classes: int):
@@ -354,7 +354,7 @@ def test_image_grid_shows_a_spread_of_classes(qtbot, state, digits, classes):
     state.training.preview.emit(worker._preview(trainer, 1, "train"))
     assert len(set(panel.shown_labels())) == min(8, classes)
     np.testing.assert_array_equal(panel.originals, snap.images[panel.indices])
-    with qtbot.waitSignal(state.imageSelected, timeout=1000) as sig:
+    with qtbot.waitSignal(state.imageSelected, timeout=10000) as sig:
         qtbot.mouseClick(panel.tiles["Original"][2], Qt.MouseButton.LeftButton)
     assert sig.args == [int(panel.indices[2])]
     assert f"#{int(panel.indices[2]) + 1}" in panel.detail.summary.text()
@@ -380,7 +380,7 @@ def test_latent_map_click_decodes_two_different_images(qtbot, state, trained):
     (x0, y0), (x1, y1) = panel.points.min(0), panel.points.max(0)
     images = []
     for x, y in ((x0, y0), (x1, y1)):
-        with qtbot.waitSignal(state.decoded, timeout=1000):
+        with qtbot.waitSignal(state.decoded, timeout=10000):
             code = panel.click_at(float(x), float(y))
         expected_code = panel.projection.inverse(np.array([[x, y]], np.float32))[0]
         np.testing.assert_allclose(code, expected_code, atol=1e-5)
@@ -403,7 +403,7 @@ def test_latent_map_real_mouse_click_and_hover(qtbot, state, trained):
     plot, vb = panel.plot, panel.plot.plotItem.vb
     target = panel.points[7]
     widget_pos = plot.mapFromScene(vb.mapViewToScene(QPointF(float(target[0]), float(target[1]))))
-    with qtbot.waitSignal(state.decoded, timeout=1000) as sig:
+    with qtbot.waitSignal(state.decoded, timeout=10000) as sig:
         qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=widget_pos)
     assert sig.args[1].startswith("latent map")
     # the click landed within a pixel of the point: the decoded code is (almost) that spot's inverse
@@ -423,7 +423,7 @@ def test_latent_map_real_mouse_click_and_hover(qtbot, state, trained):
     target = panel.points[11]
     widget_pos = plot.mapFromScene(vb.mapViewToScene(QPointF(float(target[0]), float(target[1]))))
     QTest.mouseMove(plot.viewport(), widget_pos)
-    qtbot.waitUntil(lambda: panel.hover_index >= 0, timeout=1000)
+    qtbot.waitUntil(lambda: panel.hover_index >= 0, timeout=10000)
     assert np.linalg.norm(panel.points[panel.hover_index] - target) < 0.05 * np.ptp(panel.points, axis=0).max()
 
 
@@ -545,7 +545,7 @@ def test_latent_sliders_decode_live(qtbot, state, trained):
     assert visible[0].minimum() == pytest.approx(mean[0] - 3 * std[0], abs=0.02)
     assert visible[0].maximum() == pytest.approx(mean[0] + 3 * std[0], abs=0.02)
 
-    with qtbot.waitSignal(state.decoded, timeout=1000):
+    with qtbot.waitSignal(state.decoded, timeout=10000):
         panel.reset()
     base = view.current_image.copy()
     np.testing.assert_allclose(panel.code, mean, atol=1e-5)
@@ -558,19 +558,19 @@ def test_latent_sliders_decode_live(qtbot, state, trained):
         QTest.mouseMove(inner, start + type(start)(dx, 0))
     QTest.mouseRelease(inner, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                        start + type(start)(inner.width() // 2 - 5, 0))
-    qtbot.waitUntil(lambda: not np.allclose(view.current_image, base), timeout=1000)
+    qtbot.waitUntil(lambda: not np.allclose(view.current_image, base), timeout=10000)
     assert panel.code[2] > mean[2]
     qtbot.wait(40)  # the coalescing timer lands the last value
     np.testing.assert_allclose(view.current_image, snap.decode(panel.code)[0], atol=1e-6)
 
     # programmatic slider change
-    with qtbot.waitSignal(state.decoded, timeout=1000):
+    with qtbot.waitSignal(state.decoded, timeout=10000):
         visible[0].setValue(visible[0].minimum())
     qtbot.wait(40)
     np.testing.assert_allclose(view.current_image, snap.decode(panel.code)[0], atol=1e-6)
 
     before = view.current_image.copy()
-    with qtbot.waitSignal(state.decoded, timeout=1000):
+    with qtbot.waitSignal(state.decoded, timeout=10000):
         qtbot.mouseClick(panel.random_button, Qt.MouseButton.LeftButton)
     assert not np.allclose(view.current_image, before)
     assert view.current_origin == "sliders"
@@ -602,7 +602,7 @@ def test_latent_sliders_page_through_a_large_code(qtbot, state):
     panel.sliders[1].setValue(-1.0)
     assert panel.code[25] == pytest.approx(-1.0, abs=0.01)
     assert panel.code[0] == pytest.approx(0.0)  # other pages keep their values
-    with qtbot.waitSignal(state.decoded, timeout=1000):
+    with qtbot.waitSignal(state.decoded, timeout=10000):
         panel.random_sample()
     assert "prior" in panel.source.text()
     state.set_snapshot(None)
