@@ -206,10 +206,14 @@ def test_2d_map_click_sets_the_sliders_and_a_slider_moves_the_mark(qtbot, torch_
     mark = w.latent_map.code_mark
     with qtbot.waitSignal(w.state.decoded, timeout=10000):
         sliders.sliders[0].setValue(sliders.sliders[0].maximum())
-    qtbot.wait(40)
-    assert w.latent_map.code_mark is mark  # moved, not re-created
+
+    def mark_at_the_code():
+        assert w.latent_map.code_mark is mark  # moved, not re-created
+        mx, my = mark.getData()
+        assert mx[0] == pytest.approx(float(sliders.code[0])) and my[0] == pytest.approx(float(sliders.code[1]))
+
+    qtbot.waitUntil(mark_at_the_code, timeout=10000)
     mx, my = mark.getData()
-    assert mx[0] == pytest.approx(float(sliders.code[0])) and my[0] == pytest.approx(float(sliders.code[1]))
     assert mx[0] == pytest.approx(sliders.sliders[0].maximum(), abs=1e-3)
 
 

@@ -472,8 +472,11 @@ def test_latent_map_points_bounds_follow_new_data_and_zoom(qtbot, state, trained
     assert item.boundingRect() == fresh(item) and item.boundingRect() != before
     padded = item.boundingRect()
     panel.plot.plotItem.vb.scaleBy((0.25, 0.25))  # zoom in: the pixel margin shrinks in data units
-    qtbot.wait(20)
-    assert item.boundingRect() == fresh(item) and item.boundingRect().width() < padded.width()
+
+    def follows_the_zoom():
+        assert item.boundingRect() == fresh(item) and item.boundingRect().width() < padded.width()
+
+    qtbot.waitUntil(follows_the_zoom, timeout=10000)
 
 
 def test_latent_map_tsne_runs_off_thread_and_decodes(qtbot, state, trained):
@@ -560,14 +563,16 @@ def test_latent_sliders_decode_live(qtbot, state, trained):
                        start + type(start)(inner.width() // 2 - 5, 0))
     qtbot.waitUntil(lambda: not np.allclose(view.current_image, base), timeout=10000)
     assert panel.code[2] > mean[2]
-    qtbot.wait(40)  # the coalescing timer lands the last value
-    np.testing.assert_allclose(view.current_image, snap.decode(panel.code)[0], atol=1e-6)
+
+    def shows_the_code():  # the coalescing timer lands the last value
+        np.testing.assert_allclose(view.current_image, snap.decode(panel.code)[0], atol=1e-6)
+
+    qtbot.waitUntil(shows_the_code, timeout=10000)
 
     # programmatic slider change
     with qtbot.waitSignal(state.decoded, timeout=10000):
         visible[0].setValue(visible[0].minimum())
-    qtbot.wait(40)
-    np.testing.assert_allclose(view.current_image, snap.decode(panel.code)[0], atol=1e-6)
+    qtbot.waitUntil(shows_the_code, timeout=10000)
 
     before = view.current_image.copy()
     with qtbot.waitSignal(state.decoded, timeout=10000):
