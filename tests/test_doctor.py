@@ -383,3 +383,21 @@ def test_a_denoiser_is_probed_with_noisy_images_and_judged_against_clean_ones():
     # the same oracle judged on clean images (no noise in the config) learned nothing
     plain = Doctor(mcfg, train_cfg(seed=3), 300, 10, x_train, x_val)
     assert plain.probe_stats(oracle)["mse_ratio"] > 0.9
+
+
+def test_the_heading_counts_the_findings(qtbot):
+    """A short panel scrolls its findings; the heading says how many there are."""
+    from aestudio.core.doctor import Diagnosis
+    from aestudio.ui.diagnosis_panel import DiagnosisPanel
+    from aestudio.ui.state import StudioState
+
+    panel = DiagnosisPanel(StudioState())
+    qtbot.addWidget(panel)
+    assert panel.head.text() == "Diagnosis"
+    panel.add(Diagnosis("mostly_transparent", 0, "90% of the pixels were transparent.", "Pick a background."))
+    assert panel.head.text() == "Diagnosis · 1 finding"
+    panel.add(Diagnosis("too_few_steps", 15, "Only 225 steps.", "Train longer.", {"epochs": 267}))
+    panel.add(Diagnosis("too_few_steps", 15, "Only 225 steps.", "Train longer."))  # the same code again: ignored
+    assert panel.head.text() == "Diagnosis · 2 findings" and len(panel.findings) == 2
+    panel.clear()
+    assert panel.head.text() == "Diagnosis" and panel.findings == []

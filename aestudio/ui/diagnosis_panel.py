@@ -112,7 +112,8 @@ class DiagnosisPanel(QWidget):
 
         outer = QVBoxLayout(self)
         style.tune_layout(outer, 0, 4)
-        head = QLabel("Diagnosis")
+        self.head = head = QLabel("Diagnosis")  # with the number of findings: some may be scrolled out of view
+        head.setAccessibleName("Diagnosis heading")
         head.setStyleSheet("QLabel { font-weight: 600; }")
         head.setToolTip(TIP)
         outer.addWidget(head)
@@ -149,6 +150,7 @@ class DiagnosisPanel(QWidget):
             card.deleteLater()
         self._cards.clear()
         self.findings.clear()
+        self.head.setText("Diagnosis")
         self.empty.setText(EMPTY_TEXT)
         self.empty.setVisible(True)
         self.scroll.setVisible(False)
@@ -163,6 +165,8 @@ class DiagnosisPanel(QWidget):
             card.apply_btn.clicked.connect(self._on_apply_clicked)
         self._list_layout.insertWidget(self._list_layout.count() - 1, card)
         self._cards.append(card)
+        n = len(self.findings)
+        self.head.setText(f"Diagnosis · {n} finding{'s' if n > 1 else ''}")
         self.empty.setVisible(False)
         self.scroll.setVisible(True)
         self._outer.setStretch(self._outer.count() - 1, 0)
