@@ -1,12 +1,12 @@
 """End to end through the main window: load, build, train, explore, stop, save, reopen, fail gracefully."""
 from __future__ import annotations
 
-
 import numpy as np
 import shiboken6
 from conftest import find_by_name
 from PIL import Image
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
 
 from aestudio.app import create_window
 from aestudio.core.config import ModelConfig, TrainConfig
@@ -116,6 +116,33 @@ def test_open_refuses_pickles_with_a_clear_message(qtbot, tmp_path):
     assert "pickle" in blocker.args[0].lower()
     bar = find_by_name(w, "Message bar")
     assert bar.isVisible() and "pickle" in bar.message.lower()
+
+
+def test_training_menu_presses_the_buttons_and_follows_their_state(qtbot):
+    w = make_window(qtbot, epochs=500, batch_size=16)
+    menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Training")
+    train_a, pause_a, stop_a = menu.actions()
+    assert QKeySequence("Ctrl+Return") in train_a.shortcuts() and QKeySequence("Shift+F5") in stop_a.shortcuts()
+    assert train_a.isEnabled() and not pause_a.isEnabled() and not stop_a.isEnabled()
+
+    w.training_panel.train_btn.setEnabled(False)  # Train unavailable (e.g. the model has a problem) ...
+    assert not train_a.isEnabled()
+    train_a.trigger()  # ... so its shortcut does nothing either
+    assert not w.state.training.running
+    w.training_panel.train_btn.setEnabled(True)
+
+    with qtbot.waitSignal(w.state.training.progress, timeout=15000):
+        train_a.trigger()
+    assert not train_a.isEnabled() and pause_a.isEnabled() and stop_a.isEnabled()
+    pause_a.trigger()
+    assert w.state.training.paused and pause_a.text() == "&Resume"
+    pause_a.trigger()
+    assert not w.state.training.paused and pause_a.text() == "&Pause"
+    with qtbot.waitSignal(w.state.training.finished, timeout=10000) as blocker:
+        stop_a.trigger()
+    qtbot.waitUntil(lambda: not w.state.training.running, timeout=10000)
+    assert blocker.args[0].reason == "stopped"
+    assert train_a.isEnabled() and not pause_a.isEnabled() and not stop_a.isEnabled()
 
 
 def test_closing_during_training_stops_and_finishes_the_thread(qtbot):

@@ -484,6 +484,12 @@ class MainWindow(QMainWindow):
         v.addAction(self._action("&Reset layout", self.reset_layout, None,
                                  "Put every panel back where it started."))
 
+        t = mb.addMenu("&Training")
+        t.setToolTipsVisible(True)
+        tp = self.training_panel
+        for a in (tp.train_action, tp.pause_action, tp.stop_action):
+            t.addAction(a)
+
         labs = mb.addMenu("&Labs")
         labs.setToolTipsVisible(True)
         for cls, description in LABS:

@@ -8,7 +8,8 @@ controller's progress (stage, epoch, batch, images/s, ETA) and how the last run 
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, Slot
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.config import TrainConfig
@@ -35,6 +36,31 @@ def _button(icon: str, text: str, tip: str, parent: QWidget, color: str | None =
     return b
 
 
+class ButtonAction(QAction):
+    """A menu action (with a keyboard shortcut) that presses `button`: enabled exactly when the button
+    is, so a shortcut never does what the button could not."""
+
+    def __init__(self, button: QPushButton, text: str, shortcuts: list[str], parent: QObject):
+        super().__init__(button.icon(), text, parent)
+        self.button = button
+        self.setShortcuts([QKeySequence(k) for k in shortcuts])
+        self.setToolTip(button.toolTip())
+        self.setStatusTip(button.toolTip().split("\n")[0])
+        self.setEnabled(button.isEnabled())
+        self.triggered.connect(self._press)
+        button.installEventFilter(self)
+
+    @Slot()
+    def _press(self) -> None:
+        if self.button.isEnabled():
+            self.button.click()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if obj is self.button and event.type() == QEvent.Type.EnabledChange:
+            self.setEnabled(self.button.isEnabled())
+        return False
+
+
 class TrainingPanel(QWidget):
     def __init__(self, state: StudioState, parent: QWidget | None = None):
         super().__init__(parent)
@@ -53,6 +79,10 @@ class TrainingPanel(QWidget):
         self.pause_btn = _button("fa5s.pause", "Pause", TIPS["pause"], self)
         self.pause_btn.setAccessibleDescription("Pause training")
         self.stop_btn = _button("fa5s.stop", "Stop", TIPS["stop"], self, style.ERROR)
+        # the main window's Training menu: the same three buttons, with shortcuts
+        self.train_action = ButtonAction(self.train_btn, "&Train", ["Ctrl+Return", "F5"], self)
+        self.pause_action = ButtonAction(self.pause_btn, "&Pause", ["F6"], self)
+        self.stop_action = ButtonAction(self.stop_btn, "&Stop", ["Shift+F5"], self)
         self.progress = self._progress_bar()
         self.status = QLabel(" ")
         self.status.setWordWrap(True)
@@ -231,6 +261,7 @@ class TrainingPanel(QWidget):
     @Slot(bool)
     def _on_paused(self, paused: bool) -> None:
         self.pause_btn.setText("Resume" if paused else "Pause")
+        self.pause_action.setText("&Resume" if paused else "&Pause")
         self.pause_btn.setIcon(style.icon("fa5s.play" if paused else "fa5s.pause", self))
         self.pause_btn.setAccessibleDescription("Resume training" if paused else "Pause training")
         self.pause_btn.setToolTip("Continue training where it paused." if paused else TIPS["pause"])
