@@ -121,7 +121,7 @@ def test_open_refuses_pickles_with_a_clear_message(qtbot, tmp_path):
 def test_training_menu_presses_the_buttons_and_follows_their_state(qtbot):
     w = make_window(qtbot, epochs=500, batch_size=16)
     menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Training")
-    train_a, pause_a, stop_a = menu.actions()
+    train_a, pause_a, stop_a = menu.actions()[:3]
     assert QKeySequence("Ctrl+Return") in train_a.shortcuts() and QKeySequence("Shift+F5") in stop_a.shortcuts()
     assert train_a.isEnabled() and not pause_a.isEnabled() and not stop_a.isEnabled()
 
@@ -143,6 +143,19 @@ def test_training_menu_presses_the_buttons_and_follows_their_state(qtbot):
     qtbot.waitUntil(lambda: not w.state.training.running, timeout=10000)
     assert blocker.args[0].reason == "stopped"
     assert train_a.isEnabled() and not pause_a.isEnabled() and not stop_a.isEnabled()
+
+
+def test_training_menu_continues_a_trained_model(qtbot):
+    w = make_window(qtbot)
+    menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Training")
+    cont = next(a for a in menu.actions() if a.text() == "&Continue training")
+    assert not cont.isEnabled()  # no model yet
+    train(qtbot, w)
+    assert cont.isEnabled()
+    epoch = w.state.trained.epoch
+    with qtbot.waitSignal(w.state.training.finished, timeout=30000):
+        cont.trigger()
+    qtbot.waitUntil(lambda: not w.state.training.running and w.state.trained.epoch == epoch + 2, timeout=15000)
 
 
 def test_closing_during_training_stops_and_finishes_the_thread(qtbot):

@@ -65,6 +65,7 @@ class ContinueBar(QWidget):
         trained = self.state.trained
         self.setVisible(trained is not None)
         if trained is None:
+            self.continue_button.setEnabled(False)  # nothing to continue (the Training menu's action follows)
             return
         running = self.state.training.running
         problem = None if running else self.state.continue_problem(check_weights=False)

@@ -64,7 +64,7 @@ from .prior_view import PriorViewPanel
 from .inspect_panel import InspectPanel
 from .runs_panel import RunsPanel
 from .state import StudioState
-from .training_panel import TrainingPanel
+from .training_panel import ButtonAction, TrainingPanel
 
 ORGANIZATION = "aestudio"
 APPLICATION = "aestudio"
@@ -489,6 +489,10 @@ class MainWindow(QMainWindow):
         tp = self.training_panel
         for a in (tp.train_action, tp.pause_action, tp.stop_action):
             t.addAction(a)
+        t.addSeparator()
+        self.continue_action = ButtonAction(self.continue_bar.continue_button, "&Continue training",
+                                            ["Ctrl+Shift+Return"], self)
+        t.addAction(self.continue_action)
 
         labs = mb.addMenu("&Labs")
         labs.setToolTipsVisible(True)
