@@ -124,6 +124,9 @@ def test_training_menu_presses_the_buttons_and_follows_their_state(qtbot):
     train_a, pause_a, stop_a = menu.actions()[:3]
     assert QKeySequence("Ctrl+Return") in train_a.shortcuts() and QKeySequence("Shift+F5") in stop_a.shortcuts()
     assert train_a.isEnabled() and not pause_a.isEnabled() and not stop_a.isEnabled()
+    assert w.training_panel.train_btn.toolTip().endswith("Shortcut: Ctrl+Return")
+    w.training_panel.pause_btn.setToolTip("Continue training where it paused.")  # the panel re-words it ...
+    assert w.training_panel.pause_btn.toolTip() == "Continue training where it paused.\n\nShortcut: F6"  # ... named once
 
     w.training_panel.train_btn.setEnabled(False)  # Train unavailable (e.g. the model has a problem) ...
     assert not train_a.isEnabled()

@@ -38,7 +38,8 @@ def _button(icon: str, text: str, tip: str, parent: QWidget, color: str | None =
 
 class ButtonAction(QAction):
     """A menu action (with a keyboard shortcut) that presses `button`: enabled exactly when the button
-    is, so a shortcut never does what the button could not."""
+    is, so a shortcut never does what the button could not. The button's tooltip names the shortcut,
+    whatever tooltip the panel gives it later."""
 
     def __init__(self, button: QPushButton, text: str, shortcuts: list[str], parent: QObject):
         super().__init__(button.icon(), text, parent)
@@ -48,7 +49,14 @@ class ButtonAction(QAction):
         self.setStatusTip(button.toolTip().split("\n")[0])
         self.setEnabled(button.isEnabled())
         self.triggered.connect(self._press)
+        self.hint = "Shortcut: " + QKeySequence(shortcuts[0]).toString(QKeySequence.SequenceFormat.NativeText)
+        self._name_shortcut()
         button.installEventFilter(self)
+
+    def _name_shortcut(self) -> None:
+        tip = self.button.toolTip()
+        if not tip.endswith(self.hint):
+            self.button.setToolTip(f"{tip}\n\n{self.hint}" if tip else self.hint)
 
     @Slot()
     def _press(self) -> None:
@@ -56,8 +64,11 @@ class ButtonAction(QAction):
             self.button.click()
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if obj is self.button and event.type() == QEvent.Type.EnabledChange:
-            self.setEnabled(self.button.isEnabled())
+        if obj is self.button:
+            if event.type() == QEvent.Type.EnabledChange:
+                self.setEnabled(self.button.isEnabled())
+            elif event.type() == QEvent.Type.ToolTipChange:
+                self._name_shortcut()
         return False
 
 
