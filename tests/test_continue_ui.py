@@ -63,10 +63,14 @@ def test_open_run_then_continue_training_starts_from_the_saved_loss(qtbot, tmp_p
     assert snap.epoch == 4 and len(snap.history) == 4 and snap.history[:3] == tuple(history)
     x, _y = w.loss_curves.curve_data("total", "val")
     assert list(x) == [1, 2, 3, 4]  # the opened history stays, the new epoch is appended
-    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=15000)
-    for text in (w.image_grid.caption.text(), find_by_name(w, "Latent map status").text(),
-                 find_by_name(w, "Code source").text(), find_by_name(w, "Loss summary").text()):
-        assert _epochs_named(text) == {4}, text
+
+    def every_panel_names_epoch_4():  # the opened run's map (epoch 3) shows until epoch 4's is projected
+        assert len(w.latent_map.points) > 0
+        for text in (w.image_grid.caption.text(), find_by_name(w, "Latent map status").text(),
+                     find_by_name(w, "Code source").text(), find_by_name(w, "Loss summary").text()):
+            assert _epochs_named(text) == {4}, text
+
+    qtbot.waitUntil(every_panel_names_epoch_4, timeout=15000)
     out = w.save_run(tmp_path / "continued")
     config = json.loads((out / "config.json").read_text())
     assert "parent" not in config and len(json.loads((out / "history.json").read_text())) == 4

@@ -147,11 +147,15 @@ def test_stop_keeps_the_last_completed_epoch_and_every_panel_names_it(qtbot, tor
     assert snap.epoch == kept and len(snap.history) == kept
     x, _y = w.loss_curves.curve_data("total", "val")
     assert len(x) == kept and x[-1] == kept  # the curves' last point is the kept epoch
-    qtbot.waitUntil(lambda: len(w.latent_map.points) > 0, timeout=15000)
-    for text in (w.image_grid.caption.text(), find_by_name(w, "Latent map status").text(),
-                 find_by_name(w, "Code source").text(), find_by_name(w, "Progress").format(),
-                 find_by_name(w, "Loss summary").text(), find_by_name(w, "Decoded sample origin").text()):
-        assert _epochs_named(text) == {kept}, text
+
+    def every_panel_names_the_kept_epoch():  # the map may still be projecting the kept model's codes
+        assert len(w.latent_map.points) > 0
+        for text in (w.image_grid.caption.text(), find_by_name(w, "Latent map status").text(),
+                     find_by_name(w, "Code source").text(), find_by_name(w, "Progress").format(),
+                     find_by_name(w, "Loss summary").text(), find_by_name(w, "Decoded sample origin").text()):
+            assert _epochs_named(text) == {kept}, text
+
+    qtbot.waitUntil(every_panel_names_the_kept_epoch, timeout=15000)
     # the weights kept are the ones the history's last validation loss belongs to
     trainer = w.state.training.last_trainer
     assert trainer.evaluate_terms()["total"] == pytest.approx(trainer.history[-1]["val_total"], rel=1e-4)
