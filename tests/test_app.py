@@ -321,3 +321,49 @@ def test_mixed_precision_is_a_training_setting_and_its_note_is_shown(qtbot, monk
     box.setChecked(False)
     assert train(qtbot, w).reason == "completed"
     assert "Note:" not in find_by_name(w, "Training status").text()  # a run without notes shows none
+
+
+def _drop(w, *paths):
+    """Drop local paths on the window as a file manager would; True when the window took the drop."""
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPointF(w.width() / 2, w.height() / 2), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    event.ignore()
+    w.dropEvent(event)
+    return event.isAccepted()
+
+
+def test_a_dropped_image_folder_loads_and_a_dropped_run_folder_opens(qtbot, tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
+    w = make_window(qtbot)
+    assert w.acceptDrops()
+    with qtbot.waitSignal(w.data_panel.loaded, timeout=20000):
+        assert _drop(w, folder)
+    assert w.state.dataset.n == 12 and w.state.data_spec == str(folder)
+
+    train(qtbot, w)
+    run = w.save_run(tmp_path / "run")
+    w2 = make_window(qtbot)
+    with qtbot.waitSignal(w2.runOpened, timeout=30000):
+        assert _drop(w2, run)  # a run folder opens as a run, not as images
+    assert w2.state.snapshot is not None and w2.state.data_spec == str(folder)
+
+
+def test_drops_the_window_cannot_use_are_refused(qtbot, tmp_path):
+    w = make_window(qtbot)
+    spec = w.state.data_spec
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (tmp_path / "notes.txt").write_text("hello")
+    assert not _drop(w, tmp_path / "notes.txt")  # a file that is not a run's config.json
+    assert not _drop(w, a, b)  # two folders: which one?
+    assert not _drop(w, tmp_path / "missing")
+    assert w.state.data_spec == spec and not w.data_panel.loading

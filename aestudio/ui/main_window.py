@@ -23,7 +23,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QTabBar,
     QDialog,
@@ -360,6 +360,7 @@ class MainWindow(QMainWindow):
         self.message_host.hide()
 
         self._build_menus()
+        self.setAcceptDrops(True)  # a folder of images, or a run folder, dropped on the window opens it
         self._build_status_bar()
         self.resize(*DEFAULT_SIZE)
         self._default_layout()
@@ -900,6 +901,39 @@ class MainWindow(QMainWindow):
         # deliver what the worker sent before it ended (the stopped model's snapshot, the finish)
         QCoreApplication.sendPostedEvents(ctl, 0)
         return True
+
+    # ---- drag and drop ------------------------------------------------------------------------
+    @staticmethod
+    def dropped_path(mime) -> Path | None:
+        """The one local folder (or a run's config.json) that `mime` carries; None for anything else."""
+        urls = [u for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
+        if len(urls) != 1:
+            return None
+        path = Path(urls[0].toLocalFile())
+        return path if path.is_dir() or (path.name == CONFIG_NAME and path.is_file()) else None
+
+    def open_dropped(self, path: str | os.PathLike) -> None:
+        """What a drop does: a run folder (or its config.json) opens as a run, as File > Open run…
+        does; any other folder loads as the data set, as File > Open image folder… does."""
+        path = Path(path)
+        if path.name == CONFIG_NAME or holds_run(path):
+            self.open_run(str(path), trust=self._data_trust(str(path)))
+        else:
+            self.data_panel.load(str(path))
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self.dropped_path(event.mimeData()) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = self.dropped_path(event.mimeData())
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_dropped(path)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._closed:
