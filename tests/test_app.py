@@ -367,3 +367,35 @@ def test_drops_the_window_cannot_use_are_refused(qtbot, tmp_path):
     assert not _drop(w, a, b)  # two folders: which one?
     assert not _drop(w, tmp_path / "missing")
     assert w.state.data_spec == spec and not w.data_panel.loading
+
+
+def test_image_folders_are_remembered_across_sessions(qtbot, tmp_path):
+    folders = []
+    for name in ("cats", "dogs", "gone"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(4):
+            Image.fromarray(np.full((12, 12), 40 * i, np.uint8)).save(folder / f"{i}.png")
+        folders.append(folder)
+    w = make_window(qtbot)
+    for folder in folders:
+        with qtbot.waitSignal(w.data_panel.loaded, timeout=20000):
+            w.data_panel.load(str(folder))
+    with qtbot.waitSignal(w.data_panel.loaded, timeout=20000):
+        w.data_panel.load(str(folders[0]))  # again: the newest now
+    assert w.data_panel.recent == [str(folders[0]), str(folders[2]), str(folders[1])]
+    w.save_settings()
+    for f in folders[2].iterdir():
+        f.unlink()
+    folders[2].rmdir()
+
+    w2 = create_window("digits")  # a new session: digits loaded, the folders listed, none loaded
+    qtbot.addWidget(w2)
+    combo = find_by_name(w2, "Dataset")
+    listed = [combo.itemData(i) for i in range(combo.count())]
+    assert str(folders[0]) in listed and str(folders[1]) in listed and str(folders[2]) not in listed
+    assert w2.state.data_spec == "digits" and not w2.data_panel.loading
+    with qtbot.waitSignal(w2.data_panel.loaded, timeout=20000):
+        combo.setCurrentIndex(listed.index(str(folders[1])))  # picking one loads it
+        combo.activated.emit(combo.currentIndex())
+    assert w2.state.data_spec == str(folders[1]) and w2.data_panel.recent[0] == str(folders[1])

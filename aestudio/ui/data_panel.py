@@ -59,6 +59,7 @@ CHANNELS_TIP = ("Auto: colour (RGB, 3 channels) if any image has colour, else gr
 BACKGROUND_TIP = ("Where transparent pixels of folder images are composited. Auto picks, per folder, white when "
                   "most opaque pixels are dark and black otherwise, so the content always contrasts with it.")
 CUSTOM_BACKGROUND = "custom"
+RECENT_FOLDERS = 8  # image folders the combo remembers across sessions
 
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:
@@ -96,6 +97,7 @@ class DataPanel(QWidget):
         self.setToolTip(DATASET_TIP)
         self.loading = False
         self.last_error = ""
+        self.recent: list[str] = []  # image folders, newest first (kept across sessions by the main window)
         self._task: Task | None = None
         self._tasks: list[Task] = []
         self._pending_spec: str | None = None
@@ -411,13 +413,29 @@ class DataPanel(QWidget):
     def _select(self, spec: str | None) -> None:
         if not spec:
             return
+        if is_folder_spec(spec):
+            self.recent = [spec, *(f for f in self.recent if f != spec)][:RECENT_FOLDERS]
+        self.combo.setCurrentIndex(self._folder_item(spec))
+
+    def _folder_item(self, spec: str) -> int:
+        """The combo row of `spec`, added (a folder icon, its name, the path as tooltip) if missing."""
         i = self.combo.findData(spec)
         if i < 0:
             name = Path(spec).name or spec
             self.combo.addItem(style.icon("fa5s.folder", self), name, spec)
             i = self.combo.count() - 1
             self.combo.setItemData(i, spec, Qt.ItemDataRole.ToolTipRole)
-        self.combo.setCurrentIndex(i)
+        return i
+
+    def add_recent(self, folders) -> None:
+        """List folders loaded in earlier sessions (newest first) in the combo, without loading any;
+        folders that are gone, or are not folders, are left out."""
+        for spec in folders:
+            if isinstance(spec, str) and is_folder_spec(spec) and spec not in self.recent and os.path.isdir(spec):
+                if len(self.recent) >= RECENT_FOLDERS:
+                    break
+                self.recent.append(spec)
+                self._folder_item(spec)  # listed only: the combo loads on `activated`, the user's pick
 
     @Slot(bool)
     def _on_training_running(self, running: bool) -> None:

@@ -842,6 +842,12 @@ class MainWindow(QMainWindow):
             self.data_panel.set_folder_background(str(self.settings.value("data/folder_background", "auto")))
         except (TypeError, ValueError):
             pass
+        try:
+            recent = json.loads(str(self.settings.value("data/recent_folders", "[]")))
+        except ValueError:
+            recent = []
+        if isinstance(recent, list):
+            self.data_panel.add_recent(recent)
 
     def _restore_window(self) -> None:
         geo = self.settings.value("window/geometry")
@@ -871,6 +877,7 @@ class MainWindow(QMainWindow):
         s.setValue("data/folder_size", size)
         s.setValue("data/folder_channels", ch or 0)
         s.setValue("data/folder_background", self.data_panel.folder_background())
+        s.setValue("data/recent_folders", json.dumps(self.data_panel.recent))
         s.setValue("model/config", json.dumps(self.builder.config().to_dict()))
         s.setValue("train/config", json.dumps(self.training_panel.config().to_dict()))
         s.sync()
