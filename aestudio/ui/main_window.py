@@ -940,7 +940,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         event.acceptProposedAction()
-        self.open_dropped(path)
+        # after the drop has returned to the file manager: opening a run may ask a question first
+        QTimer.singleShot(0, self, partial(self.open_dropped, path))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._closed:
