@@ -24,6 +24,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from ..core.config import ModelConfig, TrainConfig
 from ..core.datasets import ImageSet
 from ..core.errors import user_message
+from ..core.evaluation import encode_images
 from .priority import all_cores, lower_this_thread, training_threads
 from ..core.labs.selection import pick_spread
 from ..core.models import Autoencoder
@@ -139,20 +140,11 @@ def make_snapshot(trainer: Trainer, epoch: int, max_points: int = MAX_MAP_POINTS
     trained = trained if trained is not None else from_trainer(trainer, epoch=epoch, **value)
     model = trained.build_model()
     n = min(len(trainer.val_idx), max_points)
-    x = trainer.val_rows(slice(0, n))
+    images = trainer.val_rows(slice(0, n)).cpu().numpy()
     kept = trainer.val_codes(n)  # from this epoch's validation pass, when it kept them
-    if kept is not None:
-        codes = [kept]
-    else:
-        codes = []
-        was = trainer.model.training
-        trainer.model.eval()
-        for i in range(0, n, 1024):
-            codes.append(trainer.model.encode(x[i:i + 1024]).mu.float().cpu())
-        trainer.model.train(was)
+    codes = kept.numpy() if kept is not None else encode_images(trainer.model, images)
     labels = trainer.val_set.labels[:n] if trainer.val_set.labels is not None else None
-    return ModelSnapshot(trained, torch.cat(codes).numpy(), labels, x.cpu().numpy(), list(trainer.val_set.class_names),
-                         model)
+    return ModelSnapshot(trained, codes, labels, images, list(trainer.val_set.class_names), model)
 
 
 @torch.no_grad()
@@ -163,11 +155,8 @@ def snapshot_of(trained: TrainedModel, data: ImageSet, max_points: int = MAX_MAP
     val_idx = trained.val_idx[:max_points]
     images = data.images[val_idx].astype(np.float32) / np.float32(255.0)
     model = trained.build_model()
-    codes = [model.encode(torch.from_numpy(images[i:i + 1024])).mu.float() for i in range(0, len(images), 1024)]
     labels = data.labels[val_idx] if data.labels is not None else None
-    latent = int(trained.model_config.latent)
-    return ModelSnapshot(trained, torch.cat(codes).numpy() if codes else np.zeros((0, latent), np.float32), labels,
-                         images, list(data.class_names), model)
+    return ModelSnapshot(trained, encode_images(model, images), labels, images, list(data.class_names), model)
 
 
 class TrainingWorker(QObject):
