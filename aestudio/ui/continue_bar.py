@@ -28,8 +28,7 @@ class ContinueBar(QWidget):
         super().__init__(parent)
         self.state = state
         self.setAccessibleName("Continue or start over")
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.status = style.WrappedLabel()
         self.status.setAccessibleName("Continue status")
         self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.continue_button = QPushButton("Continue training")

@@ -290,3 +290,30 @@ class NoWheelComboBox(_FocusWheel, QComboBox):
 
 class NoWheelSpinBox(_FocusWheel, QSpinBox):
     """A spin box that takes the wheel only when it has focus."""
+
+
+class WrappedLabel(QLabel):
+    """A word-wrapped label whose minimum height is what its text needs at its current width.
+
+    A dock sizes its panel from the layout's minimum, which counts a word-wrapped label as one line;
+    when the text then wraps to three, the layout took the room from its neighbours and squeezed the
+    Training panel's fields below their height (measured: its form 134 px of the 176 it needs under a
+    three-line note). With the true minimum the dock grows instead, and a scroll area elsewhere gives.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        need = self.heightForWidth(self.width()) if self.text() and self.width() > 0 else 0
+        if need > 0 and need != self.minimumHeight():
+            self.setMinimumHeight(need)
