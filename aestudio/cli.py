@@ -626,6 +626,8 @@ def cmd_train(args: argparse.Namespace) -> int:
          f"{len(trainer.train_idx):,} training / {len(trainer.val_idx):,} validation images on {trainer.device}")
     if trainer.augment_line and rank.is_main:
         _err(f"augment: {trainer.augment_line} (--augment none: off)")
+    elif trainer.augment_skipped and rank.is_main:
+        _err(f"augment: {trainer.augment_skipped} (--augment shift: on)")
     for note in trainer.notes:
         _err(f"note: {note}")
 

@@ -299,6 +299,24 @@ def test_the_status_says_when_auto_shifts_a_small_set(qtbot, tmp_path):
     assert "shifts" not in find_by_name(w, "Training status").text()
 
 
+def test_the_status_says_when_auto_leaves_a_small_set_unshifted_for_a_short_run(qtbot, tmp_path):
+    """480 training images of 28 px are shifted only in runs of 5 epochs or more: a one-epoch run
+    says why it is not shifted and how to shift anyway."""
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    _sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / "benchmarks"))
+    from heldout import make_tiny
+
+    w = make_window(qtbot, epochs=1)
+    with qtbot.waitSignal(w.state.datasetChanged, timeout=30000):
+        w.data_panel.load(str(make_tiny(tmp_path / "small", n=600)))
+    assert train(qtbot, w).reason == "completed"
+    status = find_by_name(w, "Training status").text()
+    assert ("Note: No random shifts: 1 epoch is too few to memorise 480 training images; auto shifts them in runs "
+            "of 5 epochs or more; Augmentation under More settings turns them on") in status, status
+
+
 def test_mixed_precision_is_a_training_setting_and_its_note_is_shown(qtbot, monkeypatch):
     """Ticking Mixed precision on a CPU without bfloat16 instructions trains in float32 and says so
     under the buttons, during the run and after it."""
@@ -399,3 +417,19 @@ def test_image_folders_are_remembered_across_sessions(qtbot, tmp_path):
         combo.setCurrentIndex(listed.index(str(folders[1])))  # picking one loads it
         combo.activated.emit(combo.currentIndex())
     assert w2.state.data_spec == str(folders[1]) and w2.data_panel.recent[0] == str(folders[1])
+
+
+def test_a_long_status_note_does_not_squeeze_the_training_fields(qtbot):
+    """A three-line note under the Train button made the dock layout take its room from the
+    settings above it (134 px of the 176 the fields need, at 1400 x 900): the panel now asks for the
+    note's wrapped height, so the fields keep theirs and the Model builder's scroll area gives."""
+    w = make_window(qtbot)
+    w.resize(1400, 900)
+    panel = w.training_panel
+    note = ("Finished 3 epoch(s). Note: No random shifts: 3 epochs are too few to memorise 480 training images; "
+            "auto shifts them in runs of 8 epochs or more; Augmentation under More settings turns them on.")
+    panel.status.setText(note)
+    qtbot.waitUntil(lambda: panel.status.height() >= panel.status.heightForWidth(panel.status.width()), timeout=5000)
+    assert panel.status.height() > 2 * panel.status.fontMetrics().height()  # it wrapped
+    assert panel.form.height() >= panel.form.minimumSizeHint().height()
+    assert panel.widget("lr").height() >= panel.widget("lr").minimumSizeHint().height()

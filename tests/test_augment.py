@@ -121,4 +121,56 @@ def test_auto_never_shifts_a_linear_autoencoder():
     big = load_dataset("fashion-10k").subset(np.arange(600))  # 480 training images of 28x28: auto shifts them
     linear = get_preset("linear-pca").model_config(big.shape)
     assert Trainer(linear, TrainConfig(epochs=1), big).augment_shift == 0
-    assert Trainer(ModelConfig(arch="dense", input_shape=big.shape, latent=16), TrainConfig(epochs=1), big).augment_shift == 4
+    dense = ModelConfig(arch="dense", input_shape=big.shape, latent=16)
+    assert Trainer(dense, TrainConfig(epochs=5), big).augment_shift == 4  # (long enough to memorise 480 images)
+
+
+def test_auto_shifts_only_a_run_long_enough_to_memorise_the_set():
+    """A short run does not memorise a set, and shifts only make its task harder (the default conv
+    AE-16 on 2,240 Fashion-MNIST images at 15 epochs: 0.65x PCA-16 unshifted, 0.80x shifted; at 58
+    epochs 0.71x and 0.64x; `dev.py bench augment_effects --part budget`). `auto` shifts from an
+    exposure (epochs x values per image / training images) of 8."""
+    from aestudio.core.augment import SHIFT_FROM_EXPOSURE, describe_skipped, exposure, shift_epochs
+
+    gray, rgb = (1, 28, 28), (3, 28, 28)
+    assert exposure(15, 2240, gray) == pytest.approx(5.25)
+    assert resolve_shift("auto", 2240, gray, epochs=8) == 0  # clothes: 0.67x unshifted, 0.87x shifted
+    assert resolve_shift("auto", 2240, gray, epochs=15) == 0  # 0.65x and 0.80x
+    assert resolve_shift("auto", 2240, gray, epochs=58) == 4  # 0.71x and 0.64x
+    assert resolve_shift("auto", 2400, gray, epochs=27) == 4  # strokes: 0.35x and 0.26x
+    assert resolve_shift("auto", 1600, rgb, epochs=6) == 4  # photos: 1.005x and 0.981x
+    assert resolve_shift("auto", 160, gray, epochs=2) == 4  # a tiny folder is memorised at once
+    assert resolve_shift("auto", 2240, gray) == 4  # no budget given: as long as it takes
+    assert resolve_shift("shift", 2240, gray, epochs=1) == 4  # asked for: always
+    assert resolve_shift("auto", 8000, gray, epochs=500) == 0  # not a small set, however long the run
+    n = shift_epochs(2240, gray)
+    assert exposure(n, 2240, gray) >= SHIFT_FROM_EXPOSURE > exposure(n - 1, 2240, gray)
+    assert resolve_shift("auto", 2240, gray, epochs=n) == 4 and resolve_shift("auto", 2240, gray, epochs=n - 1) == 0
+    assert describe_skipped(2240, gray, 15) == ("no random shifts: 15 epochs are too few to memorise 2,240 training "
+                                                f"images; auto shifts them in runs of {n} epochs or more")
+    assert describe_skipped(480, gray, 1).startswith("no random shifts: 1 epoch is too few")
+    assert describe_skipped(2240, gray, 58) == ""  # shifted
+    assert describe_skipped(8000, gray, 1) == ""  # never shifted by auto: the epochs are not why
+
+
+def test_a_short_run_says_why_auto_left_its_small_set_unshifted(tmp_path, capsys):
+    """The CLI's augment line names the short budget and how to shift anyway; a continued model
+    counts the epochs it has had already."""
+    from aestudio import cli
+
+    folder = make_tiny(tmp_path / "small", n=600)  # 480 training images of 28 x 28: shifted from 5 epochs
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", str(folder), "--arch", "dense", "--hidden", "16", "--latent", "2",
+                     "--epochs", "1", "--batch-size", "128", "--quiet", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert ("augment: no random shifts: 1 epoch is too few to memorise 480 training images; auto shifts them "
+            "in runs of 5 epochs or more (--augment shift: on)") in err, err
+    data = load_dataset(str(folder))
+    cfg = ModelConfig(arch="dense", input_shape=data.shape, hidden=[16], latent=2)
+    first = Trainer(cfg, TrainConfig(epochs=4, batch_size=128), data)
+    assert first.augment_shift == 0 and "4 epochs are too few" in first.augment_skipped
+    for _ in first.run():
+        pass
+    more = Trainer(cfg, TrainConfig(epochs=1, batch_size=128), data, model=first.model,
+                   prior_history=first.history)
+    assert more.epoch_offset == 4 and more.augment_shift == 4 and more.augment_skipped == ""

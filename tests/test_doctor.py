@@ -185,6 +185,30 @@ def test_a_wide_gap_is_overfitting_only_once_the_validation_error_stopped_fallin
     assert "overfitting" in _overfit_check(stalled, train)
 
 
+def _overfit_remedy(shape: tuple[int, int, int], shift: int = 0, **model) -> dict:
+    from aestudio.core.doctor import Doctor
+
+    x = torch.rand(64, *shape)
+    doctor = Doctor(dense(input_shape=shape, **model), train_cfg(epochs=20), 2000, 100, x, x, shift=shift)
+    train = [10.0 * 0.8 ** k for k in range(20)]
+    stalled = [10.0 * 0.97 ** min(k, 10) for k in range(20)]
+    history = [{"epoch": i + 1, "val_total": v, "train_total": t, "val_recon": v, "train_recon": t}
+               for i, (v, t) in enumerate(zip(stalled, train))]
+    found = doctor.check_end(history, 2000, 20)
+    return by_code(found, "overfitting").settings
+
+
+def test_overfitting_on_unshifted_images_is_remedied_with_random_shifts():
+    """Shifts are what cured memorisation on small image sets (augment.py: the 200-image tiny folder
+    1.18x -> 0.33x PCA-16's error); where a run could not be shifted, or already was, the remedy is
+    input noise."""
+    assert _overfit_remedy((1, 28, 28)) == {"augment": "shift"}
+    assert _overfit_remedy((1, 28, 28), shift=4) == {"noise": "gaussian:0.2"}  # shifted already
+    assert _overfit_remedy((1, 8, 8)) == {"noise": "gaussian:0.2"}  # a pixel is an eighth of the image
+    linear = {"hidden": [], "output": "linear"}
+    assert _overfit_remedy((1, 28, 28), **linear) == {"noise": "gaussian:0.2"}  # PCA's subspace of the images
+
+
 def test_nan_is_named(digits):
     mcfg = dense()
     model = Autoencoder(mcfg)

@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Union
 import numpy as np
 import torch
 
-from .augment import describe as describe_augment, resolve_shift, shift_batch
+from .augment import describe as describe_augment, describe_skipped, resolve_shift, shift_batch
 from .config import ConfigError, ModelConfig, TrainConfig
 from .datasets import ImageSet, split_indices
 from .doctor import Diagnosis, Doctor
@@ -401,8 +401,13 @@ class Trainer:
         self.history: list[dict[str, float | str | int]] = [dict(r) for r in self.prior_history or []]
         self.epoch_offset = len(self.history)  # every earlier epoch record, as snapshots count them
         self.optimizer: torch.optim.Optimizer | None = None  # the final stage's, once it started
+        # random shifts of training batches for small sets (aestudio/core/augment.py); CPU generator: no sync
+        # (the epochs in all: a continued model has seen the set `epoch_offset` times already)
+        self.augment_shift = resolve_shift(cfg.augment, self.n_train, tuple(self.data.shape),
+                                           linear=is_linear_model(self.model_config),
+                                           epochs=self.epoch_offset + cfg.epochs)
         self.doctor = Doctor(self.model_config, cfg, self.n_train, math.ceil(self.n_train / cfg.batch_size),
-                             x_float, scaleout.sample_float(self.u8_val, scaleout.PROBE_SAMPLE))
+                             x_float, scaleout.sample_float(self.u8_val, scaleout.PROBE_SAMPLE), shift=self.augment_shift)
         del x_float
         self.diagnoses: list[dict] = []  # the doctor's findings so far, as {code, epoch, message, remedy}
         # a VAE's per-dimension KL summed over the last clean validation pass, and its image count
@@ -417,9 +422,6 @@ class Trainer:
         self._val_codes: tuple[int, torch.Tensor] | None = None
         self._shuffle = torch.Generator().manual_seed(cfg.seed)
         self._noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
-        # random shifts of training batches for small sets (aestudio/core/augment.py); CPU generator: no sync
-        self.augment_shift = resolve_shift(cfg.augment, self.n_train, tuple(self.data.shape),
-                                           linear=is_linear_model(self.model_config))
         self._augment_gen = torch.Generator().manual_seed(cfg.seed + 2)
 
     # -- data --
@@ -429,6 +431,13 @@ class Trainer:
         if not self.augment_shift:
             return ""
         return describe_augment(self.augment_shift, self.n_train, tuple(self.data.shape))
+
+    @property
+    def augment_skipped(self) -> str:
+        """Why `auto` does not shift a set that it shifts in a longer run (augment.describe_skipped), or ""."""
+        if self.train_config.augment != "auto" or self.augment_shift or is_linear_model(self.model_config):
+            return ""
+        return describe_skipped(self.n_train, tuple(self.data.shape), self.epoch_offset + self.train_config.epochs)
 
     @property
     def n_train(self) -> int:

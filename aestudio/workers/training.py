@@ -212,6 +212,8 @@ class TrainingWorker(QObject):
         notes = list(self.trainer.notes)
         if self.trainer.augment_line and self.train_config.augment == "auto":  # say what auto chose
             notes.append(f"{self.trainer.augment_line}; Augmentation under More settings turns them off")
+        elif self.trainer.augment_skipped:
+            notes.append(f"{self.trainer.augment_skipped}; Augmentation under More settings turns them on")
         if notes:
             self.notes.emit(notes)
         self._loop(self.trainer)
