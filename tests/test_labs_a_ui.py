@@ -95,6 +95,10 @@ def test_denoising_lab(qtbot, state, tmp_path):
     assert lab.table.rowCount() == 9 and lab.number_rows[-1][0].startswith("mean of 359")
     cur = result.reports["current"]
     assert lab.number_rows[-1][1] == pytest.approx(cur.psnr_noisy_mean)
+    # each column's numbers carry the same decimals, so they line up
+    for col in range(1, lab.table.columnCount()):
+        texts = [lab.table.item(r, col).text() for r in range(lab.table.rowCount())]
+        assert len({len(t.split(".")[1]) if "." in t else 0 for t in texts}) == 1, texts
     assert "dB" in lab.summary.text()
 
     # live: the slider re-runs on its own with the new strength
@@ -224,3 +228,18 @@ def test_pca_lab(qtbot, state, tmp_path):
     assert lab.number_rows[1][3] == "trained 90 steps (still improving)" and "Trained sizes" in lab.verdict_label.text()
     assert not lab.note_label.isHidden() and "sizes 2, 4 were still improving" in lab.note_label.text()
     _check_exports(lab, tmp_path)
+
+
+def test_lab_table_columns_share_their_decimals():
+    """A column of 12.3 and 11.79, or 0.0146 and 0.0004, read unevenly with four significant digits
+    each; a column's numbers now take the decimals of its largest one."""
+    from aestudio.ui.labs.base import column_decimals, format_cell
+
+    rows = [["val #1", 12.3, 0.0146, 7, float("nan")], ["val #2", 11.79, 0.0004, 12, 2.5e-9]]
+    dec = column_decimals(rows)
+    assert dec == [None, 2, 5, None, None]
+    assert [format_cell(r[1], dec[1]) for r in rows] == ["12.30", "11.79"]
+    assert [format_cell(r[2], dec[2]) for r in rows] == ["0.01460", "0.00040"]
+    assert [format_cell(r[3], dec[3]) for r in rows] == ["7", "12"]  # ints stay ints
+    assert format_cell(rows[0][4], dec[4]) == "–" and format_cell(rows[1][4], dec[4]) == "2.5e-09"
+    assert format_cell(1234567.0, column_decimals([[1234567.0]])[0]) == "1.235e+06"

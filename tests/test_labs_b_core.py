@@ -113,6 +113,26 @@ def test_few_labels_experiment_and_summary(digits_ae):
         few_labels_experiment(trainer.model, train.images, None, val.images, None)
 
 
+def test_few_labels_summary_says_where_the_codes_win_as_it_is():
+    """Codes that lose at 1 label per class and win at 5 and 10 were summarised as winning "up to 10"
+    (seen on RGB photo patches); the verdict now names the counts where they win and lose."""
+    from aestudio.core.labs.few_labels import FewLabelsResult
+
+    def result(codes: list[float], raw: list[float]) -> FewLabelsResult:
+        counts = [1, 5, 10, 50, None]
+        z = np.zeros(len(counts))
+        return FewLabelsResult(counts, np.array([1, 5, 10, 50, 800.0]), {"codes": (np.array(codes), z),
+                               "raw": (np.array(raw), z)}, 0.54, 1600, 400, 2, 16, 3)
+
+    photos = summary_lines(result([0.58, 0.785, 0.757, 0.775, 0.833], [0.69, 0.70, 0.725, 0.777, 0.84]))
+    assert "The codes beat raw pixels at 5 and 10 labels per class and lose at 1, 50 and all." in photos
+    assert not any("up to" in line for line in photos)
+    prefix = summary_lines(result([0.7, 0.8, 0.75, 0.7, 0.8], [0.5, 0.6, 0.7, 0.8, 0.9]))
+    assert any(line.startswith("The codes beat raw pixels up to 10 labels per class;") for line in prefix)
+    every = summary_lines(result([0.9] * 5, [0.5] * 5))
+    assert any("at every label count" in line for line in every)
+
+
 # ---- traversal and generation -----------------------------------------------------------------
 def test_mosaic_shape_and_padding():
     imgs = np.ones((5, 1, 4, 3), np.float32)
@@ -256,3 +276,16 @@ def test_health_report_flags_dead_units_and_handles_no_labels(digits_ae):
     assert any("dead" in f for f in r.findings)
     assert any("No class labels" in f for f in r.findings)
     assert r.silhouette is None and r.knn_accuracy is None
+
+
+def test_knn_verdict_is_judged_from_chance_to_perfect():
+    """99% with two classes (chance 54%) was "far from always" under a rule of multiples of chance."""
+    from aestudio.core.labs.health import knn_verdict
+
+    text, sev = knn_verdict(0.99, 0.54, 5)
+    assert sev == "ok" and "almost always share a class" in text and "99%" in text
+    assert knn_verdict(0.75, 0.10, 5)[1] == "ok"  # ten classes
+    assert "mostly share" in knn_verdict(0.75, 0.10, 5)[0]
+    assert knn_verdict(0.30, 0.10, 5)[1] == "info"
+    assert knn_verdict(0.60, 0.54, 5)[1] == "warn"  # two classes, barely above chance
+    assert knn_verdict(0.12, 0.10, 5)[1] == "warn"

@@ -414,6 +414,12 @@ def few_labels_experiment(model: Autoencoder, train_x: np.ndarray, train_y: np.n
                            len(np.unique(y_tr)), latent, repeats, notes)
 
 
+def _counts_text(result: FewLabelsResult, idx: list[int]) -> str:
+    """"1, 5 and 10" for those points of `result`, in order."""
+    names = [count_label(result.counts[i]) for i in idx]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def summary_lines(result: FewLabelsResult) -> list[str]:
     """Plain-language read-outs of a result: the fewest and the most labels, and where codes stop winning."""
     names = {k: FEATURE_LABELS.get(k, k) for k in result.curves}
@@ -436,10 +442,14 @@ def summary_lines(result: FewLabelsResult) -> list[str]:
         if len(wins) == len(order):
             lines.append("The codes beat raw pixels at every label count: the autoencoder learned features "
                          "that a classifier can use with little supervision.")
-        elif wins:
-            last = max(wins, key=lambda i: result.per_class[i])
+        elif wins == [int(i) for i in order[:len(wins)]]:  # at the fewest labels, then no more
+            last = wins[-1]
             lines.append(f"The codes beat raw pixels up to {count_label(result.counts[last])} labels per class; "
                          "with more labels a classifier learns enough from the pixels themselves.")
+        elif wins:  # any other pattern, said as it is (a single label per class is a noisy draw)
+            lost = [int(i) for i in order if int(i) not in wins]
+            lines.append(f"The codes beat raw pixels at {_counts_text(result, wins)} labels per class and lose at "
+                         f"{_counts_text(result, lost)}.")
         else:
             lines.append("Raw pixels beat the codes at every count here: the code discards details that tell "
                          "the classes apart (or the model needs more training / a larger code).")

@@ -260,12 +260,21 @@ def _findings(r: HealthReport, cfg) -> None:
             _add(r, f"Classes overlap heavily in the code space: silhouette {s:.2f}. The codes may still "
                     "separate classes non-linearly; see the k-NN accuracy.", "warn")
     if r.knn_accuracy is not None and np.isfinite(r.knn_accuracy):
-        a, ch = r.knn_accuracy, r.chance or 0.0
-        good = "ok" if a >= max(0.7, 2 * ch) else ("info" if a > 1.5 * ch else "warn")
-        _add(r, f"{r.knn_k}-nearest-neighbour accuracy {_pct(a)} (chance {_pct(ch)}): "
-                + ("neighbouring codes mostly share a class." if good == "ok" else
-                   "neighbouring codes often belong to different classes." if good == "warn" else
-                   "neighbours share a class more often than chance, but far from always."), good)
+        _add(r, *knn_verdict(r.knn_accuracy, r.chance or 0.0, r.knn_k))
 
 
-__all__ = ["DEAD_FRACTION", "KL_THRESHOLD", "HealthReport", "dead_units", "health_report"]
+def knn_verdict(accuracy: float, chance: float, k: int) -> tuple[str, str]:
+    """A finding on the k-NN accuracy of the codes, and its severity, judged by how much of the way
+    from chance to perfect it gets: multiples of chance meant nothing with two classes, where 99%
+    (chance 54%) was called "more often than chance, but far from always"."""
+    skill = (accuracy - chance) / (1.0 - chance) if chance < 1.0 else 0.0
+    head = f"{k}-nearest-neighbour accuracy {_pct(accuracy)} (chance {_pct(chance)}): "
+    if skill >= 0.5:
+        share = "almost always" if accuracy >= 0.95 else "mostly"
+        return head + f"neighbouring codes {share} share a class.", "ok"
+    if skill < 0.2:
+        return head + "neighbouring codes often belong to different classes.", "warn"
+    return head + "neighbours share a class more often than chance, but far from always.", "info"
+
+
+__all__ = ["DEAD_FRACTION", "KL_THRESHOLD", "HealthReport", "dead_units", "health_report", "knn_verdict"]

@@ -10,6 +10,7 @@ setData on kept items, fill the table with `set_numbers`).
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -27,6 +28,33 @@ from ...core.datasets import ImageSet, split_indices
 from ...workers.tasks import Task, start
 from ...workers.training import ModelSnapshot
 from ..state import StudioState
+
+
+def column_decimals(rows: list[list[Any]]) -> list[int | None]:
+    """Decimal places for each column of a lab's table, so that a column's numbers line up: four
+    significant digits of the column's largest value (0.0146 and 0.0004 read 0.01460 and 0.00040, not
+    0.0146 and 0.0004; 12.3 and 11.79 read 12.30 and 11.79). None: the column has no fractional numbers,
+    or values too large or too small for fixed decimals, which keep four significant digits each."""
+    width = max((len(r) for r in rows), default=0)
+    out: list[int | None] = []
+    for j in range(width):
+        vals = [abs(float(r[j])) for r in rows if j < len(r) and isinstance(r[j], (float, np.floating))
+                and math.isfinite(float(r[j]))]
+        top = max(vals, default=0.0)
+        if top == 0.0 or top >= 1e6 or top < 1e-4:
+            out.append(None)
+        else:
+            out.append(min(6, max(0, 3 - math.floor(math.log10(top)))))
+    return out
+
+
+def format_cell(value: Any, decimals: int | None) -> str:
+    """A table cell's text: floats with their column's decimals (four significant digits without one)."""
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(float(value)):
+            return "–" if math.isnan(float(value)) else str(float(value))
+        return f"{value:.{decimals}f}" if decimals is not None else f"{value:.4g}"
+    return str(value)
 
 
 @dataclass
@@ -98,6 +126,8 @@ def steps_spinbox(value: int, name: str, tooltip: str) -> QSpinBox:
     box.setGroupSeparatorShown(True)
     box.setAccessibleName(name)
     box.setToolTip(tooltip)
+    # as wide as its text: a form row would otherwise stretch it across the whole lab
+    box.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
     return box
 
 
@@ -225,12 +255,15 @@ class LabPanel(QWidget):
         self.table.setColumnCount(len(header))
         self.table.setRowCount(len(rows))
         self.table.setHorizontalHeaderLabels(header)
+        decimals = column_decimals(rows)
         for i, row in enumerate(rows):
             for j, value in enumerate(row):
-                text = f"{value:.4g}" if isinstance(value, (float, np.floating)) else str(value)
+                text = format_cell(value, decimals[j] if j < len(decimals) else None)
                 item = QTableWidgetItem(text)
                 if isinstance(value, (int, float, np.integer, np.floating)):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                    if isinstance(value, (float, np.floating)) and text != f"{value:.6g}":
+                        item.setToolTip(f"{value:.6g}")  # the digits the column's format leaves out
                 self.table.setItem(i, j, item)
         self.export_numbers_button.setEnabled(bool(rows))
 
