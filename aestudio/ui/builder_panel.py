@@ -142,6 +142,9 @@ class BuilderPanel(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
+        # the body scrolls, so on a short screen it may shrink to two rows and leave the height to the
+        # Training panel below (whose fields and notes must show in full)
+        scroll.setMinimumHeight(2 * self.fontMetrics().lineSpacing() + 16)
         footer = QWidget(self)
         fl = style.tune_layout(QVBoxLayout(footer), style.MARGIN, 4)
         top = QHBoxLayout()
