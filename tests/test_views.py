@@ -121,6 +121,27 @@ def test_loss_curves_receive_batch_and_epoch_points(qtbot, state):
     assert len(panel.curve_data("total", "batch")[0]) == 1099
 
 
+def test_the_loss_legend_wraps_into_rows_on_a_narrow_plot(qtbot, state):
+    """A VAE's three terms did not fit a 340 px plot in one row: the last one was cut off."""
+    panel = shown(qtbot, LossCurvesPanel(state), 640, 360)
+    t = state.training
+    t.started.emit()
+    t.stageStarted.emit(StageStarted("train", 0, 1, 1))
+    t.epochEnded.emit(EpochEnd("train", 1, 1, {"recon": 5.0, "kl": 1.0, "total": 6.0},
+                               {"recon": 6.0, "kl": 1.1, "total": 7.1}, 1000.0, 1.0, 0.5, 5, 5))
+    assert len(panel.legend.items) == 3 and panel.legend.columnCount == 3  # wide: one row
+
+    def right_edge() -> float:  # of the rightmost legend entry, in the plot widget's pixels
+        plot = panel.plot
+        return max(plot.mapFromScene(lab.mapToScene(lab.boundingRect().topRight())).x() for _, lab in panel.legend.items)
+
+    panel.resize(340, 360)
+    qtbot.waitUntil(lambda: panel.legend.columnCount < 3, timeout=5000)
+    qtbot.waitUntil(lambda: right_edge() <= panel.plot.width(), timeout=5000)
+    panel.resize(640, 360)
+    qtbot.waitUntil(lambda: panel.legend.columnCount == 3, timeout=5000)
+
+
 def test_a_progress_report_redraws_the_batch_line_and_an_epoch_end_its_points(qtbot, state, monkeypatch):
     panel = shown(qtbot, LossCurvesPanel(state), 640, 360)
     t = state.training

@@ -234,6 +234,20 @@ def legend_above(item: pg.PlotItem, columns: int = 6, label_size: str = "9pt", s
     return legend
 
 
+def fit_legend_columns(legend: pg.LegendItem, width: float, most: int = 6) -> int:
+    """Lay `legend`'s entries out in as many columns as fit `width` pixels (at most `most`), so a
+    narrow plot wraps them into rows instead of cutting the last ones off. Returns the count."""
+    entries = [sample.boundingRect().width() + label.boundingRect().width() + 12 for sample, label in legend.items]
+    if not entries:
+        return legend.columnCount
+    n = min(most, len(entries))  # entries fill rows left to right: entry i sits in column i % n
+    while n > 1 and sum(max(entries[j::n]) for j in range(n)) > width:
+        n -= 1
+    if n != legend.columnCount:
+        legend.setColumnCount(n)
+    return n
+
+
 # ---- a crisp, aspect-keeping image widget ----------------------------------------------------------------
 class LineName(pg.TextItem):
     """The name of a `pg.InfiniteLine`, as a text item of its own beside the line in the same plot.

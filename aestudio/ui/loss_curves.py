@@ -444,8 +444,18 @@ class LossCurvesPanel(QWidget):
                     continue
             sample = _TermSample(other.val_item, other)
             self.legend.addItem(sample, TOTAL_IS_RECON if same and t == "total" else TERM_LABELS.get(t, t))
+        self._fit_legend()
         self._update_tooltip()
         return c
+
+    def _fit_legend(self) -> None:
+        """Wrap the legend's entries into rows that fit the plot's width (three terms of a VAE did not
+        fit a 340 px plot: the last one was cut off)."""
+        imaging.fit_legend_columns(self.legend, self.plot.width() - 60)  # less the left axis
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit_legend()
 
     def _term_tip(self, term: str) -> str:
         label = TOTAL_IS_RECON if term == "total" and set(self.terms) == {"total", "recon"} else TERM_LABELS.get(term, term)
