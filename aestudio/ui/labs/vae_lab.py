@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Slot
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QCheckBox, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QLabel, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
 
 from ...core.config import ConfigError
 from ...core.labs import vae_tools as core
@@ -72,6 +72,9 @@ class VaeToolsLab(LabPanel):
                                     "random codes with it next to samples of the VAE's prior.")
         self.steps = steps_spinbox(DEFAULT_STEPS, "Training steps",
                                    "Optimizer steps for the plain autoencoder (this run's batch size and learning rate).")
+        for spin in (self.image_spin, self.draws_spin):  # as wide as their numbers, not the whole lab
+            spin.setMinimumWidth(90)
+            spin.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.controls.addRow("Image", self.image_spin)
         self.controls.addRow("Draws", self.draws_spin)
         self.controls.addRow(self.compare_box)
