@@ -237,7 +237,8 @@ def legend_above(item: pg.PlotItem, columns: int = 6, label_size: str = "9pt", s
 def fit_legend_columns(legend: pg.LegendItem, width: float, most: int = 6) -> int:
     """Lay `legend`'s entries out in as many columns as fit `width` pixels (at most `most`), so a
     narrow plot wraps them into rows instead of cutting the last ones off. Returns the count."""
-    entries = [sample.boundingRect().width() + label.boundingRect().width() + 12 for sample, label in legend.items]
+    # a label's own text width (its item's bounding rect is the grid cell it was stretched to)
+    entries = [sample.boundingRect().width() + label.item.boundingRect().width() + 12 for sample, label in legend.items]
     if not entries:
         return legend.columnCount
     n = min(most, len(entries))  # entries fill rows left to right: entry i sits in column i % n
