@@ -289,3 +289,15 @@ def test_knn_verdict_is_judged_from_chance_to_perfect():
     assert knn_verdict(0.30, 0.10, 5)[1] == "info"
     assert knn_verdict(0.60, 0.54, 5)[1] == "warn"  # two classes, barely above chance
     assert knn_verdict(0.12, 0.10, 5)[1] == "warn"
+
+
+def test_a_sparse_code_is_called_sparse_only_near_its_target():
+    """Units averaging 0.3 against a target of 0.05 were reported as "Sparse code: 0% of units ..."."""
+    from aestudio.core.labs.health import sparsity_finding
+
+    text, sev = sparsity_finding(np.full(8, 0.33), "kl", 0.05)
+    assert sev == "warn" and text.startswith("Not sparse (yet)") and "0.33" in text
+    text, sev = sparsity_finding(np.full(8, 0.06), "kl", 0.05)
+    assert sev == "ok" and text.startswith("Sparse code")
+    text, sev = sparsity_finding(np.array([0.0, 0.01, 0.4, 0.5]), "l1", 0.05)
+    assert sev == "info" and "50% of the units" in text

@@ -235,9 +235,8 @@ def _findings(r: HealthReport, cfg) -> None:
                     _add(r, f"Code dimensions differ a lot in scale (std {r.std[live].min():.3g} to "
                             f"{r.std[live].max():.3g}): distances in the code space are dominated by a few "
                             "dimensions. Standardise codes before clustering or k-NN.", "info")
-        if cfg.kind == "sparse":
-            frac = float(np.mean(np.abs(r.mean) < 0.05)) if r.latent else 0.0
-            _add(r, f"Sparse code: {_pct(frac)} of units have a mean activation under 0.05.", "info")
+        if cfg.kind == "sparse" and r.latent:
+            _add(r, *sparsity_finding(r.mean, getattr(cfg, "sparsity", "kl"), float(getattr(cfg, "sparsity_target", 0.05))))
 
     if r.max_corr is not None and abs(r.max_corr[2]) >= 0.9:
         i, j, c = r.max_corr
@@ -263,6 +262,22 @@ def _findings(r: HealthReport, cfg) -> None:
         _add(r, *knn_verdict(r.knn_accuracy, r.chance or 0.0, r.knn_k))
 
 
+def sparsity_finding(mean: np.ndarray, sparsity: str, target: float) -> tuple[str, str]:
+    """Whether a sparse model's code is sparse, from each unit's mean activation on validation images.
+
+    A KL-penalised code (sigmoid units) is sparse when its units' average activation is near the
+    target rho; it used to be reported as "Sparse code: 0% of units ..." while every unit averaged
+    0.3 (an under-trained model), which read as a claim that the code was sparse."""
+    act = float(np.mean(np.abs(mean)))
+    if sparsity == "kl":
+        if act <= 2.0 * target:
+            return (f"Sparse code: the units' mean activation is {act:.3g}, near the target ρ = {target:g}.", "ok")
+        return (f"Not sparse (yet): the units' mean activation is {act:.3g}, against the target ρ = {target:g}. "
+                "The penalty pulls it down as training goes on; train longer or raise the sparsity weight.", "warn")
+    quiet = float(np.mean(np.abs(mean) < 0.05))
+    return (f"Sparsity: {_pct(quiet)} of the units have a mean activation under 0.05 (their mean: {act:.3g}).", "info")
+
+
 def knn_verdict(accuracy: float, chance: float, k: int) -> tuple[str, str]:
     """A finding on the k-NN accuracy of the codes, and its severity, judged by how much of the way
     from chance to perfect it gets: multiples of chance meant nothing with two classes, where 99%
@@ -277,4 +292,4 @@ def knn_verdict(accuracy: float, chance: float, k: int) -> tuple[str, str]:
     return head + "neighbours share a class more often than chance, but far from always.", "info"
 
 
-__all__ = ["DEAD_FRACTION", "KL_THRESHOLD", "HealthReport", "dead_units", "health_report", "knn_verdict"]
+__all__ = ["DEAD_FRACTION", "KL_THRESHOLD", "HealthReport", "dead_units", "health_report", "knn_verdict", "sparsity_finding"]

@@ -25,6 +25,9 @@ INACTIVE = "#e15759"
 SEVERITY_MARKS = {"ok": ("✓", "#2e9d57"), "warn": ("⚠", "#d98c00"), "info": ("•", None)}
 
 
+#: how the findings name a model's codes ("8-d sparse AE codes", not "8-d SPARSE codes")
+CODE_KIND = {"ae": "AE", "vae": "VAE", "sparse": "sparse AE", "contractive": "contractive AE", "aae": "adversarial AE"}
+
 class LatentHealthLab(LabPanel):
     title = "Latent health"
     help_text = (
@@ -190,7 +193,8 @@ class LatentHealthLab(LabPanel):
             scores.append(f"silhouette <b>{r.silhouette:.2f}</b>")
         if r.knn_accuracy is not None:
             scores.append(f"{r.knn_k}-NN accuracy <b>{100 * r.knn_accuracy:.0f}%</b>")
-        head = f"<b>Findings</b> ({r.latent}-d {r.kind.upper()} codes of {r.n_val:,} validation images" + \
+        kind = CODE_KIND.get(r.kind, r.kind)
+        head = f"<b>Findings</b> ({r.latent}-d {kind} codes of {r.n_val:,} validation images" + \
                (f"; {', '.join(scores)}" if scores else "") + ")"
         self.findings.setText(f"{head}<table cellspacing='0' cellpadding='2'>{''.join(items)}</table>")
         self.set_numbers(*r.rows())
