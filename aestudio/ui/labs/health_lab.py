@@ -28,6 +28,7 @@ SEVERITY_MARKS = {"ok": ("✓", "#2e9d57"), "warn": ("⚠", "#d98c00"), "info": 
 #: how the findings name a model's codes ("8-d sparse AE codes", not "8-d SPARSE codes")
 CODE_KIND = {"ae": "AE", "vae": "VAE", "sparse": "sparse AE", "contractive": "contractive AE", "aae": "adversarial AE"}
 
+
 class LatentHealthLab(LabPanel):
     title = "Latent health"
     help_text = (
