@@ -40,8 +40,9 @@ TINY_LEAST_STEPS = 6
 PROGRESS_UNITS = 1000
 #: The training settings of every question: the command line's defaults, a larger batch to save time,
 #: and no augmentation. The questions compare models with each other and with PCA on the same aligned
-#: Fashion-MNIST subsets, and `auto` would shift their 2,250 training images (fewer than four per
-#: pixel), which on centred clothes only made the models worse: at the normal budget, seed 0, with
+#: Fashion-MNIST subsets, and `auto` would shift their 2,250 training images at most of their budgets
+#: (fewer than four images per pixel; 1,000 steps of 64 are an exposure of 9.9, see augment.py),
+#: which on centred clothes only made the models worse: at the normal budget, seed 0, with
 #: and without shifts, question 2's AE-2 0.0554 and 0.0347 (PCA-2 0.0464), question 5's AE 24% and 39%
 #: below PCA, question 10's AUROC 0.91 and 0.958 (PCA 0.943), question 11's probe on codes 64.1% and
 #: 67.6%, question 21's k-NN on codes 48.9% and 65.1%, question 17's conv model 0.0187 and 0.0152.
