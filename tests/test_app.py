@@ -443,3 +443,28 @@ def test_a_long_status_note_does_not_squeeze_the_training_fields(qtbot):
     builder_body = w.builder.findChild(QScrollArea)
     least = builder_body.minimumHeight() or builder_body.minimumSizeHint().height()  # what its layout honours
     assert least <= 3 * builder_body.fontMetrics().lineSpacing() + 16, least
+
+
+def test_the_auto_augmentation_entry_says_what_it_does_for_this_data_and_budget(qtbot, tmp_path):
+    """Shifts depend on the set and on the epochs (augment.py): the Augmentation field's Auto entry
+    says what it will do before a run starts, and why in its tooltip."""
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    _sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / "benchmarks"))
+    from heldout import make_tiny
+
+    w = make_window(qtbot, epochs=1)
+    combo = w.training_panel.form.widget("augment")
+    auto = combo.findData("auto")
+    assert combo.itemText(auto) == "Auto (no shifts here)"  # digits: 8 px
+    assert "under 16 px" in combo.itemData(auto, Qt.ItemDataRole.ToolTipRole)
+    with qtbot.waitSignal(w.state.datasetChanged, timeout=30000):
+        w.data_panel.load(str(make_tiny(tmp_path / "small", n=600)))  # 480 training images of 28 px
+    w.builder.set_config(ModelConfig(arch="dense", input_shape=(1, 28, 28), latent=2, hidden=[32]))
+    qtbot.waitUntil(lambda: "too few" in (combo.itemData(auto, Qt.ItemDataRole.ToolTipRole) or ""), timeout=5000)
+    assert combo.itemText(auto) == "Auto (no shifts here)"
+    assert combo.itemData(auto, Qt.ItemDataRole.ToolTipRole).startswith("No random shifts: 1 epoch is too few")
+    w.training_panel.set_config(TrainConfig(epochs=5, batch_size=32, device="cpu"))
+    assert combo.itemText(auto) == "Auto (shifts of up to 4 px here)"
+    assert "a small set: 480 training images" in combo.itemData(auto, Qt.ItemDataRole.ToolTipRole)

@@ -174,3 +174,14 @@ def test_a_short_run_says_why_auto_left_its_small_set_unshifted(tmp_path, capsys
     more = Trainer(cfg, TrainConfig(epochs=1, batch_size=128), data, model=first.model,
                    prior_history=first.history)
     assert more.epoch_offset == 4 and more.augment_shift == 4 and more.augment_skipped == ""
+
+
+def test_auto_choice_names_what_auto_does_and_why():
+    from aestudio.core.augment import auto_choice
+
+    assert auto_choice(480, (1, 28, 28), 5) == (4, "random shifts of up to 4 px (a small set: 480 training images)")
+    shift, why = auto_choice(480, (1, 28, 28), 1)
+    assert shift == 0 and why.startswith("no random shifts: 1 epoch is too few")
+    assert auto_choice(480, (1, 8, 8), 50) == (0, "no random shifts: images under 16 px, where a pixel is much of the image")
+    assert "linear model" in auto_choice(480, (1, 28, 28), 50, linear=True)[1]
+    assert auto_choice(8000, (1, 28, 28), 50) == (0, "no random shifts: 8,000 training images are enough not to be memorised")

@@ -146,6 +146,20 @@ def describe_skipped(n_train: int, shape: tuple[int, int, int], epochs: float) -
             f"auto shifts them in runs of {shift_epochs(n_train, shape):,} epochs or more")
 
 
+def auto_choice(n_train: int, shape: tuple[int, int, int], epochs: float, linear: bool = False) -> tuple[int, str]:
+    """What `auto` does for a run of `epochs` on `n_train` images of `shape`, and why, in a few words:
+    the studio names it next to the setting before a run starts."""
+    shift = resolve_shift("auto", n_train, shape, linear=linear, epochs=epochs)
+    if shift:
+        return shift, describe(shift, n_train, shape)
+    if linear:
+        return 0, "no random shifts: a linear model learns PCA's subspace of the images as they are"
+    if min(shape[1], shape[2]) < MIN_SIDE:
+        return 0, f"no random shifts: images under {MIN_SIDE} px, where a pixel is much of the image"
+    skipped = describe_skipped(n_train, shape, epochs)
+    return 0, skipped or f"no random shifts: {n_train:,} training images are enough not to be memorised"
+
+
 def shift_batch(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
     """Each image of `x` (N, C, H, W) moved by its own random offset of up to `shift` px per axis,
     padded with its edge pixels.

@@ -401,8 +401,9 @@ class TrainConfig:
             "Shift each training image by up to an eighth of its side (4 px at 28 px) in a random direction of its "
             "own. A small set (under 1,000 "
             "training images, or fewer than four times as many images as each has pixel values) is otherwise memorised: the training "
-            "loss falls while the validation loss rises. Auto shifts small sets of images of 16 px or more; "
-            "validation images are never changed."),
+            "loss falls while the validation loss rises. Auto shifts small sets of images of 16 px or more in runs long "
+            "enough to memorise them (epochs x pixel values per image at least 8 x the training images); its entry "
+            "says what it does for the data and epochs set now. Validation images are never changed."),
         accessible="Augmentation", choices=labelled(AUGMENTS, AUGMENT_LABELS), advanced=True))
     val_fraction: float = field(default=0.2, metadata=ui("Validation", (
             "Share of the images held out for validation. They are never trained on, so their loss shows how well "

@@ -12,7 +12,10 @@ from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from ..core.config import TrainConfig
+from ..core.augment import auto_choice
+from ..core.config import AUGMENT_LABELS, TrainConfig
+from ..core.datasets import validation_count
+from ..core.evaluation import is_linear_model
 from ..workers.training import epoch_label
 from . import style
 from .diagnosis_panel import DiagnosisPanel
@@ -199,6 +202,7 @@ class TrainingPanel(QWidget):
     @Slot()
     def _update_buttons(self, *_) -> None:
         self._refresh_rows()
+        self._name_auto_augment()
         running = self.state.training.running
         blockers = self.blockers()
         self.train_btn.setEnabled(not blockers)
@@ -218,6 +222,22 @@ class TrainingPanel(QWidget):
                 self._set_status(*self._last_finish_style())
             else:
                 self._set_status("Ready to train.", None)
+
+    def _name_auto_augment(self) -> None:
+        """The Augmentation field's "Auto" says what it does for this data set and number of epochs
+        (shifts depend on both: augment.py), with why in its tooltip, before a run starts."""
+        combo = self.form.widget("augment")
+        i = combo.findData("auto")
+        data, cfg = self.state.dataset, self.state.train_config
+        if i < 0 or data is None or data.n < 2 or not 0.0 < cfg.val_fraction < 1.0 or cfg.epochs < 1:
+            if i >= 0:
+                combo.setItemText(i, AUGMENT_LABELS["auto"])
+                combo.setItemData(i, "", Qt.ItemDataRole.ToolTipRole)
+            return
+        n_train = data.n - validation_count(data.n, cfg.val_fraction)
+        shift, why = auto_choice(n_train, tuple(data.shape), cfg.epochs, linear=is_linear_model(self.state.model_config))
+        combo.setItemText(i, f"Auto (shifts of up to {shift} px here)" if shift else "Auto (no shifts here)")
+        combo.setItemData(i, why[0].upper() + why[1:] + ".", Qt.ItemDataRole.ToolTipRole)
 
     def _set_status(self, text: str, color: str | None) -> None:
         self.status.setText(text)

@@ -31,7 +31,7 @@ from dataclasses import replace
 from numbers import Integral
 from pathlib import Path
 
-from .base import DatasetError, ImageSet, convert_channels, resize_images, split_indices
+from .base import DatasetError, ImageSet, convert_channels, resize_images, split_indices, validation_count
 from .folder import DEFAULT_IMAGE_SIZE, IMAGE_EXTENSIONS, IMAGE_FORMATS, load_folder, parse_background
 from .idx import read_idx
 from .mnist import load_fashion10k, load_mnist_family
@@ -53,6 +53,7 @@ __all__ = [
     "parse_background",
     "read_idx",
     "split_indices",
+    "validation_count",
 ]
 
 _BUNDLED = ("fashion-10k", "digits", "shapes")

@@ -252,6 +252,12 @@ def resize_images(images: np.ndarray, size: int, chunk: int = 4096) -> np.ndarra
     return out
 
 
+def validation_count(n: int, val_fraction: float) -> int:
+    """How many of `n` images `split_indices` holds out: round(n * val_fraction), at least one, and
+    never all."""
+    return min(max(round(n * val_fraction), 1), n - 1)
+
+
 def split_indices(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random split of ``range(n)`` into sorted ``(train, val)`` int64 index arrays.
 
@@ -262,6 +268,6 @@ def split_indices(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.
         raise DatasetError(f"At least 2 images are needed to split into training and validation, got {n}.")
     if not 0.0 < val_fraction < 1.0:
         raise DatasetError(f"The validation fraction must be between 0 and 1, got {val_fraction}.")
-    n_val = min(max(round(n * val_fraction), 1), n - 1)
+    n_val = validation_count(n, val_fraction)
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_val:]).astype(np.int64), np.sort(perm[:n_val]).astype(np.int64)
