@@ -397,7 +397,7 @@ class TrainConfig:
             "something useful."),
         widget="noise", choices=labelled(NOISE_KINDS, NOISE_LABELS)))
     # auto | shift | none: random shifts of the training images (aestudio/core/augment.py)
-    augment: str = field(default="auto", metadata=ui("Augment", (
+    augment: str = field(default="auto", metadata=ui("Augmentation", (
             "Shift each training image by up to an eighth of its side (4 px at 28 px) in a random direction of its "
             "own. A small set (under 1,000 "
             "training images, or fewer than four times as many images as each has pixel values) is otherwise memorised: the training "
