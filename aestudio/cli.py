@@ -134,8 +134,8 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=CLI_LR, metavar="X", help=f"Adam learning rate (default {CLI_LR:g})")
     g.add_argument("--noise", metavar="SPEC", help="denoising: none, gaussian:SIGMA, saltpepper:P or mask:P (default none)")
     g.add_argument("--augment", choices=("auto", "shift", "none"), default=None,
-                   help="random shifts of the training images: auto (small sets of 16 px or larger), shift or none "
-                        "(default auto)")
+                   help="random shifts of the training images: auto (small sets of 16 px or larger, in runs long "
+                        "enough to memorise them), shift or none (default auto)")
     g.add_argument("--lr-decay", type=float, metavar="F",
                    help="share of the run, at its end, over which the learning rate falls linearly towards 0 "
                         "(default 0.3; 0: constant)")
