@@ -17,7 +17,7 @@ unshifted on the bundled `fashion-10k` (centred clothes), one torch thread:
 * ``budget``: whether shifts pay off at a given training budget. The default conv AE-16 (batch 32)
   unshifted and shifted at each of `--steps` optimizer steps on each of `--sets` (`fashion-2800`:
   the seeded subset above; `photos`, `tiny`: `benchmarks/heldout.py`'s folders, written to a
-  temporary folder), with the run's exposure (epochs x values per image / training images) and
+  temporary folder; `photos-4000`: that maker with another image count), with the run's exposure (epochs x values per image / training images) and
   what `auto` chooses for it (it shifts from ``augment.SHIFT_FROM_EXPOSURE``). Not part of `both`.
 """
 from __future__ import annotations
@@ -78,6 +78,9 @@ def budget(seed: int, sets: list[str], steps_list: list[int]) -> None:
             if name == "fashion-2800":
                 data = load_dataset("fashion-10k")
                 data = data.subset(np.sort(np.random.default_rng(seed).choice(data.n, 2800, replace=False)))
+            elif name.rsplit("-", 1)[-1].isdigit():  # a written folder with another image count: photos-4000
+                base, count = name.rsplit("-", 1)
+                data = R.load(base, Path(tmp), int(count))
             else:
                 data = R.load(name, Path(tmp))
             n_train = data.n - max(1, round(data.n * 0.2))

@@ -129,7 +129,7 @@ def test_auto_shifts_only_a_run_long_enough_to_memorise_the_set():
     """A short run does not memorise a set, and shifts only make its task harder (the default conv
     AE-16 on 2,240 Fashion-MNIST images at 15 epochs: 0.65x PCA-16 unshifted, 0.80x shifted; at 58
     epochs 0.71x and 0.64x; `dev.py bench augment_effects --part budget`). `auto` shifts from an
-    exposure (epochs x values per image / training images) of 8."""
+    exposure (epochs x values per image / training images) of 7."""
     from aestudio.core.augment import SHIFT_FROM_EXPOSURE, describe_skipped, exposure, shift_epochs
 
     gray, rgb = (1, 28, 28), (3, 28, 28)
@@ -139,6 +139,7 @@ def test_auto_shifts_only_a_run_long_enough_to_memorise_the_set():
     assert resolve_shift("auto", 2240, gray, epochs=58) == 4  # 0.71x and 0.64x
     assert resolve_shift("auto", 2400, gray, epochs=27) == 4  # strokes: 0.35x and 0.26x
     assert resolve_shift("auto", 1600, rgb, epochs=6) == 4  # photos: 1.005x and 0.981x
+    assert resolve_shift("auto", 3200, rgb, epochs=10) == 4  # 3,200 photos, exposure 7.35: 0.857x and 0.833x
     assert resolve_shift("auto", 160, gray, epochs=2) == 4  # a tiny folder is memorised at once
     assert resolve_shift("auto", 2240, gray) == 4  # no budget given: as long as it takes
     assert resolve_shift("shift", 2240, gray, epochs=1) == 4  # asked for: always

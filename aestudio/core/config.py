@@ -402,7 +402,7 @@ class TrainConfig:
             "own. A small set (under 1,000 "
             "training images, or fewer than four times as many images as each has pixel values) is otherwise memorised: the training "
             "loss falls while the validation loss rises. Auto shifts small sets of images of 16 px or more in runs long "
-            "enough to memorise them (epochs x pixel values per image at least 8 x the training images); its entry "
+            "enough to memorise them (epochs x pixel values per image at least 7 x the training images); its entry "
             "says what it does for the data and epochs set now. Validation images are never changed."),
         accessible="Augmentation", choices=labelled(AUGMENTS, AUGMENT_LABELS), advanced=True))
     val_fraction: float = field(default=0.2, metadata=ui("Validation", (
