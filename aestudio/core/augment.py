@@ -30,8 +30,9 @@ Settings (``TrainConfig.augment``):
 
 * ``auto``: shift when the training split has fewer than ``SMALL_SET`` images, or fewer than
   ``MEMORISED_BELOW`` times as many images as values per image, and both sides are at least
-  ``MIN_SIDE`` pixels, and the run is long enough to memorise the set (below); otherwise none. Never for a linear autoencoder: it learns PCA's subspace of
-  its training images, which shifts would replace by the subspace of shifted images (the Questions
+  ``MIN_SIDE`` pixels, and the run is long enough to memorise the set (below); otherwise none.
+  Never for a linear autoencoder: it learns PCA's subspace of its training images, which shifts
+  would replace by the subspace of shifted images (the Questions
   guide's linear model on 2,250 Fashion-MNIST images ended 33% above PCA-16's error, its subspace
   37.8° from PCA's, with shifts; see `tests/test_augment.py`).
 * ``shift``: always shift.

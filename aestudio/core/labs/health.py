@@ -236,7 +236,8 @@ def _findings(r: HealthReport, cfg) -> None:
                             f"{r.std[live].max():.3g}): distances in the code space are dominated by a few "
                             "dimensions. Standardise codes before clustering or k-NN.", "info")
         if cfg.kind == "sparse" and r.latent:
-            _add(r, *sparsity_finding(r.mean, getattr(cfg, "sparsity", "kl"), float(getattr(cfg, "sparsity_target", 0.05))))
+            target = float(getattr(cfg, "sparsity_target", 0.05))
+            _add(r, *sparsity_finding(r.mean, getattr(cfg, "sparsity", "kl"), target))
 
     if r.max_corr is not None and abs(r.max_corr[2]) >= 0.9:
         i, j, c = r.max_corr
