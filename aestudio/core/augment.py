@@ -100,10 +100,16 @@ def exposure(epochs: float, n_train: int, shape: tuple[int, int, int]) -> float:
     return epochs * shape[0] * shape[1] * shape[2] / max(1, n_train)
 
 
-def _memorisable(n_train: int, shape: tuple[int, int, int]) -> bool:
-    """Whether `auto` counts a set as small enough to be memorised (the module documentation)."""
+def shiftable(shape: tuple[int, int, int], linear: bool = False) -> bool:
+    """Whether shifts suit images of `shape` for this model at all: sides of at least `MIN_SIDE` px,
+    and a model that is not linear (its best is PCA's subspace of the images as they are)."""
+    return min(shape[1], shape[2]) >= MIN_SIDE and not linear
+
+
+def _memorisable(n_train: int, shape: tuple[int, int, int], linear: bool = False) -> bool:
+    """Whether `auto` counts a set as small enough to be memorised, and shiftable (the module documentation)."""
     values = shape[0] * shape[1] * shape[2]
-    return n_train < max(SMALL_SET, MEMORISED_BELOW * values) and min(shape[1], shape[2]) >= MIN_SIDE
+    return n_train < max(SMALL_SET, MEMORISED_BELOW * values) and shiftable(shape, linear)
 
 
 def resolve_shift(augment: str, n_train: int, shape: tuple[int, int, int], linear: bool = False,
@@ -120,7 +126,7 @@ def resolve_shift(augment: str, n_train: int, shape: tuple[int, int, int], linea
     if augment == "shift":
         return max_shift(shape)
     if augment == "auto":
-        if linear or not _memorisable(n_train, shape):
+        if not _memorisable(n_train, shape, linear):
             return 0
         return max_shift(shape) if exposure(epochs, n_train, shape) >= SHIFT_FROM_EXPOSURE else 0
     raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
@@ -143,9 +149,9 @@ def describe(shift: int, n_train: int, shape: tuple[int, int, int]) -> str:
     return f"random shifts of up to {shift} px ({why})"
 
 
-def describe_skipped(n_train: int, shape: tuple[int, int, int], epochs: float) -> str:
+def describe_skipped(n_train: int, shape: tuple[int, int, int], epochs: float, linear: bool = False) -> str:
     """Why `auto` left unshifted a set that it shifts in a longer run, or "" when that is not why."""
-    if not _memorisable(n_train, shape) or exposure(epochs, n_train, shape) >= SHIFT_FROM_EXPOSURE:
+    if not _memorisable(n_train, shape, linear) or exposure(epochs, n_train, shape) >= SHIFT_FROM_EXPOSURE:
         return ""
     runs = f"{epochs:g} epoch is" if epochs == 1 else f"{epochs:g} epochs are"
     return (f"no random shifts: {runs} too few to memorise {n_train:,} training images; "

@@ -82,7 +82,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment import MIN_SIDE
+from .augment import shiftable
 from .config import ModelConfig, TrainConfig
 from .evaluation import is_linear_model
 from .noise import parse_noise
@@ -227,10 +227,9 @@ class Doctor:
         self.batch_losses: list[float] = []  # final stage, per batch
 
     def _shifts_would_help(self) -> bool:
-        """Whether a run without shifts could be shifted: images of at least augment.MIN_SIDE px, and
-        a model that is not linear (a linear model's best is PCA's subspace of the unshifted images)."""
-        shape = tuple(self.mcfg.input_shape)
-        return not self.shift and min(shape[1], shape[2]) >= MIN_SIDE and not is_linear_model(self.mcfg)
+        """Whether a run without shifts could be shifted (augment.shiftable: large enough images, a
+        model that is not linear)."""
+        return not self.shift and shiftable(tuple(self.mcfg.input_shape), linear=is_linear_model(self.mcfg))
 
     # ---- bookkeeping -----------------------------------------------------------------------
     @property

@@ -435,9 +435,10 @@ class Trainer:
     @property
     def augment_skipped(self) -> str:
         """Why `auto` does not shift a set that it shifts in a longer run (augment.describe_skipped), or ""."""
-        if self.train_config.augment != "auto" or self.augment_shift or is_linear_model(self.model_config):
+        if self.train_config.augment != "auto" or self.augment_shift:
             return ""
-        return describe_skipped(self.n_train, tuple(self.data.shape), self.epoch_offset + self.train_config.epochs)
+        return describe_skipped(self.n_train, tuple(self.data.shape), self.epoch_offset + self.train_config.epochs,
+                                linear=is_linear_model(self.model_config))
 
     @property
     def n_train(self) -> int:
