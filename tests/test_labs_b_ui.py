@@ -218,3 +218,17 @@ def test_labs_on_unlabelled_data(qtbot, digits):
     qtbot.addWidget(health)
     r = _run(qtbot, health)
     assert r.silhouette is None and "No class labels" in health.findings.text()
+
+    # the anomaly lab scores unlabelled images, and says why it cannot train on "normal" classes
+    from aestudio.ui.labs import anomaly_lab
+
+    anomaly = anomaly_lab.AnomalyLab(state)
+    qtbot.addWidget(anomaly)
+    assert anomaly.run_button.isEnabled() and not anomaly.train_button.isEnabled()
+    assert anomaly.train_button.toolTip() == anomaly.classes.toolTip() == anomaly_lab.NO_CLASSES
+    assert "subfolder per class" in anomaly.roc_hint.textItem.toPlainText()
+    state.set_dataset(digits, "digits")  # classes again: the lab offers them, and its hints say so
+    state.set_snapshot(make_snapshot(_trained(digits, "ae", epochs=1)[0], 1))
+    qtbot.waitUntil(lambda: anomaly.classes.count() == 10)
+    assert anomaly.train_button.isEnabled() and anomaly.train_button.toolTip() == anomaly_lab.TRAIN_TIP
+    assert anomaly.roc_hint.textItem.toPlainText() == anomaly_lab.ROC_HINT

@@ -46,6 +46,16 @@ ROC_HELP = ("ROC curve: for every possible threshold, the fraction of other-clas
             "it (AUROC) is 1 for a perfect detector and 0.5 for guessing. PCA with as many components as the "
             "code is the linear reference.")
 
+CLASSES_TIP = ("Normal classes: a model trained only on images of these classes learns what \"normal\" looks like; "
+               "images of the other classes are then unusual to it and should reconstruct badly. Check one or more, "
+               "leave at least one out.")
+TRAIN_TIP = ("Train a fresh model of the current architecture on the checked classes only, then score the validation "
+             "set with it and draw the ROC curve (anomaly = any class not checked).")
+NO_CLASSES = ("This data set has no classes, so there is no \"normal\" class to train on. A folder with one "
+              "subfolder per class has them.")
+ROC_HINT = "Train on normal classes\nto see the ROC curve"
+NO_CLASSES_ROC = "A ROC curve needs classes:\nload a folder with one\nsubfolder per class"
+
 
 @dataclass
 class AnomalyResult:
@@ -88,9 +98,6 @@ class AnomalyLab(LabPanel):
         # -- controls --
         self.classes = QListWidget()
         self.classes.setAccessibleName("Normal classes")
-        self.classes.setToolTip("Normal classes: a model trained only on images of these classes learns what "
-                                "\"normal\" looks like; images of the other classes are then unusual to it and "
-                                "should reconstruct badly. Check one or more, leave at least one out.")
         self.classes.setFlow(QListView.Flow.LeftToRight)
         self.classes.setWrapping(True)
         self.classes.setResizeMode(QListView.ResizeMode.Adjust)
@@ -105,9 +112,6 @@ class AnomalyLab(LabPanel):
             "improving at the end.")
         self.train_button = QPushButton()
         self.train_button.setAccessibleName("Train on normal classes")
-        self.train_button.setToolTip("Train a fresh model of the current architecture on the checked classes only, "
-                                     "then score the validation set with it and draw the ROC curve "
-                                     "(anomaly = any class not checked).")
         self.train_button.clicked.connect(self.train_normal)
         self.folder_button = QPushButton("Score a folder…")
         self.folder_button.setAccessibleName("Score a folder")
@@ -191,7 +195,7 @@ class AnomalyLab(LabPanel):
         self.roc_chance = rp.plot([0, 1], [0, 1], pen=pg.mkPen((128, 128, 128), width=1, style=Qt.PenStyle.DashLine))
         self.roc_ae = rp.plot([], [], pen=pg.mkPen(OTHER_COLOR, width=2.5))
         self.roc_pca = rp.plot([], [], pen=pg.mkPen(NORMAL_COLOR, width=2, style=Qt.PenStyle.DashDotLine))
-        self.roc_hint = pg.TextItem("Train on normal classes\nto see the ROC curve", anchor=(0.5, 0.5))
+        self.roc_hint = pg.TextItem(ROC_HINT, anchor=(0.5, 0.5))
         self.roc_hint.setPos(0.5, 0.5)
         rp.addItem(self.roc_hint)
 
@@ -274,8 +278,9 @@ class AnomalyLab(LabPanel):
         self.classes.setEnabled(labelled)
         self.train_button.setEnabled(ready and labelled)
         self.folder_button.setEnabled(ready)
-        if not labelled:
-            self.train_button.setToolTip("This data set has no classes, so there is no \"normal\" class to train on.")
+        self.classes.setToolTip(CLASSES_TIP if labelled else NO_CLASSES)
+        self.train_button.setToolTip(TRAIN_TIP if labelled else NO_CLASSES)
+        self.roc_hint.setText(ROC_HINT if labelled else NO_CLASSES_ROC)
 
     def on_model_changed(self, data: LabData | None) -> None:
         if not hasattr(self, "train_button"):
