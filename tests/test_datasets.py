@@ -155,6 +155,43 @@ def test_palette_transparency_16bit_png_and_modes(tmp_path: Path) -> None:
     assert (ds.images[4] == 255).all()  # CMYK no ink = white
 
 
+def test_high_bit_images_are_scaled_by_the_bits_their_folder_uses(tmp_path: Path) -> None:
+    """12-bit camera values in 16-bit files (0..4,095) load as 0..255, not as a near-black 0..16;
+    one depth per folder, so a dimmer image stays dimmer; float images above 1 follow the same rule."""
+    twelve = tmp_path / "twelve"
+    twelve.mkdir()
+    ramp = np.tile(np.linspace(0, 4095, 16).round().astype(np.uint16), (16, 1))
+    save(twelve / "a_ramp.png", ramp)
+    save(twelve / "b_dim.png", np.full((16, 16), 1000, dtype=np.uint16))
+    save(twelve / "c_float.tif", np.full((16, 16), 2047.5, dtype=np.float32))
+    ds = load_dataset(str(twelve), image_size=16)
+    assert ds.high_bits == 12 and "read as 12-bit (4,095 is white)" in ds.summary()
+    assert ds.images[0].max() == 255 and ds.images[0].min() == 0
+    assert (ds.images[1] == round(1000 * 255 / 4095)).all()  # 62: dim next to the ramp, not stretched alone
+    assert (ds.images[2] == 128).all()
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    save(alone / "dim.png", np.full((16, 16), 1000, dtype=np.uint16))  # its own range: 10 bits
+    assert load_dataset(str(alone), image_size=16).high_bits == 10
+
+    sixteen = tmp_path / "sixteen"  # a 16-bit image sets the depth for a 12-bit one beside it
+    sixteen.mkdir()
+    save(sixteen / "a_full.png", np.full((16, 16), 65535, dtype=np.uint16))
+    save(sixteen / "b_twelve.png", np.full((16, 16), 4095, dtype=np.uint16))
+    ds = load_dataset(str(sixteen), image_size=16)
+    assert ds.high_bits == 16 and ds.depth_note() is None and "bit" not in ds.summary()
+    assert (ds.images[0] == 255).all() and (ds.images[1] == 16).all()  # 4,095 / 257 = 15.9
+
+    eight = tmp_path / "eight"  # 8-bit values saved as 16-bit, and 8-bit files beside them
+    eight.mkdir()
+    save(eight / "a.png", np.full((16, 16), 200, dtype=np.uint16))
+    save(eight / "b.png", gray(90, size=16))
+    ds = load_dataset(str(eight), image_size=16)
+    assert ds.high_bits == 8 and (ds.images[0] == 200).all() and (ds.images[1] == 90).all()
+    assert ds.subset([0]).high_bits == 8
+
+
 def test_folder_resize_centre_crop_and_channel_conversion(tmp_path: Path) -> None:
     wide = np.zeros((20, 60, 3), dtype=np.uint8)
     wide[:, :20] = [255, 0, 0]

@@ -32,6 +32,7 @@ def make_folder(root: Path, count: int = 30, seed: int = 0) -> Path:
     rgba = np.zeros((10, 10, 4), dtype=np.uint8)
     rgba[2:8, 2:8] = (200, 10, 10, 255)
     Image.fromarray(rgba, "RGBA").save(root / "c1" / "icon.png")
+    Image.fromarray(np.full((10, 10), 3000, np.uint16)).save(root / "c2" / "deep.png")  # 12 bits used
     (root / "notes.txt").write_text("not an image")
     return root
 
@@ -41,6 +42,7 @@ def same_set(a, b) -> None:
     assert np.array_equal(a.labels, b.labels) and a.class_names == b.class_names
     assert a.files == b.files and a.skipped == b.skipped
     assert a.transparent_fraction == b.transparent_fraction and a.background == b.background
+    assert a.high_bits == b.high_bits
 
 
 def no_decoding(monkeypatch) -> None:

@@ -1283,6 +1283,7 @@ def test_data_panel_background_choice_and_transparency_warning(
     assert blocker.args[0].background == "#ff8800" and panel.folder_background() == "#ff8800"
     assert combo.currentText() == "#ff8800"
     assert warning.text().endswith("composited onto #ff8800.")
+    assert "bit" not in panel.info.text()
 
     with qtbot.waitSignal(panel.loaded, timeout=10000) as blocker:
         combo.activated.emit(combo.findData("black"))
@@ -1292,6 +1293,15 @@ def test_data_panel_background_choice_and_transparency_warning(
     monkeypatch.setattr(QColorDialog, "getColor", staticmethod(lambda *args, **kwargs: QColor()))
     combo.activated.emit(combo.findData("custom"))
     assert panel.folder_background() == "black" and combo.currentData() == "black" and not panel.loading
+
+
+def test_data_panel_names_the_bit_depth_of_a_high_bit_folder(qtbot, panel, tmp_path: Path) -> None:
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 1000 * i + 1000, np.uint16)).save(tmp_path / f"{i}.png")  # up to 3,000
+    with qtbot.waitSignal(panel.loaded, timeout=10000) as blocker:
+        panel.load(str(tmp_path))
+    assert blocker.args[0].high_bits == 12 and "· 12-bit ·" in panel.info.text()
+    assert "4,095 is white" in panel.info.toolTip()
 
 
 def test_data_panel_says_one_image_and_hides_the_warning(qtbot, panel, tmp_path: Path) -> None:

@@ -78,6 +78,18 @@ def test_streamed_folder_equals_the_in_memory_one(folder, tmp_path):
     assert "using the decode cache" in notes[-1] and np.array_equal(np.asarray(again.images), ref.images)
 
 
+def test_streamed_high_bit_folder_reads_at_the_same_depth(tmp_path):
+    root = tmp_path / "twelve"
+    root.mkdir()
+    for i in range(12):
+        Image.fromarray(np.full((9, 9), 300 * i + 500, np.uint16)).save(root / f"{i:02d}.png")  # up to 3,800
+    ref = load_dataset(str(root), image_size=8)
+    data, _ = streamed(root, tmp_path)
+    assert ref.high_bits == data.high_bits == 12 and np.array_equal(np.asarray(data.images), ref.images)
+    again, notes = streamed(root, tmp_path)
+    assert "using the decode cache" in notes[-1] and again.high_bits == 12
+
+
 def test_gray_folder_is_cached_as_one_channel(tmp_path):
     root = tmp_path / "gray"
     root.mkdir()

@@ -377,7 +377,9 @@ class DataPanel(QWidget):
         kind = "gray" if c == 1 else "RGB"
         classes = (f"{len(data.class_names)} classes" if data.labels is not None else "unlabelled")
         count = _plural(data.n, "image").split(" ", 1)
-        self.info.setText(f"<b>{count[0]}</b> {count[1]} · {h}×{w} · {kind} ({c} ch) · {classes}")
+        bits = getattr(data, "high_bits", None)
+        depth = f" · {bits}-bit" if bits is not None else ""
+        self.info.setText(f"<b>{count[0]}</b> {count[1]} · {h}×{w} · {kind} ({c} ch){depth} · {classes}")
         note = data.transparency_note() if hasattr(data, "transparency_note") else None
         self.transparency.setText(f"⚠ {note[0].upper()}{note[1:]}." if note else "")
         self.transparency.setVisible(bool(note))

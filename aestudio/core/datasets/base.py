@@ -42,8 +42,10 @@ class ImageSet:
     file each image came from (folders only, else ``None``).  ``transparent_fraction`` is the
     fraction of all pixels that were transparent (alpha below 128) before compositing, ``None``
     for sets without alpha; ``background`` names what transparent pixels were composited onto
-    (``"white"``, ``"black"`` or ``"#rrggbb"``; ``None`` when nothing was composited).  Both are
-    kept by :meth:`subset`, :meth:`filter_classes` and ``dataclasses.replace``.
+    (``"white"``, ``"black"`` or ``"#rrggbb"``; ``None`` when nothing was composited).
+    ``high_bits`` is the bit depth the folder's 16/32-bit or float images were scaled from
+    (12 when 4,095 became white; ``None`` when there were none).  All three are kept by
+    :meth:`subset`, :meth:`filter_classes` and ``dataclasses.replace``.
     """
 
     name: str
@@ -57,6 +59,7 @@ class ImageSet:
     files: list[str] | None = None
     transparent_fraction: float | None = None
     background: str | None = None
+    high_bits: int | None = None
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -178,10 +181,18 @@ class ImageSet:
         text += "unlabelled" if self.labels is None else _plural(len(self.class_names), "class", "classes")
         if self.skipped:
             text += f", {_plural(len(self.skipped), 'file')} skipped"
-        note = self.transparency_note()
-        if note:
-            text += f"; {note}"
+        for note in (self.depth_note(), self.transparency_note()):
+            if note:
+                text += f"; {note}"
         return text
+
+    def depth_note(self) -> str | None:
+        """How images of more than 8 bits were read when that was not as 16-bit, e.g. ``"images of
+        more than 8 bits read as 12-bit (4,095 is white)"``; None otherwise."""
+        bits = self.high_bits
+        if bits is None or bits == 16:
+            return None
+        return f"images of more than 8 bits read as {bits}-bit ({(1 << bits) - 1:,} is white)"
 
     def transparency_note(self) -> str | None:
         """A warning when most pixels were transparent, e.g. ``"62% of pixels were transparent;

@@ -43,7 +43,9 @@ __all__ = ["ArrayCache", "CACHE_ENV", "cache_root", "folder_key"]
 
 CACHE_ENV = "AESTUDIO_FOLDER_CACHE"
 #: Bump when the decoded pixels of the same files and options change (a loader fix).
-FORMAT = 2  # 2: images are turned upright by their EXIF orientation tag
+#: 2: images are turned upright by their EXIF orientation tag; 3: 16/32-bit images are scaled by the
+#: bit depth their values use (folder.py, "Bit depth")
+FORMAT = 3
 _OFF = {"off", "0", "none", "no", "false"}
 _MAX_SIDECAR_BYTES = 64 << 20
 _log = logging.getLogger(__name__)

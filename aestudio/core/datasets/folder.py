@@ -32,10 +32,18 @@ Decoding is allow-listed and bounded
 
 Pixels
     Turned upright as the EXIF orientation tag says (phone photos are stored sideways with one).
-    First frame of animations.  Palette, 1-bit and CMYK images are converted; 16-bit and
-    32-bit integer images are scaled to 8 bits (a 32-bit image whose values all fit in 0..255
-    is kept as is) in integer arithmetic, a block of rows at a time; float images are read as
-    0..1 when their maximum is at most 1, else clipped to 0..255.
+    First frame of animations.  Palette, 1-bit and CMYK images are converted.
+
+Bit depth
+    16-bit and 32-bit integer images (and float images whose maximum is above 1) are scaled
+    to 8 bits by the bit depth their values use, not by their container's: scientific and
+    machine-vision cameras store 10-, 12- or 14-bit values in 16-bit files, and 0..4,095
+    divided as if it were 0..65,535 is a near-black picture.  The depth is decided once per
+    folder, not per image (a dark image stays dark next to bright ones): the smallest even
+    number of bits, at least 8, that holds the brightest value of any such image; a folder of
+    12-bit images reads 4,095 as white, one of 8-bit values saved as 16-bit reads 255 as white.
+    ``ImageSet.high_bits`` records the depth.  Scaling is integer arithmetic, a block of rows at
+    a time; float images with a maximum of at most 1 are read as 0..1.
 
 Transparency
     Images with alpha are resized with premultiplied alpha and then composited onto the
@@ -78,6 +86,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import os
 import re
 import stat
@@ -146,6 +155,14 @@ _BACKGROUND_HELP = "use auto, white, black, a colour name such as gray, or #rrgg
 
 class _Skip(Exception):
     """A file that is not loaded; the message is the reason recorded in ``skipped``."""
+
+
+class _Deep(NamedTuple):
+    """A 16/32-bit or float image at the target size, scaled to 8 bits from its own bit depth; the
+    folder's images are brought to one depth afterwards (:func:`_harmonize_depth`)."""
+
+    array: np.ndarray  # (size, size) uint8: value * 255 / (2 ** bits - 1)
+    bits: int
 
 
 class _Alpha(NamedTuple):
@@ -223,8 +240,9 @@ def load_folder(
     skipped += [(files[i], str(r)) for i, r in enumerate(results) if isinstance(r, _Skip)]
     if not kept:
         raise DatasetError(_nothing_loaded(root, skipped))
-    arrays: list[np.ndarray | _Alpha] = [results[i] for i in kept]  # type: ignore[misc]
+    arrays: list[np.ndarray | _Alpha | _Deep] = [results[i] for i in kept]  # type: ignore[misc]
     fraction, used = _composite(arrays, wanted, image_size, channels)
+    high_bits = _harmonize_depth(arrays)
     if channels is None:
         channels = 3 if any(a.ndim == 3 for a in arrays) else 1  # type: ignore[union-attr]
     images = np.empty((len(arrays), channels, image_size, image_size), dtype=np.uint8)
@@ -234,13 +252,13 @@ def load_folder(
         failed = [(i, str(r)) for i, r in enumerate(results) if isinstance(r, _Skip)]
         if not any(reason.startswith(_TRANSIENT) for _, reason in failed):
             store.store(images, {"kept": None if len(kept) == len(files) else kept, "failed": failed,
-                                 "transparent_fraction": fraction, "background": used})
-    return _image_set(root, images, files, file_labels, kept, class_names, skipped, fraction, used)
+                                 "transparent_fraction": fraction, "background": used, "high_bits": high_bits})
+    return _image_set(root, images, files, file_labels, kept, class_names, skipped, fraction, used, high_bits)
 
 
 def _image_set(root: Path, images: np.ndarray, files: list[str], file_labels: list[int], kept: list[int],
                class_names: list[str] | None, skipped: list[tuple[str, str]], fraction: float | None,
-               used: str | None) -> ImageSet:
+               used: str | None, high_bits: int | None = None) -> ImageSet:
     """The ImageSet of a folder load: the kept files' images and labels, skipped files sorted by name."""
     return ImageSet(
         name=root.name or str(root),
@@ -252,6 +270,7 @@ def _image_set(root: Path, images: np.ndarray, files: list[str], file_labels: li
         files=[files[i] for i in kept],
         transparent_fraction=fraction,
         background=used,
+        high_bits=high_bits,
     )
 
 
@@ -285,6 +304,8 @@ def _from_cache(
         fraction = None if fraction is None else float(fraction)
         used = meta.get("background")
         used = None if used is None else str(used)
+        high_bits = meta.get("high_bits")
+        high_bits = None if high_bits is None else int(high_bits)
     except (TypeError, ValueError):
         return None
     if progress is not None:
@@ -292,7 +313,7 @@ def _from_cache(
         progress(len(files), len(files))
     images = np.array(array)  # into memory: callers may change their copy
     skipped = skipped + [(files[i], reason) for i, reason in failed]
-    return _image_set(root, images, files, file_labels, kept, class_names, skipped, fraction, used)
+    return _image_set(root, images, files, file_labels, kept, class_names, skipped, fraction, used, high_bits)
 
 
 def _composite(
@@ -931,7 +952,7 @@ def _decode_rest_in_threads(job: _Job, indices: list[int], progress: Progress | 
 def _load_one(
     path: str, size: int, channels: int | None, root: str, acquire: Callable[[int], Callable[[], None] | None],
     linked: bool = True,
-) -> np.ndarray | _Alpha | _Skip:
+) -> np.ndarray | _Alpha | _Deep | _Skip:
     """One image as ``(size, size)`` or ``(size, size, 3)`` uint8 or :class:`_Alpha`, or the reason it was skipped.
 
     ``linked``: the path goes through a symlink, so where it leads is checked again; other files are opened
@@ -1035,10 +1056,12 @@ def _fit(image: Image.Image, size: int) -> Image.Image:
     )
 
 
-def _convert(image: Image.Image, size: int, channels: int | None) -> np.ndarray | _Alpha:
+def _convert(image: Image.Image, size: int, channels: int | None) -> np.ndarray | _Alpha | _Deep:
     mode = image.mode
     if mode in _HIGH_MODES:
-        image = _high_to_8bit(image)
+        image, bits = _high_to_8bit(image)
+        if bits is not None:
+            return _Deep(np.asarray(_fit(image, size)), bits)
     elif mode in _ALPHA_MODES or "transparency" in image.info:
         rgba = image.convert("RGBA")
         premultiplied = _fit(rgba.convert("RGBa"), size)  # resizing premultiplied: no dark fringes
@@ -1054,29 +1077,64 @@ def _convert(image: Image.Image, size: int, channels: int | None) -> np.ndarray 
     return array
 
 
-def _high_to_8bit(image: Image.Image) -> Image.Image:
-    """A 16/32-bit integer or float image as "L", a block of rows at a time (no float64 copy)."""
+def _high_to_8bit(image: Image.Image) -> tuple[Image.Image, int | None]:
+    """A 16/32-bit integer or float image as "L" scaled from the bit depth its values use
+    (:func:`value_bits`), a block of rows at a time (no float64 copy), and that depth; None for a
+    float image read as 0..1."""
     mode = image.mode
     values = np.asarray(image)
     del image
     out = np.empty(values.shape, dtype=np.uint8)
     rows = max(1, (1 << 18) // max(1, values.shape[1] if values.ndim == 2 else 1))
     if mode == "F":
-        peak = float(values.max(initial=0.0))
-        scale = np.float32(255.0 if peak <= 1.0 else 1.0)  # NaN peak: values as they are
+        peak = float(np.max(values, where=np.isfinite(values), initial=0.0))
+        if peak <= 1.0:
+            for lo in range(0, values.shape[0], rows):
+                block = np.nan_to_num(values[lo : lo + rows], nan=0.0, posinf=1.0, neginf=0.0) * np.float32(255.0)
+                np.rint(block, out=block)
+                out[lo : lo + rows] = np.clip(block, 0, 255)
+            return Image.fromarray(out), None
+        bits = value_bits(math.ceil(peak))
+        scale = np.float32(255.0 / (2.0**bits - 1))
         for lo in range(0, values.shape[0], rows):
-            block = np.nan_to_num(values[lo : lo + rows], nan=0.0, posinf=255.0, neginf=0.0) * scale
+            block = np.nan_to_num(values[lo : lo + rows], nan=0.0, posinf=peak, neginf=0.0) * scale
             np.rint(block, out=block)
             out[lo : lo + rows] = np.clip(block, 0, 255)
-    else:
-        scaled = mode != "I" or int(values.max(initial=0)) > 255
-        wide = np.int64 if mode == "I" else np.int32  # 2 * 65535 + 257 fits in 32 bits
-        for lo in range(0, values.shape[0], rows):
-            block = values[lo : lo + rows].astype(wide)
-            if scaled:
-                block = (2 * block + 257) // 514  # round(v / 257): 65535 -> 255, exact without floats
-            out[lo : lo + rows] = np.clip(block, 0, 255)
-    return Image.fromarray(out)
+        return Image.fromarray(out), bits
+    bits = value_bits(int(values.max(initial=0)))
+    top = (1 << bits) - 1
+    for lo in range(0, values.shape[0], rows):
+        block = np.clip(values[lo : lo + rows].astype(np.int64), 0, None)
+        out[lo : lo + rows] = (510 * block + top) // (2 * top)  # round(v * 255 / top), exact without floats
+    return Image.fromarray(out), bits
+
+
+def value_bits(peak: int) -> int:
+    """The bit depth an image whose brightest value is ``peak`` is read at: the smallest even
+    number of bits, at least 8, that holds it (4,095 -> 12, 1,000 -> 10, 65,535 -> 16, 200 -> 8)."""
+    bits = max(8, int(peak).bit_length())
+    return bits + (bits % 2)
+
+
+def _harmonize_depth(arrays: list, bits: int | None = None) -> int | None:
+    """Replace each :class:`_Deep` in ``arrays`` by its image at one bit depth: ``bits``, or (None)
+    the deepest of them; returns that depth (None when there is none). An image read at a smaller
+    depth is darkened by the ratio of the two ranges. An image deeper than a given ``bits`` (a
+    streamed folder fixes the depth with its first images) keeps its own depth."""
+    deep = [k for k, a in enumerate(arrays) if isinstance(a, _Deep)]
+    if not deep:
+        return bits
+    if bits is None:
+        bits = max(arrays[k].bits for k in deep)
+    top = (1 << bits) - 1
+    for k in deep:
+        array, own = arrays[k]
+        if own >= bits:
+            arrays[k] = array
+            continue
+        mine = (1 << own) - 1
+        arrays[k] = ((2 * mine * array.astype(np.int64) + top) // (2 * top)).astype(np.uint8)
+    return bits
 
 
 def _is_gray(rgb: np.ndarray) -> bool:

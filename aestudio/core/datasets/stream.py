@@ -65,6 +65,7 @@ from .folder import (
     _auto_background,
     _composite,
     _decode_all,
+    _harmonize_depth,
     _natural_key,
     _nothing_loaded,
     _Skip,
@@ -477,6 +478,8 @@ class _Cache:
                 return None
             fraction = meta.get("transparent_fraction")
             used = meta.get("background")
+            high_bits = meta.get("high_bits")
+            high_bits = None if high_bits is None else int(high_bits)
         except (TypeError, ValueError, AttributeError):
             return None
         return StreamedImageSet(
@@ -486,7 +489,7 @@ class _Cache:
             skipped=sorted(skipped + [(files[i], reason) for i, reason in failed], key=lambda it: _natural_key(it[0])),
             source=str(self.root), files=[files[i] for i in kept],
             transparent_fraction=None if fraction is None else float(fraction),
-            background=None if used is None else str(used),
+            background=None if used is None else str(used), high_bits=high_bits,
             cache_file=str(self.data_file), data_offset=int(array.offset),
         )
 
@@ -510,6 +513,7 @@ class _Cache:
         bg = self.entry.key.get("background")
         bg = tuple(bg) if isinstance(bg, list) else bg
         transparent, with_alpha = 0.0, False
+        high_bits: int | None = None  # like "auto", the first chunk with 16/32-bit images decides the depth
         try:
             with open(tmp, "wb") as out:
                 out.write(_npy_header((total, channels, self.size, self.size)))
@@ -527,6 +531,7 @@ class _Cache:
                     if bg == "auto" and any(isinstance(a, _Alpha) for a in arrays):
                         bg = _auto_background([a for a in arrays if isinstance(a, _Alpha)])
                     fraction, _used = _composite(arrays, bg, self.size, self.channels)
+                    high_bits = _harmonize_depth(arrays, high_bits)
                     if fraction is not None:
                         with_alpha = True
                         transparent += fraction * len(arrays)
@@ -552,7 +557,8 @@ class _Cache:
                 channels = 1
             meta = {"kept": None if len(kept) == total else kept, "failed": failed,
                     "transparent_fraction": (transparent / len(kept)) if with_alpha else None,
-                    "background": (background_name(bg) if isinstance(bg, tuple) else None) if with_alpha else None}
+                    "background": (background_name(bg) if isinstance(bg, tuple) else None) if with_alpha else None,
+                    "high_bits": high_bits}
             sidecar = json.dumps({"key": self.entry.key, "shape": [len(kept), channels, self.size, self.size],
                                   "dtype": "uint8", "meta": meta})
             os.replace(tmp, self.data_file)
