@@ -111,6 +111,9 @@ def test_few_labels_experiment_and_summary(digits_ae):
 
     with pytest.raises(ConfigError):
         few_labels_experiment(trainer.model, train.images, None, val.images, None)
+    one = np.zeros(len(train.images), np.int64)
+    with pytest.raises(ConfigError, match="at least two classes"):
+        few_labels_experiment(trainer.model, train.images, one, val.images, np.zeros(len(val.images), np.int64))
 
 
 def test_few_labels_summary_says_where_the_codes_win_as_it_is():
@@ -131,6 +134,8 @@ def test_few_labels_summary_says_where_the_codes_win_as_it_is():
     assert any(line.startswith("The codes beat raw pixels up to 10 labels per class;") for line in prefix)
     every = summary_lines(result([0.9] * 5, [0.5] * 5))
     assert any("at every label count" in line for line in every)
+    never = summary_lines(result([0.5] * 5, [0.9] * 5))  # an IndexError once
+    assert any(line.startswith("Raw pixels beat the codes at every count") for line in never)
 
 
 # ---- traversal and generation -----------------------------------------------------------------

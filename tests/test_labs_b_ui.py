@@ -232,3 +232,21 @@ def test_labs_on_unlabelled_data(qtbot, digits):
     qtbot.waitUntil(lambda: anomaly.classes.count() == 10)
     assert anomaly.train_button.isEnabled() and anomaly.train_button.toolTip() == anomaly_lab.TRAIN_TIP
     assert anomaly.roc_hint.textItem.toPlainText() == anomaly_lab.ROC_HINT
+
+
+def test_labs_on_a_one_class_folder(qtbot, digits):
+    """One class subfolder: the few-labels lab ran and then failed in its summary (an IndexError on
+    the GUI thread); it and the anomaly lab's class training now say why they need two classes."""
+    from aestudio.core.datasets import ImageSet
+    from aestudio.ui.labs import anomaly_lab
+    from aestudio.ui.labs.few_labels_lab import FewLabelsLab
+
+    data = ImageSet("cats", digits.images[:300], np.zeros(300, np.int64), ["cats"])
+    state = _state(qtbot, data, "cats", _trained(data, "ae", epochs=1))
+    few = FewLabelsLab(state)
+    qtbot.addWidget(few)
+    assert not few.run_button.isEnabled() and "has one class" in few.notice.text()
+    anomaly = anomaly_lab.AnomalyLab(state)
+    qtbot.addWidget(anomaly)
+    assert anomaly.classes.count() == 1 and not anomaly.train_button.isEnabled()
+    assert anomaly.train_button.toolTip() == anomaly_lab.NO_CLASSES

@@ -372,6 +372,10 @@ def few_labels_experiment(model: Autoencoder, train_x: np.ndarray, train_y: np.n
         from ..config import ConfigError
 
         raise ConfigError("The few-labels lab needs a labelled data set (images with classes).")
+    if len(np.unique(np.concatenate([np.asarray(train_y), np.asarray(test_y)]))) < 2:
+        from ..config import ConfigError
+
+        raise ConfigError("The few-labels lab needs at least two classes: with one, every classifier is always right.")
     counts = [None if _is_all(c) else int(c) for c in counts]
     if not counts:
         from ..config import ConfigError
@@ -442,7 +446,7 @@ def summary_lines(result: FewLabelsResult) -> list[str]:
         if len(wins) == len(order):
             lines.append("The codes beat raw pixels at every label count: the autoencoder learned features "
                          "that a classifier can use with little supervision.")
-        elif wins == [int(i) for i in order[:len(wins)]]:  # at the fewest labels, then no more
+        elif wins and wins == [int(i) for i in order[:len(wins)]]:  # at the fewest labels, then no more
             last = wins[-1]
             lines.append(f"The codes beat raw pixels up to {count_label(result.counts[last])} labels per class; "
                          "with more labels a classifier learns enough from the pixels themselves.")

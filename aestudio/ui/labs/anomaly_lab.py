@@ -51,10 +51,10 @@ CLASSES_TIP = ("Normal classes: a model trained only on images of these classes 
                "leave at least one out.")
 TRAIN_TIP = ("Train a fresh model of the current architecture on the checked classes only, then score the validation "
              "set with it and draw the ROC curve (anomaly = any class not checked).")
-NO_CLASSES = ("This data set has no classes, so there is no \"normal\" class to train on. A folder with one "
-              "subfolder per class has them.")
+NO_CLASSES = ("This data set has fewer than two classes, so there is no \"normal\" class to train on and no "
+              "other class to flag. A folder with one subfolder per class has them.")
 ROC_HINT = "Train on normal classes\nto see the ROC curve"
-NO_CLASSES_ROC = "A ROC curve needs classes:\nload a folder with one\nsubfolder per class"
+NO_CLASSES_ROC = "A ROC curve needs two or\nmore classes: load a folder\nwith one subfolder per class"
 
 
 @dataclass
@@ -274,7 +274,7 @@ class AnomalyLab(LabPanel):
 
     def _update_actions(self) -> None:
         ready = self.run_button.isEnabled()
-        labelled = bool(self._class_names)
+        labelled = len(self._class_names or []) >= 2  # one class has no "other" class to flag
         self.classes.setEnabled(labelled)
         self.train_button.setEnabled(ready and labelled)
         self.folder_button.setEnabled(ready)

@@ -172,6 +172,10 @@ class FewLabelsLab(LabPanel):
         if data is not None and data.train.labels is None:
             self.run_button.setEnabled(False)
             self.notice.setText("This data set has no class labels: the few-labels lab needs labelled images.")
+        elif data is not None and len(data.train.class_names) < 2:
+            self.run_button.setEnabled(False)
+            self.notice.setText("This data set has one class: the few-labels lab needs two or more (a folder with "
+                                "one subfolder per class).")
 
     def changeEvent(self, event) -> None:
         super().changeEvent(event)
