@@ -111,6 +111,10 @@ def test_few_labels_experiment_and_summary(digits_ae):
 
     with pytest.raises(ConfigError):
         few_labels_experiment(trainer.model, train.images, None, val.images, None)
+    merged = few_labels_experiment(trainer.model, train.images, train.labels, val.images, val.labels,
+                                   counts=[1, 1000, None], repeats=1)
+    assert merged.counts == [1, None] and len(merged.per_class) == 2
+    assert any(n.startswith("1000 labels per class is every label here") for n in merged.notes)
     one = np.zeros(len(train.images), np.int64)
     with pytest.raises(ConfigError, match="at least two classes"):
         few_labels_experiment(trainer.model, train.images, one, val.images, np.zeros(len(val.images), np.int64))
@@ -128,6 +132,8 @@ def test_few_labels_summary_says_where_the_codes_win_as_it_is():
                                "raw": (np.array(raw), z)}, 0.54, 1600, 400, 2, 16, 3)
 
     photos = summary_lines(result([0.58, 0.785, 0.757, 0.775, 0.833], [0.69, 0.70, 0.725, 0.777, 0.84]))
+    assert "The codes beat raw pixels at 5 and 10 labels per class, lose at 1 and all, and tie at 50." in photos
+    photos = summary_lines(result([0.58, 0.785, 0.757, 0.765, 0.833], [0.69, 0.70, 0.725, 0.777, 0.84]))
     assert "The codes beat raw pixels at 5 and 10 labels per class and lose at 1, 50 and all." in photos
     assert not any("up to" in line for line in photos)
     prefix = summary_lines(result([0.7, 0.8, 0.75, 0.7, 0.8], [0.5, 0.6, 0.7, 0.8, 0.9]))
@@ -136,6 +142,21 @@ def test_few_labels_summary_says_where_the_codes_win_as_it_is():
     assert any("at every label count" in line for line in every)
     never = summary_lines(result([0.5] * 5, [0.9] * 5))  # an IndexError once
     assert any(line.startswith("Raw pixels beat the codes at every count") for line in never)
+    # equal accuracies are ties, not losses (150 classes of 2 noise images: every curve at 0%)
+    tied = summary_lines(result([0.0] * 5, [0.0] * 5))
+    assert any(line.startswith("The codes and raw pixels do equally well at every count") for line in tied)
+    mixed = summary_lines(result([0.6, 0.8, 0.7, 0.7, 0.9], [0.5, 0.8, 0.9, 0.702, 0.9]))
+    assert "The codes beat raw pixels at 1 label per class, lose at 10, and tie at 5, 50 and all." in mixed
+    some = summary_lines(result([0.5, 0.8, 0.7, 0.7, 0.9], [0.5, 0.9, 0.9, 0.702, 0.9]))
+    assert "Raw pixels beat the codes at 5 and 10 labels per class and tie at 1, 50 and all." in some
+
+
+def test_few_labels_counts_beyond_the_largest_class_are_the_all_point():
+    from aestudio.core.labs.few_labels import _merge_all
+
+    assert _merge_all([1, 5, 10, 50, None], 2) == ([1, None], [5, 10, 50])
+    assert _merge_all([1, 5, 10], 10) == ([1, 5, None], [10])
+    assert _merge_all([1, 5, None], 100) == ([1, 5, None], [])
 
 
 # ---- traversal and generation -----------------------------------------------------------------

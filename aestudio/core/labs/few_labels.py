@@ -384,6 +384,12 @@ def few_labels_experiment(model: Autoencoder, train_x: np.ndarray, train_y: np.n
     notes = []
     x_tr, y_tr = _limit(np.asarray(train_x), np.asarray(train_y), max_images, seed)
     x_te, y_te = _limit(np.asarray(test_x), np.asarray(test_y), max_images, seed + 1)
+    counts, merged = _merge_all(counts, int(np.unique(y_tr, return_counts=True)[1].max()))
+    if merged:
+        said = _join([str(c) for c in merged])
+        notes.append(f"{said} labels per class {'are' if len(merged) > 1 else 'is'} every label here (no class has "
+                     f"more than {np.unique(y_tr, return_counts=True)[1].max():,} training images), so "
+                     f"{'they are' if len(merged) > 1 else 'it is'} the \"all\" point.")
     if len(y_tr) < len(train_y) or len(y_te) < len(test_y):
         notes.append(f"Used a random {len(y_tr):,} training and {len(y_te):,} test images.")
     x_tr, x_te = as_float_images(x_tr), as_float_images(x_te)
@@ -418,10 +424,37 @@ def few_labels_experiment(model: Autoencoder, train_x: np.ndarray, train_y: np.n
                            len(np.unique(y_tr)), latent, repeats, notes)
 
 
+def _merge_all(counts: list[int | None], largest: int) -> tuple[list[int | None], list[int]]:
+    """`counts` with every count that reaches the largest class (so it draws every label, as "all"
+    does) made "all", once; and the counts so merged. Two such points would sit on one spot."""
+    out: list[int | None] = []
+    merged = []
+    for c in counts:
+        if c is not None and c >= largest:
+            merged.append(c)
+            c = None
+        if c not in out:
+            out.append(c)
+    return out, merged
+
+
+def _join(names: list[str]) -> str:
+    """"1, 5 and 10"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _counts_text(result: FewLabelsResult, idx: list[int]) -> str:
     """"1, 5 and 10" for those points of `result`, in order."""
-    names = [count_label(result.counts[i]) for i in idx]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return _join([count_label(result.counts[i]) for i in idx])
+
+
+def _labels_word(result: FewLabelsResult, idx: list[int]) -> str:
+    """"label" after a lone "1", else "labels"."""
+    return "label" if [result.counts[i] for i in idx] == [1] else "labels"
+
+
+#: Accuracies closer than this (half a percentage point) are a tie in the summary.
+TIE = 0.005
 
 
 def summary_lines(result: FewLabelsResult) -> list[str]:
@@ -442,21 +475,33 @@ def summary_lines(result: FewLabelsResult) -> list[str]:
         lines.append(at(int(order[-1])))
     if "codes" in result.curves and "raw" in result.curves:
         codes, raw = result.curves["codes"][0], result.curves["raw"][0]
-        wins = [int(i) for i in order if codes[i] > raw[i]]
+        wins = [int(i) for i in order if codes[i] > raw[i] + TIE]
+        losses = [int(i) for i in order if raw[i] > codes[i] + TIE]
+        ties = [int(i) for i in order if int(i) not in wins + losses]
         if len(wins) == len(order):
             lines.append("The codes beat raw pixels at every label count: the autoencoder learned features "
                          "that a classifier can use with little supervision.")
-        elif wins and wins == [int(i) for i in order[:len(wins)]]:  # at the fewest labels, then no more
+        elif wins and wins == [int(i) for i in order[:len(wins)]] and not ties:  # at the fewest labels, then no more
             last = wins[-1]
-            lines.append(f"The codes beat raw pixels up to {count_label(result.counts[last])} labels per class; "
+            lines.append(f"The codes beat raw pixels up to {count_label(result.counts[last])} "
+                         f"{_labels_word(result, [last])} per class; "
                          "with more labels a classifier learns enough from the pixels themselves.")
         elif wins:  # any other pattern, said as it is (a single label per class is a noisy draw)
-            lost = [int(i) for i in order if int(i) not in wins]
-            lines.append(f"The codes beat raw pixels at {_counts_text(result, wins)} labels per class and lose at "
-                         f"{_counts_text(result, lost)}.")
-        else:
+            rest = ([f"lose at {_counts_text(result, losses)}"] if losses else []) + (
+                [f"tie at {_counts_text(result, ties)}"] if ties else [])
+            lines.append(f"The codes beat raw pixels at {_counts_text(result, wins)} "
+                         f"{_labels_word(result, wins)} per class"
+                         + (f", {rest[0]}, and {rest[1]}." if len(rest) > 1 else f" and {rest[0]}."))
+        elif len(losses) == len(order):
             lines.append("Raw pixels beat the codes at every count here: the code discards details that tell "
                          "the classes apart (or the model needs more training / a larger code).")
+        elif losses:
+            lines.append(f"Raw pixels beat the codes at {_counts_text(result, losses)} "
+                         f"{_labels_word(result, losses)} per class and tie at "
+                         f"{_counts_text(result, ties)}.")
+        else:
+            lines.append("The codes and raw pixels do equally well at every count here (within half a point): "
+                         "neither tells the classes apart better.")
     if "finetune" in result.curves and "codes" in result.curves:
         gain = result.curves["finetune"][0] - result.curves["codes"][0]
         lo, hi = (round(100 * v) + 0 for v in (gain.min(), gain.max()))

@@ -79,6 +79,7 @@ class FewLabelsLab(LabPanel):
         item.setMenuEnabled(False)
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setLabel("bottom", "labelled images per class (log scale)")
+        item.getAxis("bottom").enableAutoSIPrefix(False)  # its values are log10s: "(x0.001)" would be nonsense
         item.setLabel("left", "accuracy (%)")
         item.setTitle("Classification accuracy with few labels", size="9pt")
         self.legend = item.addLegend(offset=(-10, -10))
