@@ -543,9 +543,11 @@ def _run_meta(args: argparse.Namespace, data) -> dict[str, Any]:
     if args.classes:
         present = sorted(set(int(v) for v in data.labels)) if data.labels is not None else []
         classes = [data.class_names[i] for i in present]
+    from aestudio.core.trained import data_fingerprint
+
     return {"data": _data_spec_for_run(args.data), "classes": classes,
             "image_size": data.height if data.height == data.width else None, "channels": data.channels,
-            "background": args.background}
+            "background": args.background, "data_fingerprint": data_fingerprint(data)}
 
 
 def _history(trainer) -> list[dict[str, Any]]:
@@ -777,8 +779,12 @@ def _eval_data(args: argparse.Namespace, run) -> tuple[Any, Any, str]:
                 raise UsageError(f"the run's data set {spec} is not on this computer; pass --allow-download "
                                  f"to download it ({' '.join(str(e).split())})") from None
             raise
-        from aestudio.core.trained import from_run
+        from aestudio.core.trained import data_fingerprint, from_run
 
+        recorded = meta.get("data_fingerprint")
+        if isinstance(recorded, str) and recorded != data_fingerprint(data):
+            _err(f"note: {spec} is not what this run was trained on (its images or labels changed since), so "
+                 "the run's split of it no longer separates the images the model trained on from the others")
         train_idx, val_idx = from_run(run, data, spec).split  # the split the model was trained with
         return data.subset(train_idx), data.subset(val_idx)
 

@@ -164,3 +164,31 @@ def test_init_flag_reaches_the_saved_config(tmp_path, torch_one_thread):
                      "--init", "xavier", "--out", str(out), "--quiet"]) == 0
     assert json.loads((out / "config.json").read_text())["model"]["init"] == "xavier"
     assert cli.main(["train", "--data", "digits", "--init", "uniform", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_run_records_its_data_and_notices_when_the_folder_changed(tmp_path, capsys):
+    """Evaluating or resuming a run recomputes its split from the folder; once the folder gained an
+    image the split mixes training and validation images. The run's fingerprint of its data says so."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", str(folder), "--image-size", "8", "--arch", "dense", "--latent", "4",
+                     "--epochs", "1", "--out", str(out)]) == 0
+    assert len(load_run(out).meta["data_fingerprint"]) == 16
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out), "--json"]) == 0
+    assert "not what this run was trained on" not in capsys.readouterr().err
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "00a.png")  # sorts second: the split shifts
+    assert cli.main(["evaluate", str(out), "--json"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {folder} is not what this run was trained on" in err
+    rc = cli.main(["train", "--resume", str(out), "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "not the one the model was trained on" in err[-1] and err[-1].startswith("aestudio: error: ")
