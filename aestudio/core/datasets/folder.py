@@ -43,7 +43,8 @@ Bit depth
     number of bits, at least 8, that holds the brightest value of any such image; a folder of
     12-bit images reads 4,095 as white, one of 8-bit values saved as 16-bit reads 255 as white.
     ``ImageSet.high_bits`` records the depth.  Scaling is integer arithmetic, a block of rows at
-    a time; float images with a maximum of at most 1 are read as 0..1.
+    a time; float images with a maximum of at most 1 are read as 0..1.  16-bit colour files are
+    not covered: Pillow decodes them as 8-bit RGB from each value's high byte.
 
 Transparency
     Images with alpha are resized with premultiplied alpha and then composited onto the
