@@ -192,3 +192,14 @@ def test_a_run_records_its_data_and_notices_when_the_folder_changed(tmp_path, ca
     rc = cli.main(["train", "--resume", str(out), "--epochs", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and "not the one the model was trained on" in err[-1] and err[-1].startswith("aestudio: error: ")
+
+
+def test_default_epochs_say_the_steps_they_give(capsys):
+    """Four training images: 2,000 epochs (the cap) of one batch of 4 images, not "4,000 steps of 32"."""
+    from aestudio.core.config import TrainConfig
+
+    assert cli._auto_epochs(TrainConfig(batch_size=32), 5).epochs == 2000
+    assert "epochs: 2000 (the most epochs the default gives) (about 2,000 optimizer steps of 4 images;" in \
+        capsys.readouterr().err
+    assert cli._auto_epochs(TrainConfig(batch_size=32), 10_000).epochs == 16
+    assert "epochs: 16 (about 4,000 optimizer steps of 32 images;" in capsys.readouterr().err
