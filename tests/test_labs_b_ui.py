@@ -250,3 +250,32 @@ def test_labs_on_a_one_class_folder(qtbot, digits):
     qtbot.addWidget(anomaly)
     assert anomaly.classes.count() == 1 and not anomaly.train_button.isEnabled()
     assert anomaly.train_button.toolTip() == anomaly_lab.NO_CLASSES
+
+
+def test_labs_say_when_the_model_they_measure_is_under_trained(qtbot, digits):
+    """A lab's numbers about a model trained for 5 steps read as the architecture's; the doctor's
+    finding now stands above them (and goes once the model is healthy)."""
+    from aestudio.core.doctor import lab_caution
+    from aestudio.ui.labs.pca_lab import PcaVsAutoencoderLab
+
+    import dataclasses
+
+    data = digits.subset(np.arange(400))
+    trainer, tc = _trained(data, "ae", epochs=1)
+    assert "too_few_steps" in [d["code"] for d in trainer.diagnoses]
+    state = _state(qtbot, data, "digits", (trainer, tc))
+    lab = PcaVsAutoencoderLab(state)
+    qtbot.addWidget(lab)
+    assert not lab.model_caution.isHidden()
+    assert lab.model_caution.text().startswith("⚠ The training doctor found too few training steps in this model "
+                                               "(epoch 1): trained longer it would likely do better")
+    snap = make_snapshot(trainer, 1)
+    state.set_snapshot(dataclasses.replace(snap, trained=dataclasses.replace(snap.trained, diagnoses=())))
+    assert lab.model_caution.isHidden()
+    # only the findings of the model's last epoch count; a collapse outweighs under-training
+    both = [{"code": "too_few_steps", "epoch": 3}, {"code": "constant_output", "epoch": 3},
+            {"code": "nan", "epoch": 1}]
+    assert lab_caution(both, 3) == ("The training doctor found too few training steps and a collapsed output in "
+                                    "this model (epoch 3): it learned little, so what this lab measures says little "
+                                    "about the architecture. See Diagnosis.")
+    assert lab_caution(both, 4) is None and lab_caution([{"code": "overfitting", "epoch": 3}], 3) is None

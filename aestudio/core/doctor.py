@@ -75,6 +75,7 @@ NaN): their remedies would only mislead.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -524,3 +525,27 @@ class Doctor:
                     "learning what carries over to new ones.",
                     fix + ".", settings))
         return out
+
+
+#: Findings that change how a measurement of the model reads, and what they mean for it.
+_CAUTIONS = {
+    "too_few_steps": ("too few training steps", "understate"),
+    "still_improving": ("a loss still falling when training ended", "understate"),
+    "constant_output": ("a collapsed output", "little"),
+    "nan": ("diverged training (NaN)", "little"),
+}
+
+
+def lab_caution(diagnoses: Iterable[Mapping[str, Any]], epoch: int) -> str | None:
+    """What a lab measuring a model should say first about it, from the doctor's findings at the
+    model's last epoch (a continued model's older findings no longer hold); None when nothing."""
+    found = [d for d in diagnoses if d.get("code") in _CAUTIONS and d.get("epoch") == epoch]
+    if not found:
+        return None
+    names = list(dict.fromkeys(_CAUTIONS[d["code"]][0] for d in found))
+    what = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    if any(_CAUTIONS[d["code"]][1] == "little" for d in found):
+        meaning = "it learned little, so what this lab measures says little about the architecture"
+    else:
+        meaning = "trained longer it would likely do better, so these numbers may understate it"
+    return f"The training doctor found {what} in this model (epoch {epoch}): {meaning}. See Diagnosis."

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.datasets import ImageSet, split_indices
+from ...core.doctor import lab_caution
 from ...workers.tasks import Task, start
 from ...workers.training import ModelSnapshot
 from ..state import StudioState
@@ -157,6 +158,11 @@ class LabPanel(QWidget):
         self.notice = QLabel()
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("color: palette(mid);")
+        # what the training doctor said about the model on show, when it changes how its numbers read
+        self.model_caution = training_note_label(
+            "Shown when the training doctor found that the model this lab measures is under-trained or "
+            "learned little: its numbers then say less about the architecture.")
+        self.model_caution.setAccessibleName("Model caution")
 
         self.controls = QFormLayout()
         self.controls.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
@@ -205,6 +211,7 @@ class LabPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.notice)
+        layout.addWidget(self.model_caution)
         layout.addWidget(self.splitter, 1)
 
         state.snapshotChanged.connect(self._on_snapshot)
@@ -327,6 +334,9 @@ class LabPanel(QWidget):
             self.notice.setText("Train a model (or open a run) to use this lab.")
         elif not self.busy:
             self.notice.setText("")
+        trained = data.snapshot.trained if data is not None and self.needs_model else None
+        set_training_note(self.model_caution,
+                          lab_caution(trained.diagnoses, trained.epoch) if trained is not None else None)
         self.on_model_changed(data)
 
     def wait_until_idle(self, timeout_s: float = 60.0) -> bool:
