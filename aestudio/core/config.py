@@ -334,9 +334,13 @@ class ModelConfig:
         if self.arch == "conv" and not p:
             factor = 2 ** len(hidden)
             if h % factor or w % factor:
+                side = max(h, w)
+                below, above = side // factor * factor, -(-side // factor) * factor
+                sizes = f"{below} or {above}" if below >= factor else f"{above}"
+                other = "fewer conv layers" if len(hidden) > 1 else "the dense architecture"
                 p.append(
-                    f"a conv model with {len(hidden)} stride-2 layers needs image sides divisible by {factor}; "
-                    f"{h}x{w} is not (use image size {max(factor, h // factor * factor)} or fewer conv layers)"
+                    f"a conv model with {len(hidden)} stride-2 layer{'s' if len(hidden) != 1 else ''} needs image "
+                    f"sides divisible by {factor}; {h}x{w} is not (use image size {sizes}, or {other})"
                 )
         return p
 
