@@ -51,6 +51,10 @@ def test_default_hidden_halves_each_layer():
     assert default_hidden("dense", (1, 28, 28), 16) == [512, 256, 128]
     assert default_hidden("dense", (1, 8, 8), 2) == [32, 16, 8]
     assert default_hidden("conv", (1, 28, 28), 16) == [32, 64]
+    # a side that halves only once gets one conv layer, so the default model fits (30 px was refused)
+    assert default_hidden("conv", (3, 30, 30), 16) == [32] and default_hidden("conv", (1, 50, 52), 16) == [32]
+    assert ModelConfig(arch="conv", input_shape=(3, 30, 30)).problems() == []
+    assert default_hidden("conv", (1, 13, 13), 16) == [32] and default_hidden("conv", (1, 8, 8), 16) == [32]
 
 
 def test_json_round_trip_and_version_guard():

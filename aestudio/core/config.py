@@ -62,12 +62,16 @@ def default_hidden(arch: str, input_shape: tuple[int, int, int], latent: int) ->
 
     dense: start at the largest power of two below the input size (at most 512) and halve each
     layer while it stays above twice the latent size (at most 3 layers).
-    conv: channels 32, 64 (two stride-2 layers, so 28x28 becomes 7x7); one layer for tiny images.
+    conv: channels 32, 64 (two stride-2 layers, so 28x28 becomes 7x7); one layer for tiny images,
+    and for sides that halve only once (30x30 becomes 15x15: two layers would not fit).
     recurrent: one recurrent layer of 128 units.
     """
     c, h, w = input_shape
     if arch == "conv":
-        return [32, 64] if min(h, w) >= 16 else [32]
+        layers = 2 if min(h, w) >= 16 else 1
+        while layers > 1 and (h % 2**layers or w % 2**layers):
+            layers -= 1
+        return [32, 64][:layers]
     if arch == "recurrent":
         return [128]
     d = c * h * w
