@@ -79,7 +79,7 @@ def _state_with_data() -> StudioState:
     (ModelConfig(arch="conv", tied=True), "tied"),
     (ModelConfig(arch="dense", loss="bce", output="linear"), "sigmoid"),
     (ModelConfig(arch="recurrent", stacked=True), "stacked"),
-    (ModelConfig(arch="conv", hidden=[8, 8, 8, 8]), "divisible"),
+    (ModelConfig(arch="conv", hidden=[8, 8, 8, 8, 8]), "at least 32x32 pixels"),
     (ModelConfig(arch="dense", hidden=[32, 16], activations=["relu"]), "one activation per hidden layer"),
 ])
 def test_invalid_combos_show_problems_and_disable_train(qtbot, cfg, words):

@@ -114,8 +114,8 @@ def _one_line_error(capsys, argv, fragment):
 
 def test_impossible_configs_exit_2_with_one_line(tmp_path, capsys):
     out = str(tmp_path / "x")
-    _one_line_error(capsys, [*TINY, "--arch", "conv", "--image-size", "10", "--hidden", "32,64", "--out", out],
-                    "divisible by 4")
+    _one_line_error(capsys, [*TINY, "--arch", "conv", "--image-size", "3", "--hidden", "32,64", "--out", out],
+                    "needs images of at least 4x4 pixels")
     _one_line_error(capsys, [*TINY, "--latent", "0", "--out", out], "latent size must be at least 1")
     empty = tmp_path / "empty"
     empty.mkdir()

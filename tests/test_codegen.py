@@ -36,6 +36,8 @@ CASES = {
     "conv-dense-vae-bn-dropout": dict(arch="conv", kind="vae", hidden=(4, 8), dense_layers=(16,), batch_norm=True,
                                       dropout=0.1),
     "conv-dense-stacked": dict(arch="conv", kind="ae", hidden=(4,), dense_layers=(16, 8), stacked=True),
+    # odd sides: halved down (13 -> 6 -> 3, 11 -> 5 -> 2), padded back by the transposed convs' output_padding
+    "conv-odd-sides": dict(arch="conv", kind="ae", hidden=(4, 8), input_shape=(1, 13, 11)),
     "recurrent-lstm-ae": dict(arch="recurrent", kind="ae", hidden=(12,), rnn_cell="lstm"),
     "recurrent-gru-vae": dict(arch="recurrent", kind="vae", hidden=(12,), rnn_cell="gru"),
 }

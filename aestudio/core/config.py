@@ -62,16 +62,12 @@ def default_hidden(arch: str, input_shape: tuple[int, int, int], latent: int) ->
 
     dense: start at the largest power of two below the input size (at most 512) and halve each
     layer while it stays above twice the latent size (at most 3 layers).
-    conv: channels 32, 64 (two stride-2 layers, so 28x28 becomes 7x7); one layer for tiny images,
-    and for sides that halve only once (30x30 becomes 15x15: two layers would not fit).
+    conv: channels 32, 64 (two stride-2 layers, so 28x28 becomes 7x7); one layer for tiny images.
     recurrent: one recurrent layer of 128 units.
     """
     c, h, w = input_shape
     if arch == "conv":
-        layers = 2 if min(h, w) >= 16 else 1
-        while layers > 1 and (h % 2**layers or w % 2**layers):
-            layers -= 1
-        return [32, 64][:layers]
+        return [32, 64] if min(h, w) >= 16 else [32]
     if arch == "recurrent":
         return [128]
     d = c * h * w
@@ -337,14 +333,11 @@ class ModelConfig:
             p.append(f"target activation rho must be in (0, 1), got {self.sparsity_target}")
         if self.arch == "conv" and not p:
             factor = 2 ** len(hidden)
-            if h % factor or w % factor:
-                side = max(h, w)
-                below, above = side // factor * factor, -(-side // factor) * factor
-                sizes = f"{below} or {above}" if below >= factor else f"{above}"
-                other = "fewer conv layers" if len(hidden) > 1 else "the dense architecture"
+            if min(h, w) < factor:  # any larger side works: odd sides are halved down and the decoder pads back
                 p.append(
-                    f"a conv model with {len(hidden)} stride-2 layer{'s' if len(hidden) != 1 else ''} needs image "
-                    f"sides divisible by {factor}; {h}x{w} is not (use image size {sizes}, or {other})"
+                    f"a conv model with {len(hidden)} stride-2 layer{'s' if len(hidden) != 1 else ''} needs images of "
+                    f"at least {factor}x{factor} pixels; {h}x{w} is smaller (use fewer conv layers"
+                    + (")" if len(hidden) > 1 else " or the dense architecture)")
                 )
         return p
 

@@ -185,8 +185,14 @@ class Autoencoder(nn.Module):
         for i in range(len(chans) - 1):
             conv = nn.Conv2d(chans[i], chans[i + 1], kernel_size=4, stride=2, padding=1)
             self.enc_blocks.append(self._block(conv, chans[i + 1], acts[i], conv=True))
+        # each stride-2 conv halves a side, rounding down (15 -> 7); the mirrored transposed conv
+        # doubles it and adds the row or column that rounding dropped (output_padding), so any side fits
+        sides = [(h, w)]
+        for _ in range(len(chans) - 1):
+            sides.append((sides[-1][0] // 2, sides[-1][1] // 2))
         for i in range(len(chans) - 1):
-            deconv = nn.ConvTranspose2d(chans[i + 1], chans[i], kernel_size=4, stride=2, padding=1)
+            extra = (sides[i][0] - 2 * sides[i + 1][0], sides[i][1] - 2 * sides[i + 1][1])
+            deconv = nn.ConvTranspose2d(chans[i + 1], chans[i], kernel_size=4, stride=2, padding=1, output_padding=extra)
             if i == 0:
                 self.dec_blocks.append(nn.Sequential(deconv))
             else:

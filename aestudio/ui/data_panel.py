@@ -53,7 +53,7 @@ DOWNLOADABLE = {"mnist", "fashion-mnist"}
 DATASET_TIP = ("The images the autoencoder learns to reconstruct. The bundled sets work offline; MNIST and "
                "Fashion-MNIST download once; or open a folder of your own images.")
 SIZE_TIP = ("Folder images are centre-cropped to a square and resized to this side length. Smaller images train "
-            "much faster; conv models need sides divisible by 2 per conv layer.")
+            "much faster; any size fits a conv model (at least 2 pixels per conv layer's halving).")
 CHANNELS_TIP = ("Auto: colour (RGB, 3 channels) if any image has colour, else gray (1 channel). Gray images "
                 "train faster and need fewer weights.")
 BACKGROUND_TIP = ("Where transparent pixels of folder images are composited. Auto picks, per folder, white when "
