@@ -419,3 +419,20 @@ def test_runs_panel_reports_a_failed_evaluation_per_run(qtbot, tmp_path):
     assert panel.status.text().startswith("Could not evaluate nan: ") and "NaN" in panel.status.text()
     assert "\n" not in panel.status.text() and "Traceback" not in panel.status.text()
     assert panel.infos[1].evaluation is None and not (nan / "evaluation.json").exists()
+
+
+def test_runs_panel_keeps_its_buttons_at_the_top_of_a_narrow_dock(qtbot, tmp_path):
+    """The status line sat beside the buttons: in a 360 px dock "No runs yet: ..." wrapped one word
+    per line and pushed the buttons 60 px down. It has its own row under them now."""
+    from aestudio.ui.runs_panel import RunsPanel
+
+    panel = RunsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(360, 520)
+    panel.show()
+    with qtbot.waitSignal(panel.loaded, timeout=10000):
+        panel.add_folder(str(tmp_path))  # a folder without runs
+    qtbot.wait(50)
+    assert panel.status.text().startswith("No runs yet")
+    assert panel.add_button.y() < 20 and panel.status.y() > panel.add_button.geometry().bottom()
+    assert panel.status.width() > 300 and panel.status.height() < 4 * panel.status.fontMetrics().height()

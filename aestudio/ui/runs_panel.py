@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
                                QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout,
                                QWidget)
 
@@ -102,14 +102,16 @@ class RunsPanel(QWidget):
         self.evaluate_button.setToolTip("Measure the ticked runs that have no stored evaluation, as `aestudio evaluate` "
                                         "does, on each run's own validation split. Stored beside each run.")
         self.evaluate_button.setAccessibleName("Evaluate ticked runs")
-        self.status = QLabel("")
+        # on its own row under the buttons: beside them, in a narrow dock, it wrapped into a column
+        # one word wide and pushed the buttons down
+        self.status = style.WrappedLabel("")
         self.status.setStyleSheet(style.muted_css(self))
         self.status.setAccessibleName("Runs status")
-        self.status.setWordWrap(True)
         for w in (self.add_button, self.refresh_button, self.evaluate_button):
             bar.addWidget(w)
-        bar.addWidget(self.status, 1)
+        bar.addStretch(1)
         lay.addLayout(bar)
+        lay.addWidget(self.status)
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setAccessibleName("Runs table")
