@@ -412,6 +412,7 @@ def test_runs_panel_reports_a_failed_evaluation_per_run(qtbot, tmp_path):
     assert [(i.name, i.status) for i in panel.infos] == [("live", "writing"), ("nan", "done")]
     panel.set_ticked(["live"])
     assert not panel.evaluate_button.isEnabled()  # a run still being written is not evaluated
+    assert not panel.plot_hint.isVisible() and panel.plot.getPlotItem().getAxis("left").isVisible()
     panel.table.item(1, 0).setCheckState(Qt.CheckState.Checked)
     assert panel.evaluate_button.isEnabled()
     with qtbot.waitSignal(panel.evaluated, timeout=30000):
@@ -436,3 +437,5 @@ def test_runs_panel_keeps_its_buttons_at_the_top_of_a_narrow_dock(qtbot, tmp_pat
     assert panel.status.text().startswith("No runs yet")
     assert panel.add_button.y() < 20 and panel.status.y() > panel.add_button.geometry().bottom()
     assert panel.status.width() > 300 and panel.status.height() < 4 * panel.status.fontMetrics().height()
+    # nothing ticked: the overlay says how to fill it instead of showing empty 0..1 axes
+    assert panel.plot_hint.isVisible() and not panel.plot.getPlotItem().getAxis("left").isVisible()

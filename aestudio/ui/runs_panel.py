@@ -138,6 +138,9 @@ class RunsPanel(QWidget):
         self.plot.setLabel("left", "loss per image")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.legend = imaging.legend_above(self.plot.getPlotItem(), columns=4)  # above: never over a curve
+        self.plot_hint = pg.TextItem("Tick runs in the table\nto overlay their curves", anchor=(0.5, 0.5))
+        self.plot_hint.setPos(0.5, 0.5)
+        self.plot.addItem(self.plot_hint, ignoreBounds=True)
         imaging.style_plot(self.plot, self.palette(), legend_frame=False)
         cl.addWidget(self.curve_key, 0, Qt.AlignmentFlag.AlignLeft)
         cl.addWidget(self.plot, 1)
@@ -338,8 +341,13 @@ class RunsPanel(QWidget):
         for info in runs:
             self.legend.addItem(self.curve_items[str(info.path)], info.name)
         self.plot.setLabel("left", self.curve_key.currentText().lower())
+        self.plot_hint.setVisible(not runs)
+        for name in ("left", "bottom"):  # an empty plot's axes would mean nothing
+            self.plot.getPlotItem().showAxis(name, bool(runs))
         if runs:
             self.plot.enableAutoRange()
+        else:
+            self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
 
     def _fill_metrics(self) -> None:
         runs = self.ticked()
