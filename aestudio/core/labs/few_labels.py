@@ -384,12 +384,13 @@ def few_labels_experiment(model: Autoencoder, train_x: np.ndarray, train_y: np.n
     notes = []
     x_tr, y_tr = _limit(np.asarray(train_x), np.asarray(train_y), max_images, seed)
     x_te, y_te = _limit(np.asarray(test_x), np.asarray(test_y), max_images, seed + 1)
-    counts, merged = _merge_all(counts, int(np.unique(y_tr, return_counts=True)[1].max()))
+    largest = int(np.unique(y_tr, return_counts=True)[1].max())
+    counts, merged = _merge_all(counts, largest)
     if merged:
-        said = _join([str(c) for c in merged])
-        notes.append(f"{said} labels per class {'are' if len(merged) > 1 else 'is'} every label here (no class has "
-                     f"more than {np.unique(y_tr, return_counts=True)[1].max():,} training images), so "
-                     f"{'they are' if len(merged) > 1 else 'it is'} the \"all\" point.")
+        many = len(merged) > 1
+        notes.append(f"{_join([str(c) for c in merged])} labels per class {'are' if many else 'is'} every label here "
+                     f"(no class has more than {largest:,} training images), so {'they are' if many else 'it is'} "
+                     "the \"all\" point.")
     if len(y_tr) < len(train_y) or len(y_te) < len(test_y):
         notes.append(f"Used a random {len(y_tr):,} training and {len(y_te):,} test images.")
     x_tr, x_te = as_float_images(x_tr), as_float_images(x_te)
