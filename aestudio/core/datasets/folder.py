@@ -1089,16 +1089,12 @@ def _high_to_8bit(image: Image.Image) -> tuple[Image.Image, int | None]:
     rows = max(1, (1 << 18) // max(1, values.shape[1] if values.ndim == 2 else 1))
     if mode == "F":
         peak = float(np.max(values, where=np.isfinite(values), initial=0.0))
-        if peak <= 1.0:
-            for lo in range(0, values.shape[0], rows):
-                block = np.nan_to_num(values[lo : lo + rows], nan=0.0, posinf=1.0, neginf=0.0) * np.float32(255.0)
-                np.rint(block, out=block)
-                out[lo : lo + rows] = np.clip(block, 0, 255)
-            return Image.fromarray(out), None
-        bits = value_bits(math.ceil(peak))
-        scale = np.float32(255.0 / (2.0**bits - 1))
+        # 0..1 (no depth), or integer-like values up to `peak` scaled by the bits they use
+        bits = None if peak <= 1.0 else value_bits(math.ceil(peak))
+        top = 1.0 if bits is None else 2.0**bits - 1
         for lo in range(0, values.shape[0], rows):
-            block = np.nan_to_num(values[lo : lo + rows], nan=0.0, posinf=peak, neginf=0.0) * scale
+            block = np.nan_to_num(values[lo : lo + rows], nan=0.0, posinf=max(peak, 1.0), neginf=0.0)
+            block *= np.float32(255.0 / top)
             np.rint(block, out=block)
             out[lo : lo + rows] = np.clip(block, 0, 255)
         return Image.fromarray(out), bits
