@@ -403,12 +403,12 @@ def _auto_epochs(train_cfg, n_images: int):
     import dataclasses
 
     from aestudio.core.datasets import split_indices
-    from aestudio.core.training import STEP_BUDGET, suggest_epochs
+    from aestudio.core.training import STEP_BUDGET, steps_per_epoch, suggest_epochs
 
     n_train = len(split_indices(n_images, train_cfg.val_fraction, train_cfg.seed)[0]) if n_images >= 2 else n_images
     epochs = suggest_epochs(n_train, train_cfg.batch_size)
-    per_epoch = max(1, math.ceil(max(n_train, 1) / train_cfg.batch_size))
-    steps, batch = epochs * per_epoch, min(train_cfg.batch_size, max(n_train, 1))
+    steps = epochs * steps_per_epoch(n_train, train_cfg.batch_size)
+    batch = min(train_cfg.batch_size, max(n_train, 1))
     capped = " (the most epochs the default gives)" if steps < 0.9 * STEP_BUDGET else ""
     _err(f"epochs: {epochs}{capped} (about {steps:,} optimizer steps of {_images(batch)}; set --epochs to change)")
     return dataclasses.replace(train_cfg, epochs=epochs)

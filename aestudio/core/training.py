@@ -221,10 +221,14 @@ class LrSchedule:
 STEP_BUDGET = 4000
 
 
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch over `n_train` images (the last batch may be smaller)."""
+    return max(1, math.ceil(max(int(n_train), 1) / max(int(batch_size), 1)))
+
+
 def suggest_epochs(n_train: int, batch_size: int, steps: int = STEP_BUDGET, least: int = 5, most: int = 2000) -> int:
     """Epochs that give about `steps` optimizer steps on `n_train` images (within [least, most])."""
-    per_epoch = max(1, math.ceil(max(n_train, 1) / max(batch_size, 1)))
-    return int(min(most, max(least, math.ceil(steps / per_epoch))))
+    return int(min(most, max(least, math.ceil(steps / steps_per_epoch(n_train, batch_size)))))
 
 
 # ---- events ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 from ..doctor import at_full_rate
-from ..training import suggest_epochs
+from ..training import steps_per_epoch, suggest_epochs  # noqa: F401 - the labs take steps_per_epoch from here
 
 #: Default budgets, optimizer steps per trained model. Chosen so a lab run on about 2,000 small
 #: images (the default conv autoencoder, batch 128) takes about a minute on 2 CPU cores, and long
@@ -43,10 +43,6 @@ LEAST_EPOCHS = 2  # the check needs at least two epochs to compare
 def lab_epochs(n_train: int, batch_size: int, steps: int) -> int:
     """Epochs that give about `steps` optimizer steps on `n_train` images (at least two)."""
     return suggest_epochs(n_train, batch_size, int(steps), least=LEAST_EPOCHS, most=MAX_STEPS)
-
-
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    return max(1, math.ceil(max(int(n_train), 1) / max(int(batch_size), 1)))
 
 
 @dataclass
