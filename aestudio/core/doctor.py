@@ -136,6 +136,11 @@ class Diagnosis:
         return f"{self.code}: {self.message} Remedy: {self.remedy}"
 
 
+def join_words(names: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
@@ -542,8 +547,7 @@ def lab_caution(diagnoses: Iterable[Mapping[str, Any]], epoch: int) -> str | Non
     found = [d for d in diagnoses if d.get("code") in _CAUTIONS and d.get("epoch") == epoch]
     if not found:
         return None
-    names = list(dict.fromkeys(_CAUTIONS[d["code"]][0] for d in found))
-    what = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    what = join_words(list(dict.fromkeys(_CAUTIONS[d["code"]][0] for d in found)))
     if any(_CAUTIONS[d["code"]][1] == "little" for d in found):
         meaning = "it learned little, so what this lab measures says little about the architecture"
     else:

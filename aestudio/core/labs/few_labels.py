@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..doctor import join_words
 from ..evaluation import as_float_images, pick_labeled
 from ..fields import ui
 from ..models import Autoencoder
@@ -388,9 +389,9 @@ def few_labels_experiment(model: Autoencoder, train_x: np.ndarray, train_y: np.n
     counts, merged = _merge_all(counts, largest)
     if merged:
         many = len(merged) > 1
-        notes.append(f"{_join([str(c) for c in merged])} labels per class {'are' if many else 'is'} every label here "
-                     f"(no class has more than {largest:,} training images), so {'they are' if many else 'it is'} "
-                     "the \"all\" point.")
+        notes.append(f"{join_words([str(c) for c in merged])} labels per class {'are' if many else 'is'} every "
+                     f"label here (no class has more than {largest:,} training images), so "
+                     f"{'they are' if many else 'it is'} the \"all\" point.")
     if len(y_tr) < len(train_y) or len(y_te) < len(test_y):
         notes.append(f"Used a random {len(y_tr):,} training and {len(y_te):,} test images.")
     x_tr, x_te = as_float_images(x_tr), as_float_images(x_te)
@@ -439,14 +440,9 @@ def _merge_all(counts: list[int | None], largest: int) -> tuple[list[int | None]
     return out, merged
 
 
-def _join(names: list[str]) -> str:
-    """"1, 5 and 10"."""
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def _counts_text(result: FewLabelsResult, idx: list[int]) -> str:
     """"1, 5 and 10" for those points of `result`, in order."""
-    return _join([count_label(result.counts[i]) for i in idx])
+    return join_words([count_label(result.counts[i]) for i in idx])
 
 
 def _labels_word(result: FewLabelsResult, idx: list[int]) -> str:
