@@ -131,7 +131,10 @@ def make_parser() -> argparse.ArgumentParser:
                    help="training epochs (default: enough for about 4,000 optimizer steps on the data)")
     g.add_argument("--batch-size", type=int, default=CLI_BATCH_SIZE, metavar="N",
                    help=f"images per batch (default {CLI_BATCH_SIZE})")
-    g.add_argument("--lr", type=float, default=CLI_LR, metavar="X", help=f"Adam learning rate (default {CLI_LR:g})")
+    g.add_argument("--lr", type=float, default=CLI_LR, metavar="X", help=f"learning rate (default {CLI_LR:g})")
+    g.add_argument("--optimizer", choices=("auto", "adam"), default=None,
+                   help="auto: Muon (orthogonalised momentum) for convolution kernels and Adam for the other weights; "
+                        "adam: Adam for all (default auto; dense and recurrent models train with Adam either way)")
     g.add_argument("--noise", metavar="SPEC", help="denoising: none, gaussian:SIGMA, saltpepper:P or mask:P (default none)")
     g.add_argument("--augment", choices=("auto", "shift", "none"), default=None,
                    help="random shifts of the training images: auto (small sets of 16 px or larger, in runs long "
@@ -391,7 +394,7 @@ def _train_config(args: argparse.Namespace):
 
     optional = {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "noise": args.noise, "augment": getattr(args, "augment", None),
-        "val_fraction": args.val_fraction, "seed": args.seed, "device": args.device,
+        "optimizer": getattr(args, "optimizer", None), "val_fraction": args.val_fraction, "seed": args.seed, "device": args.device,
         "pretrain_epochs": args.pretrain_epochs, "grad_clip": args.grad_clip, "lr_decay": getattr(args, "lr_decay", None),
         "amp": getattr(args, "amp", None), "channels_last": getattr(args, "channels_last", None),
     }

@@ -1,6 +1,7 @@
 """Do the default models train well on data they were never tuned on?
 
-Trains the default models at the command line's default settings (batch 32, Adam 2e-3, epochs
+Trains the default models at the command line's default settings (batch 32, learning rate 2e-3,
+the `auto` optimizer (Muon for conv kernels, Adam for the rest), epochs
 chosen by `suggest_epochs` for the same optimizer-step budget on every set) on seven data sets
 of different character, and prints one matrix:
 
@@ -146,14 +147,15 @@ def pca_equivalent(x_train: np.ndarray, x_val: np.ndarray, mse: float, seed: int
     return lo
 
 
-def run_cell(model_name: str, data, steps: int, seed: int = 0, augment: str = "auto", amp: bool = False) -> dict:
+def run_cell(model_name: str, data, steps: int, seed: int = 0, augment: str = "auto", amp: bool = False,
+             optimizer: str = "auto") -> dict:
     if model_name == "plain16":
         return plain_cell(data, steps, seed)
     mcfg, noise = model_config(model_name, data.shape)
     n_train = data.n - max(1, round(data.n * 0.2))
     epochs = suggest_epochs(n_train, BATCH, steps=steps)
     tcfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, noise=noise, seed=seed, device="cpu", augment=augment,
-                       amp=amp)
+                       amp=amp, optimizer=optimizer)
     trainer = Trainer(mcfg, tcfg, data)
     if amp and trainer._amp_dtype is None:
         raise SystemExit("--amp: " + " ".join(trainer.notes))
@@ -226,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, metavar="N",
                     help="images in each written folder (strokes, photos, icons, tiny) instead of its default: "
                          "how a set's result depends on its size")
+    ap.add_argument("--optimizer", default="auto", choices=("auto", "adam"),
+                    help="as the CLI's --optimizer (default auto: Muon for conv kernels, Adam for the rest)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--amp", action="store_true",
                     help="train with mixed precision, as the CLI's --amp (bfloat16; needs a CPU with AVX512-BF16 or AMX)")
@@ -235,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     sets = [s for s in args.sets.split(",") if s]
     models = [m for m in args.models.split(",") if m]
-    print(f"robustness: default models at batch {BATCH}, lr {LR:g}, about {args.steps} optimizer steps each; "
+    print(f"robustness: default models at batch {BATCH}, lr {LR:g}, optimizer {args.optimizer}, "
+          f"about {args.steps} optimizer steps each; "
           f"torch {torch.__version__}, {args.threads} threads" + (", mixed precision (--amp)" if args.amp else ""),
           flush=True)
     cells: dict[str, dict[str, dict]] = {}
@@ -245,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{data.summary()}", flush=True)
             cells[s] = {}
             for m in models:
-                cell = run_cell(m, data, args.steps, augment=args.augment, amp=args.amp)
+                cell = run_cell(m, data, args.steps, augment=args.augment, amp=args.amp, optimizer=args.optimizer)
                 cells[s][m] = cell
                 print(f"  {m:<14} {fmt(cell):<24} mse {cell['mse']:.5f}  mean-image {cell['mean_mse']:.5f}  "
                       f"{cell['epochs']} epochs / {cell['steps']} steps, {cell['seconds']:.0f} s"

@@ -3,8 +3,9 @@
     python3 dev.py bench training_throughput [--model mlp|conv|conv-dense] [--threads 2] [--epochs 2] [--repeats 5]
 
 Both sides do the same job on the same data (by default 70,000 random 1x28x28 images: 60,000 to train on,
-10,000 held out) with the same model, batch size, optimiser (Adam with PyTorch's fused kernels, as
-the engine builds it) and threads:
+10,000 held out) with the same model, batch size, optimiser (the one the engine builds for the setting `--optimizer`:
+by default Muon for convolution kernels and PyTorch's fused Adam for the rest; `--optimizer adam`:
+fused Adam for all) and threads:
 
 * the bare loop is what a competent user writes: the float32 images in one in-memory tensor,
   batches as index slices of a fresh permutation each epoch, and the validation loss at the end of
@@ -33,18 +34,19 @@ import torch
 from aestudio.core.config import ModelConfig, TrainConfig
 from aestudio.core.datasets import ImageSet, split_indices
 from aestudio.core.models import Autoencoder
+from aestudio.core.optim import OPTIMIZERS, make_optimizer
 from aestudio.core.training import Finished, Trainer
 
 N_TOTAL, VAL_FRACTION = 70_000, 1 / 7
 
 
 def bare_loop(cfg: ModelConfig, x_train: torch.Tensor, x_val: torch.Tensor, epochs: int, batch: int,
-              lr: float) -> tuple[float, float]:
+              lr: float, optimizer: str) -> tuple[float, float]:
     """(wall, CPU) seconds for a plain training loop with a validation pass per epoch."""
     t0, c0 = time.perf_counter(), time.process_time()
     torch.manual_seed(0)
     model = Autoencoder(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)  # the engine's optimiser (make_adam)
+    opt = make_optimizer(model.parameters(), lr, torch.device("cpu"), optimizer)  # the engine's optimiser
     n = x_train.shape[0]
     for _ in range(epochs):
         model.train()
@@ -62,10 +64,11 @@ def bare_loop(cfg: ModelConfig, x_train: torch.Tensor, x_val: torch.Tensor, epoc
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def engine(cfg: ModelConfig, data: ImageSet, epochs: int, batch: int, lr: float) -> tuple[float, float]:
+def engine(cfg: ModelConfig, data: ImageSet, epochs: int, batch: int, lr: float, optimizer: str) -> tuple[float, float]:
     """(wall, CPU) seconds for the engine, from building the Trainer to its Finished event."""
     t0, c0 = time.perf_counter(), time.process_time()
-    trainer = Trainer(cfg, TrainConfig(epochs=epochs, batch_size=batch, lr=lr, val_fraction=VAL_FRACTION), data)
+    trainer = Trainer(cfg, TrainConfig(epochs=epochs, batch_size=batch, lr=lr, val_fraction=VAL_FRACTION,
+                                       optimizer=optimizer), data)
     for event in trainer.run():
         last = event
     assert isinstance(last, Finished) and last.reason == "completed", last
@@ -86,6 +89,8 @@ def main() -> None:
                     help="mlp: 784-512-128-32; conv: conv 32-64, code 16, no dense layer; conv-dense: the default "
                          "conv model (with its dense layer of 256 units)")
     ap.add_argument("--images", type=int, default=N_TOTAL, help="images in all (1/7 held out), default 70,000")
+    ap.add_argument("--optimizer", choices=OPTIMIZERS, default="auto",
+                    help="the optimizer setting, for both sides (default auto: Muon for conv kernels, Adam for the rest)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     # Subnormal floats flushed to zero on both sides: otherwise a side's speed depends on how many of
@@ -113,9 +118,9 @@ def main() -> None:
         order = ("bare", "engine") if r % 2 == 0 else ("engine", "bare")
         for side in order:
             if side == "bare":
-                pair[side], cpu[side] = bare_loop(cfg, x_train, x_val, args.epochs, args.batch_size, 1e-3)
+                pair[side], cpu[side] = bare_loop(cfg, x_train, x_val, args.epochs, args.batch_size, 1e-3, args.optimizer)
             else:
-                pair[side], cpu[side] = engine(cfg, data, args.epochs, args.batch_size, 1e-3)
+                pair[side], cpu[side] = engine(cfg, data, args.epochs, args.batch_size, 1e-3, args.optimizer)
         bare.append(pair["bare"])
         eng.append(pair["engine"])
         ratios.append(pair["bare"] / pair["engine"])

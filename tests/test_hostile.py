@@ -443,7 +443,7 @@ def test_wrong_types_in_every_config_field(good_run, tmp_path, section, name, va
 @pytest.mark.parametrize("field, value, fragment", [
     ("format_version", -5, "format_version must be at least 1, got -5"),
     ("format_version", True, "format_version must be a whole number"),
-    ("format_version", "1", 'format_version must be a whole number from 1 to 3, got "1"'),
+    ("format_version", "1", 'format_version must be a whole number from 1 to 4, got "1"'),
     ("format_version", 7, "newer than this aestudio"),
     ("classes", [0, 1], "classes[0] must be text"),
     ("data", 5, "data must be text"),

@@ -32,7 +32,9 @@ PRIOR_KINDS = ("vae", "aae")
 #: 3: the default dense layer starts at 512 conv features instead of 1,024 (8-11 px images). A
 #: version-2 conv model with fewer than 1,024 features and no `dense_layers` of its own was built
 #: without the layer, so reading one sets `dense_layers` to [].
-FORMAT_VERSION = 3
+#: 4: `train.optimizer` (Muon for convolution kernels by default). Earlier runs trained with Adam
+#: alone, so reading one without the field sets it to "adam" (continuing it trains as it was trained).
+FORMAT_VERSION = 4
 
 # ---- how the fields appear in the studio's forms (see aestudio.core.fields) --------------------
 ARCH_LABELS = {"dense": "Dense (fully connected)", "conv": "Convolutional", "recurrent": "Recurrent (rows as a sequence)"}
@@ -49,6 +51,8 @@ NOISE_KINDS = ("none", "gaussian", "saltpepper", "mask")
 NOISE_LABELS = {"none": "None", "gaussian": "Gaussian", "saltpepper": "Salt and pepper", "mask": "Masking"}
 AUGMENTS = ("auto", "shift", "none")  # see aestudio/core/augment.py
 AUGMENT_LABELS = {"auto": "Auto (shift small sets)", "shift": "Random shifts", "none": "None"}
+OPTIMIZERS = ("auto", "adam")  # see aestudio/core/optim.py
+OPTIMIZER_LABELS = {"auto": "Auto (Muon for conv kernels, Adam for the rest)", "adam": "Adam"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_LABELS = {"auto": "Auto (best available)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
 
@@ -437,6 +441,14 @@ class TrainConfig:
             "a lower final loss at no extra cost (0: a constant learning rate). Continuing a run starts again "
             "from the full rate."),
         accessible="Learning-rate decay", lo=0.0, hi=1.0, step=0.05, advanced=True))
+    # auto | adam (aestudio/core/optim.py)
+    optimizer: str = field(default="auto", metadata=ui("Optimizer", (
+            "How the weights follow the gradient. Adam scales each weight's step by its own gradient history. "
+            "Auto does the same for every weight except convolution kernels, which step along the gradient's "
+            "momentum orthogonalised (Muon): every direction the gradient names moves by the same amount, not "
+            "just the strongest few. Measured on seven image sets, conv autoencoders reach a lower error in the "
+            "same steps and time; dense and recurrent models train with Adam either way."),
+        accessible="Optimizer", choices=labelled(OPTIMIZERS, OPTIMIZER_LABELS), advanced=True))
     # mixed precision: on CUDA bfloat16 where supported, else float16 with loss scaling; on a CPU with
     # bfloat16 instructions (AVX512-BF16, AMX) bfloat16; elsewhere ignored with a note
     amp: bool = field(default=False, metadata=ui("Mixed precision", (
@@ -457,6 +469,8 @@ class TrainConfig:
             p.append(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
         if self.augment not in AUGMENTS:
             p.append(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        if self.optimizer not in OPTIMIZERS:
+            p.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         try:
             parse_noise(self.noise)
         except NoiseError as e:
@@ -539,6 +553,8 @@ def from_json(d: Any) -> tuple[ModelConfig, TrainConfig, dict[str, Any]]:
     if version < 3 and model.arch == "conv" and model.dense_layers is None and model.hidden_sizes \
             and conv_features(model.input_shape, model.hidden_sizes) < DENSE_MIN_FEATURES_V2:
         model = dataclasses.replace(model, dense_layers=[])  # built when such a model had no dense layer
+    if version < 4 and "optimizer" not in train_d:  # trained before Muon: with Adam alone
+        train_d = {**train_d, "optimizer": "adam"}
     return model, TrainConfig.from_dict(train_d), extra
 
 

@@ -197,6 +197,7 @@ TRAIN_FIELDS: dict[str, Field] = {
     "grad_clip": Field("float", 0.0, 1e12),
     "kl_warmup": Field("float", 0.0, 1.0),
     "lr_decay": Field("float", 0.0, 1.0),
+    "optimizer": Field("str", max_len=20),
     "amp": Field("bool"),
     "channels_last": Field("bool"),
 }

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .config import ModelConfig, TrainConfig
+from .optim import MUON_KEY, keep_matching_state
 
 OPTIMIZER_WEIGHTS = "optimizer.safetensors"
 OPTIMIZER_JSON = "optimizer.json"
@@ -43,6 +44,7 @@ OPTIMIZER_FORMAT = "aestudio-optimizer"
 #: Settings that may change without making a fork: how many more epochs, and where to compute.
 CONTINUE_FREE = frozenset({"epochs", "device"})
 _ADAM_KEYS = ("exp_avg", "exp_avg_sq", "step")
+_STATE_KEYS = (*_ADAM_KEYS, MUON_KEY)  # a parameter's state: Adam's three tensors, or Muon's momentum
 _ADAM_HYPER = ("betas", "eps", "weight_decay", "amsgrad", "maximize")
 
 
@@ -204,7 +206,7 @@ def optimizer_files(state: dict | None) -> dict[str, bytes]:
     tensors: dict[str, torch.Tensor] = {}
     for i, s in state["state"].items():
         for k, v in s.items():
-            if k in _ADAM_KEYS and torch.is_tensor(v):
+            if k in _STATE_KEYS and torch.is_tensor(v):
                 tensors[f"state.{int(i)}.{k}"] = v.detach().to("cpu").float().contiguous().reshape(v.shape)
     groups = state.get("param_groups") or [{}]
     group = groups[0]
@@ -218,7 +220,9 @@ def optimizer_files(state: dict | None) -> dict[str, bytes]:
         else:
             continue
         hyper[k] = v
-    meta = {"format": OPTIMIZER_FORMAT, "format_version": 1, "optimizer": "adam", "param_group": hyper}
+    muon = any(MUON_KEY in s for s in state["state"].values())
+    meta = {"format": OPTIMIZER_FORMAT, "format_version": 1, "optimizer": "muon+adam" if muon else "adam",
+            "param_group": hyper}
     return {OPTIMIZER_WEIGHTS: save(tensors, metadata={"format": OPTIMIZER_FORMAT}),
             OPTIMIZER_JSON: json.dumps(meta, indent=1).encode("utf-8")}
 
@@ -269,7 +273,7 @@ def read_optimizer(folder: str | Path, model: Any) -> tuple[dict | None, str | N
         with safe_open(str(w_file), framework="pt") as f:
             for name in f.keys():
                 parts = name.split(".")
-                if len(parts) != 3 or parts[0] != "state" or not parts[1].isdecimal() or parts[2] not in _ADAM_KEYS:
+                if len(parts) != 3 or parts[0] != "state" or not parts[1].isdecimal() or parts[2] not in _STATE_KEYS:
                     return None, f"{OPTIMIZER_WEIGHTS} holds an unexpected tensor {name!r}{fresh}"
                 i = int(parts[1])
                 if i >= len(params):
@@ -284,13 +288,15 @@ def read_optimizer(folder: str | Path, model: Any) -> tuple[dict | None, str | N
                 state.setdefault(i, {})[parts[2]] = t
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         return None, f"{OPTIMIZER_WEIGHTS} is not a valid safetensors file ({' '.join(str(e).split())[:120]}){fresh}"
-    if any(set(s) != set(_ADAM_KEYS) for s in state.values()):
+    if any(set(s) not in (set(_ADAM_KEYS), {MUON_KEY, "step"}) for s in state.values()):
         return None, f"{OPTIMIZER_WEIGHTS} is incomplete{fresh}"
     return {"state": state, "param_groups": [{**hyper, "params": list(range(len(params)))}]}, None
 
 
 def load_optimizer_state(opt: torch.optim.Optimizer, state: dict, lr: float) -> None:
-    """Load a saved Adam state into `opt` (the same parameters, in order); the learning rate is today's."""
+    """Load a saved optimizer state into `opt` (the same parameters, in order); the learning rate is
+    today's. A parameter saved with Adam's state and now updated by Muon (or the other way round, after
+    the optimizer setting changed) starts with a fresh state of its own."""
     current = opt.state_dict()
     groups = []
     for g, saved in zip(current["param_groups"], state.get("param_groups", [])):
@@ -298,7 +304,10 @@ def load_optimizer_state(opt: torch.optim.Optimizer, state: dict, lr: float) -> 
         merged.update({k: v for k, v in saved.items() if k in _ADAM_HYPER})
         merged["lr"] = float(lr)
         groups.append(merged)
-    opt.load_state_dict({"state": {int(i): dict(s) for i, s in state.get("state", {}).items()},
+    # copies: the optimizer steps its state in place, and `state` may belong to a frozen TrainedModel
+    kept = keep_matching_state(opt, {int(i): {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()}
+                                     for i, s in state.get("state", {}).items()})
+    opt.load_state_dict({"state": kept,
                          "param_groups": groups or current["param_groups"]})
     for g in opt.param_groups:
         g["lr"] = float(lr)
