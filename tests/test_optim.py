@@ -124,3 +124,42 @@ def test_cli_optimizer_flag(tmp_path, capsys):
     assert cli.main(["train", "--data", "digits", "--optimizer", "sgd", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'sgd'" in err and "Traceback" not in err
+
+
+def test_a_loss_scaler_unscales_the_kernels_gradients_before_the_muon_step():
+    """Under float16 mixed precision a GradScaler multiplies the loss; the kernels must step as unscaled."""
+    def trained(scaled: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(2, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 3))
+        opt = ConvMuonAdam(net.parameters(), lr=1e-2, fused=True)  # fused Adam could take the scale itself
+        scaler = torch.amp.GradScaler("cpu", init_scale=1024.0) if scaled else None
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(5):
+            loss = net(torch.randn(4, 2, 6, 6, generator=gen)).pow(2).mean()
+            opt.zero_grad()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+        return [p.detach().clone() for p in net.parameters()]
+
+    for a, b in zip(trained(False), trained(True)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_step_the_loss_scaler_skips_for_infinite_gradients_leaves_the_kernels_alone():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 3))
+    opt = ConvMuonAdam(net.parameters(), lr=1e-2, fused=True)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    before = [p.detach().clone() for p in net.parameters()]
+    loss = net(torch.randn(4, 2, 6, 6)).pow(2).mean() * float("inf")  # an overflow, as float16 can have
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    for a, p in zip(before, net.parameters()):
+        assert torch.equal(a, p.detach())
+    assert scaler.get_scale() < 1024.0  # the scaler saw the overflow and backed off
