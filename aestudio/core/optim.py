@@ -48,15 +48,15 @@ def orthogonalize(m: torch.Tensor, steps: int = NS_STEPS) -> torch.Tensor:
     """The nearest semi-orthogonal matrices (approximately) to a batch of matrices (B, r, c)."""
     a, b, c = NS_COEFFICIENTS
     x = m.float()
-    wide = x.shape[-2] > x.shape[-1]
-    if wide:  # iterate on the side with fewer rows: its Gram matrix is the smaller one
+    tall = x.shape[-2] > x.shape[-1]
+    if tall:  # iterate with fewer rows than columns: the Gram matrix is then the smaller one
         x = x.mT
     # scaled so that the largest singular value is at most 1 (the Frobenius norm bounds it)
     x = x / (torch.linalg.matrix_norm(x, keepdim=True) + 1e-7)
     for _ in range(steps):
         gram = x @ x.mT
         x = a * x + (b * gram + c * (gram @ gram)) @ x
-    return (x.mT if wide else x).to(m.dtype)
+    return (x.mT if tall else x).to(m.dtype)
 
 
 def uses_muon(p: torch.Tensor) -> bool:
@@ -68,7 +68,7 @@ class ConvMuonAdam(torch.optim.Adam):
     """Adam for every parameter but convolution kernels, which Muon updates (see the module text).
 
     One parameter group in the model's order, like Adam's, so that its state_dict indexes the
-    parameters as Adam's does: a kernel's state is {"momentum_buffer"}, any other's Adam's."""
+    parameters as Adam's does: a kernel's state is {"momentum_buffer", "step"}, any other's Adam's."""
 
     def __init__(self, params, lr: float, fused: bool | None = None):
         kw = {"fused": True} if fused else {}
