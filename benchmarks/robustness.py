@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from heldout import MAKERS  # noqa: E402
 
-from aestudio.core.config import ModelConfig, TrainConfig  # noqa: E402
+from aestudio.core.config import OPTIMIZERS, ModelConfig, TrainConfig  # noqa: E402
 from aestudio.core.datasets import load_dataset  # noqa: E402
 from aestudio.core.evaluation import pca_baseline, psnr, reconstruct_images  # noqa: E402
 from aestudio.core.evaluation import per_dim_kl, inactive_dims  # noqa: E402
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, metavar="N",
                     help="images in each written folder (strokes, photos, icons, tiny) instead of its default: "
                          "how a set's result depends on its size")
-    ap.add_argument("--optimizer", default="auto", choices=("auto", "adam"),
+    ap.add_argument("--optimizer", default="auto", choices=OPTIMIZERS,
                     help="as the CLI's --optimizer (default auto: Muon for conv kernels, Adam for the rest)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--amp", action="store_true",

@@ -31,8 +31,7 @@ import math
 
 import torch
 
-#: optimizer choices of TrainConfig.optimizer
-OPTIMIZERS = ("auto", "adam")
+from .config import OPTIMIZERS  # noqa: F401 - the choices of TrainConfig.optimizer, for callers of this module
 #: The quintic Newton-Schulz coefficients of Muon: they push every singular value into about
 #: [0.7, 1.2] in five steps from a start whose largest singular value is at most 1.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)

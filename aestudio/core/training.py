@@ -46,11 +46,6 @@ SYNC_EVERY_BATCHES = 50
 SYNC_EVERY_S = 0.1
 
 
-def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Plain Adam (fused where it can be): `optim.make_optimizer` with "adam"."""
-    return make_optimizer(params, lr, device, "adam")
-
-
 def _to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 images as float32 in [0, 1] (the same values as numpy's `images / np.float32(255)`),
     converted and divided in one kernel."""
@@ -174,7 +169,7 @@ def warm_up() -> None:
     """Build a throwaway optimizer, so that the first real one does not wait: the first optimizer of
     a process imports torch's compiler stack (`torch._dynamo`), 1.8 s on a quiet 2-core machine.
     The studio calls this on a background thread once its window is up."""
-    make_adam([torch.nn.Parameter(torch.zeros(1))], 1e-3, torch.device("cpu"))
+    make_optimizer([torch.nn.Parameter(torch.zeros(1))], 1e-3, torch.device("cpu"), "adam")
 
 
 class LrSchedule:
