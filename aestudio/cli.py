@@ -27,7 +27,7 @@ PROG = "aestudio"
 
 # Training defaults of the command line. They differ from TrainConfig's (batch 128, lr 1e-3, tuned for
 # quick interactive runs in the studio). Epochs are not fixed: by default training gets about
-# STEP_BUDGET optimizer steps whatever the size of the data (`suggest_epochs`), so a 200-image folder
+# `step_budget(shape)` optimizer steps whatever the number of images (`suggest_epochs`), so a 200-image folder
 # is not left with 40 steps and a big set does not take hours. benchmarks/robustness.py measures these
 # defaults on seven data sets of different character.
 CLI_BATCH_SIZE = 32
@@ -128,7 +128,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     g = t.add_argument_group("training")
     g.add_argument("--epochs", type=int, metavar="N",
-                   help="training epochs (default: enough for about 4,000 optimizer steps on the data)")
+                   help="training epochs (default: enough for about 4,000 optimizer steps on 28x28 gray images, "
+                        "up to twice that on larger ones)")
     g.add_argument("--batch-size", type=int, default=CLI_BATCH_SIZE, metavar="N",
                    help=f"images per batch (default {CLI_BATCH_SIZE})")
     g.add_argument("--lr", type=float, default=CLI_LR, metavar="X", help=f"learning rate (default {CLI_LR:g})")
@@ -401,20 +402,17 @@ def _train_config(args: argparse.Namespace):
     return TrainConfig(**{k: v for k, v in optional.items() if v is not None}).validate()
 
 
-def _auto_epochs(train_cfg, n_images: int):
-    """The default epochs: about STEP_BUDGET optimizer steps on this data's training split."""
+def _auto_epochs(train_cfg, n_images: int, shape):
+    """The default epochs: about `step_budget(shape)` optimizer steps on this data's training split."""
     import dataclasses
 
-    from aestudio.core.datasets import split_indices
-    from aestudio.core.training import STEP_BUDGET, steps_per_epoch, suggest_epochs
+    from aestudio.core.training import default_epochs
 
-    n_train = len(split_indices(n_images, train_cfg.val_fraction, train_cfg.seed)[0]) if n_images >= 2 else n_images
-    epochs = suggest_epochs(n_train, train_cfg.batch_size)
-    steps = epochs * steps_per_epoch(n_train, train_cfg.batch_size)
-    batch = min(train_cfg.batch_size, max(n_train, 1))
-    capped = " (the most epochs the default gives)" if steps < 0.9 * STEP_BUDGET else ""
-    _err(f"epochs: {epochs}{capped} (about {steps:,} optimizer steps of {_images(batch)}; set --epochs to change)")
-    return dataclasses.replace(train_cfg, epochs=epochs)
+    d = default_epochs(n_images, shape, train_cfg.batch_size, train_cfg.val_fraction)
+    batch = min(train_cfg.batch_size, max(d.n_train, 1))
+    capped = " (the most epochs the default gives)" if d.steps < 0.9 * d.budget else ""
+    _err(f"epochs: {d.epochs}{capped} (about {d.steps:,} optimizer steps of {_images(batch)}; set --epochs to change)")
+    return dataclasses.replace(train_cfg, epochs=d.epochs)
 
 
 def _kl_warmup(train_cfg, epochs: float):
@@ -614,7 +612,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                  memory_budget=budget, cache_dir=getattr(args, "cache_dir", None))
     _err(data.summary())
     if args.epochs is None:
-        train_cfg = _auto_epochs(train_cfg, data.n)
+        train_cfg = _auto_epochs(train_cfg, data.n, data.shape)
     if args.kl_warmup is not None:
         train_cfg = _kl_warmup(train_cfg, args.kl_warmup)
     model_cfg = _model_config(args, data.shape)

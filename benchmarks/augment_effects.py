@@ -36,7 +36,6 @@ import torch  # noqa: E402
 from aestudio.core.config import ModelConfig, TrainConfig  # noqa: E402
 from aestudio.core.datasets import load_dataset, split_indices  # noqa: E402
 from aestudio.core.labs import anomaly as an  # noqa: E402
-from aestudio.core.training import STEP_BUDGET  # noqa: E402
 
 
 def anomaly(seed: int) -> None:
@@ -60,7 +59,7 @@ def subset(seed: int) -> None:
     data = load_dataset("fashion-10k")
     data = data.subset(np.sort(np.random.default_rng(seed).choice(data.n, 2800, replace=False)))
     for augment in ("auto", "none"):
-        cell = R.run_cell("ae16", data, STEP_BUDGET, seed=seed, augment=augment)
+        cell = R.run_cell("ae16", data, seed=seed, augment=augment)
         label = "shifted (auto)" if augment == "auto" else "unshifted (none)"
         print(f"conv AE-16, 2,800 fashion-10k images, {label:<17} {cell['vs_pca']:.3f}x PCA-16 on validation "
               f"({cell['seconds']:.0f} s)", flush=True)

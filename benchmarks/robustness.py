@@ -2,7 +2,8 @@
 
 Trains the default models at the command line's default settings (batch 32, learning rate 2e-3,
 the `auto` optimizer (Muon for conv kernels, Adam for the rest), epochs
-chosen by `suggest_epochs` for the same optimizer-step budget on every set) on seven data sets
+chosen by `suggest_epochs` for the CLI's optimizer-step budget, `step_budget`: 4,000 steps for
+28x28 gray images and smaller, 4,300 for 32x32 gray, 5,300 for 28x28 RGB) on seven data sets
 of different character, and prints one matrix:
 
 * ``ae16``: plain conv autoencoder, code 16. Its validation MSE divided by PCA-16's (fitted on
@@ -28,6 +29,7 @@ collapsed model (about 1.0) is visible at a glance. The sets: the bundled ``fash
 
     python3 dev.py bench robustness                 # everything (about 30-40 min on 2 cores)
     python3 dev.py bench robustness --sets strokes,tiny --models ae16
+    python3 dev.py bench robustness --sets photos --models ae16 --seed 3   # another split and initialisation
     python3 dev.py bench robustness --steps 500     # a quick smoke run (targets not expected)
     python3 dev.py bench robustness --amp --models ae16,dae16   # under mixed precision (bfloat16 CPUs)
     python3 dev.py bench robustness --sets photos --models ae16 --images 16000   # photos with 8x the patches
@@ -55,7 +57,7 @@ from aestudio.core.datasets import load_dataset  # noqa: E402
 from aestudio.core.evaluation import pca_baseline, psnr, reconstruct_images  # noqa: E402
 from aestudio.core.evaluation import per_dim_kl, inactive_dims  # noqa: E402
 from aestudio.core.noise import parse_noise  # noqa: E402
-from aestudio.core.training import STEP_BUDGET, Trainer, suggest_epochs  # noqa: E402
+from aestudio.core.training import Trainer, step_budget, suggest_epochs  # noqa: E402
 
 SETS = ("fashion-10k", "digits", "shapes", "strokes", "photos", "icons", "tiny")
 MODELS = ("ae16", "dae16", "vae8", "sparse16", "contractive16")
@@ -147,8 +149,10 @@ def pca_equivalent(x_train: np.ndarray, x_val: np.ndarray, mse: float, seed: int
     return lo
 
 
-def run_cell(model_name: str, data, steps: int, seed: int = 0, augment: str = "auto", amp: bool = False,
+def run_cell(model_name: str, data, steps: int | None = None, seed: int = 0, augment: str = "auto", amp: bool = False,
              optimizer: str = "auto") -> dict:
+    """One model on one set; `steps` None: the default budget for the set's image size (`step_budget`)."""
+    steps = step_budget(data.shape) if steps is None else steps
     if model_name == "plain16":
         return plain_cell(data, steps, seed)
     mcfg, noise = model_config(model_name, data.shape)
@@ -222,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--models", default=",".join(MODELS + REFERENCES))
-    ap.add_argument("--steps", type=int, default=STEP_BUDGET, help=f"optimizer-step budget (default {STEP_BUDGET}, as the CLI)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="optimizer-step budget (default: the CLI's, which grows with the numbers per image: step_budget)")
     ap.add_argument("--augment", default="auto", choices=("auto", "shift", "none"),
                     help="random shifts of training batches, as the CLI's --augment (default auto)")
     ap.add_argument("--images", type=int, metavar="N",
@@ -230,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                          "how a set's result depends on its size")
     ap.add_argument("--optimizer", default="auto", choices=OPTIMIZERS,
                     help="as the CLI's --optimizer (default auto: Muon for conv kernels, Adam for the rest)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and the batches (default 0)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--amp", action="store_true",
                     help="train with mixed precision, as the CLI's --amp (bfloat16; needs a CPU with AVX512-BF16 or AMX)")
@@ -240,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     sets = [s for s in args.sets.split(",") if s]
     models = [m for m in args.models.split(",") if m]
     print(f"robustness: default models at batch {BATCH}, lr {LR:g}, optimizer {args.optimizer}, "
-          f"about {args.steps} optimizer steps each; "
-          f"torch {torch.__version__}, {args.threads} threads" + (", mixed precision (--amp)" if args.amp else ""),
+          f"about {args.steps or 'the default number of'} optimizer steps each; "
+          f"seed {args.seed}; torch {torch.__version__}, {args.threads} threads" + (", mixed precision (--amp)" if args.amp else ""),
           flush=True)
     cells: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory(prefix="aestudio-robustness-") as tmp:
@@ -250,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{data.summary()}", flush=True)
             cells[s] = {}
             for m in models:
-                cell = run_cell(m, data, args.steps, augment=args.augment, amp=args.amp, optimizer=args.optimizer)
+                cell = run_cell(m, data, args.steps, seed=args.seed, augment=args.augment, amp=args.amp,
+                                optimizer=args.optimizer)
                 cells[s][m] = cell
                 print(f"  {m:<14} {fmt(cell):<24} mse {cell['mse']:.5f}  mean-image {cell['mean_mse']:.5f}  "
                       f"{cell['epochs']} epochs / {cell['steps']} steps, {cell['seconds']:.0f} s"

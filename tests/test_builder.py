@@ -201,3 +201,17 @@ def test_dense_layers_field_shows_its_default_and_is_for_conv_only(builder, qtbo
     assert find_by_name(builder, "Dense layers").placeholderText() == "default: none"  # too few conv features
     builder.set_config(ModelConfig(arch="dense"))
     assert not find_by_name(builder, "Dense layers").isEnabled()
+
+
+def test_studio_epochs_follow_the_step_budget_of_the_image_size(qtbot):
+    """As the CLI: 1,600 training images of 28x28 gray get 4,000 steps of 32 (80 epochs), RGB ones
+    of the same size 5,300 (106 epochs); the Training panel shows it until the user sets epochs."""
+    state = StudioState()
+    training = TrainingPanel(state)
+    qtbot.addWidget(training)
+    rng = np.random.default_rng(0)
+    state.set_dataset(ImageSet("gray", rng.integers(0, 255, (2000, 1, 28, 28), dtype=np.uint8), None, []), "gray")
+    assert state.train_config.epochs == 80 and state.epochs_auto
+    state.set_dataset(ImageSet("rgb", rng.integers(0, 255, (2000, 3, 28, 28), dtype=np.uint8), None, []), "rgb")
+    assert state.train_config.epochs == 106 and state.epochs_auto
+    assert find_by_name(training, "Epochs").value() == 106

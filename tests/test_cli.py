@@ -198,8 +198,23 @@ def test_default_epochs_say_the_steps_they_give(capsys):
     """Four training images: 2,000 epochs (the cap) of one batch of 4 images, not "4,000 steps of 32"."""
     from aestudio.core.config import TrainConfig
 
-    assert cli._auto_epochs(TrainConfig(batch_size=32), 5).epochs == 2000
+    gray = (1, 28, 28)
+    assert cli._auto_epochs(TrainConfig(batch_size=32), 5, gray).epochs == 2000
     assert "epochs: 2000 (the most epochs the default gives) (about 2,000 optimizer steps of 4 images;" in \
         capsys.readouterr().err
-    assert cli._auto_epochs(TrainConfig(batch_size=32), 10_000).epochs == 16
+    assert cli._auto_epochs(TrainConfig(batch_size=32), 10_000, gray).epochs == 16
     assert "epochs: 16 (about 4,000 optimizer steps of 32 images;" in capsys.readouterr().err
+    # RGB images of the same size have three times the numbers to learn: 5,300 steps (step_budget)
+    assert cli._auto_epochs(TrainConfig(batch_size=32), 2_000, (3, 28, 28)).epochs == 106
+    assert "epochs: 106 (about 5,300 optimizer steps of 32 images;" in capsys.readouterr().err
+
+
+def test_step_budget_grows_with_the_numbers_per_image():
+    from aestudio.core.training import STEP_BUDGET, step_budget
+
+    assert step_budget((1, 8, 8)) == step_budget((1, 28, 28)) == STEP_BUDGET  # small images: the measured budget
+    sizes = [(1, 28, 28), (1, 32, 32), (3, 28, 28), (3, 32, 32), (4, 32, 32), (3, 48, 48), (3, 64, 64)]
+    budgets = [step_budget(s) for s in sizes]
+    assert budgets == sorted(budgets) and len(set(budgets)) == len(budgets)
+    assert budgets[1:3] == [4300, 5300]  # shapes and photos/icons in benchmarks/robustness.py
+    assert step_budget((3, 512, 512)) == 2 * STEP_BUDGET  # capped: a big photo folder does not train for hours

@@ -458,9 +458,10 @@ class Doctor:
             if rate > FEW_STEPS_RATE:
                 trend = (" and the loss was still falling " + _pct(rate) + " per epoch at the end"
                          if math.isfinite(rate) else "")
-                from .training import suggest_epochs
+                from .training import step_budget, suggest_epochs
 
-                more = few_more = max(suggest_epochs(self.n_train, self.tcfg.batch_size), epochs_planned + 1)
+                budget = step_budget(self.mcfg.input_shape)
+                more = few_more = max(suggest_epochs(self.n_train, self.tcfg.batch_size, steps=budget), epochs_planned + 1)
                 self._add(out, Diagnosis(
                     "too_few_steps", epoch,
                     f"Training took only {stage_steps:,} optimizer steps ({n} epoch{'' if n == 1 else 's'} of "

@@ -21,14 +21,14 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
 
 from .augment import describe as describe_augment, describe_skipped, resolve_shift, shift_batch
 from .config import ConfigError, ModelConfig, TrainConfig
-from .datasets import ImageSet, split_indices
+from .datasets import ImageSet, split_indices, validation_count
 from .doctor import Diagnosis, Doctor
 from .evaluation import is_linear_model
 from .inspect import GradNormProbe
@@ -201,10 +201,24 @@ class LrSchedule:
         self.done += 1
 
 
-#: Optimizer steps that the default settings aim for. Measured on the held-out sets of
-#: benchmarks/robustness.py: fewer steps leave small folders under-trained (the model is still
-#: improving fast when training ends), however many epochs that takes.
+#: Optimizer steps that the default settings aim for on images of up to 28×28 gray numbers (784).
+#: Measured on the held-out sets of benchmarks/robustness.py: fewer steps leave small folders
+#: under-trained (the model is still improving fast when training ends), however many epochs that takes.
 STEP_BUDGET = 4000
+BUDGET_VALUES = 784  # numbers per image that STEP_BUDGET is for
+MAX_BUDGET_SCALE = 2.0
+
+
+def step_budget(shape: Sequence[int]) -> int:
+    """The default optimizer steps for images of `shape` (C, H, W).
+
+    An image with more numbers has more to learn: the budget grows with the fourth root of the
+    numbers per image over BUDGET_VALUES, from STEP_BUDGET (28×28 gray and smaller) to twice
+    that (about 64×64 RGB and larger), rounded to 100 steps. 32×32 gray gets 4,300 steps and
+    28×28 RGB 5,300 (benchmarks/robustness.py measures both)."""
+    values = max(1, math.prod(int(s) for s in shape))
+    scale = min(MAX_BUDGET_SCALE, max(1.0, (values / BUDGET_VALUES) ** 0.25))
+    return int(round(STEP_BUDGET * scale / 100) * 100)
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
@@ -215,6 +229,24 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 def suggest_epochs(n_train: int, batch_size: int, steps: int = STEP_BUDGET, least: int = 5, most: int = 2000) -> int:
     """Epochs that give about `steps` optimizer steps on `n_train` images (within [least, most])."""
     return int(min(most, max(least, math.ceil(steps / steps_per_epoch(n_train, batch_size)))))
+
+
+@dataclass(frozen=True)
+class DefaultEpochs:
+    """The epochs that the default settings give a data set (the CLI and the studio use the same)."""
+
+    epochs: int
+    steps: int  # the optimizer steps they give
+    budget: int  # the steps aimed for: step_budget(shape)
+    n_train: int  # images in the training split
+
+
+def default_epochs(n_images: int, shape: Sequence[int], batch_size: int, val_fraction: float) -> DefaultEpochs:
+    """About `step_budget(shape)` optimizer steps of `batch_size` on the training split of `n_images`."""
+    n_train = n_images - validation_count(n_images, val_fraction) if n_images >= 2 and 0 < val_fraction < 1 else n_images
+    budget = step_budget(shape)
+    epochs = suggest_epochs(n_train, batch_size, steps=budget)
+    return DefaultEpochs(epochs, epochs * steps_per_epoch(n_train, batch_size), budget, n_train)
 
 
 # ---- events ---------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ from dataclasses import replace
 from PySide6.QtCore import QObject, Signal, Slot
 
 from ..core.config import ModelConfig, TrainConfig
-from ..core.datasets import ImageSet, split_indices
+from ..core.datasets import ImageSet
 from ..core.trained import TrainedModel, continue_problem, parent_record, settings_changes
-from ..core.training import suggest_epochs
+from ..core.training import default_epochs
 from ..workers.training import ModelSnapshot, TrainingController
 
 
@@ -39,7 +39,7 @@ class StudioState(QObject):
         self.data_spec: str | None = None
         self.model_config = ModelConfig()
         # The command line's settings (batch 32, Adam 2e-3); epochs follow the data set's size (an
-        # optimizer-step budget, see core.training.suggest_epochs) until the user sets them.
+        # optimizer-step budget, see core.training.default_epochs) until the user sets them.
         self.train_config = TrainConfig(batch_size=32, lr=2e-3)
         self.epochs_auto = True
         self.snapshot: ModelSnapshot | None = None
@@ -75,8 +75,7 @@ class StudioState(QObject):
         """Epochs giving the default optimizer-step budget on the current data's training split."""
         cfg = self.train_config
         n = self.dataset.n if self.dataset is not None else 0
-        n_train = len(split_indices(n, cfg.val_fraction, cfg.seed)[0]) if n >= 2 and 0 < cfg.val_fraction < 1 else n
-        return suggest_epochs(n_train, batch_size or cfg.batch_size)
+        return default_epochs(n, self.model_config.input_shape, batch_size or cfg.batch_size, cfg.val_fraction).epochs
 
     def set_train_config(self, config: TrainConfig) -> None:
         # epochs stay automatic while they equal the suggestion; setting any other value takes over
