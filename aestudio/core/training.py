@@ -201,7 +201,7 @@ class LrSchedule:
         self.done += 1
 
 
-#: Optimizer steps that the default settings aim for on images of up to 28×28 gray numbers (784).
+#: Optimizer steps that the default settings aim for on images of up to 784 numbers (28×28 gray).
 #: Measured on the held-out sets of benchmarks/robustness.py: fewer steps leave small folders
 #: under-trained (the model is still improving fast when training ends), however many epochs that takes.
 STEP_BUDGET = 4000
