@@ -30,6 +30,7 @@ collapsed model (about 1.0) is visible at a glance. The sets: the bundled ``fash
     python3 dev.py bench robustness                 # everything (about 30-40 min on 2 cores)
     python3 dev.py bench robustness --sets strokes,tiny --models ae16
     python3 dev.py bench robustness --sets photos --models ae16 --seed 3   # another split and initialisation
+    python3 dev.py bench robustness --sets photos --models ae16 --image-size 32   # 32 px patches: more steps
     python3 dev.py bench robustness --steps 500     # a quick smoke run (targets not expected)
     python3 dev.py bench robustness --amp --models ae16,dae16   # under mixed precision (bfloat16 CPUs)
     python3 dev.py bench robustness --sets photos --models ae16 --images 16000   # photos with 8x the patches
@@ -79,14 +80,15 @@ def model_config(name: str, shape: tuple[int, int, int]) -> tuple[ModelConfig, s
     raise SystemExit(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
 
 
-def load(name: str, root: Path, images: int | None = None):
-    """A set by name; `images` changes how many images a written folder gets (its maker's default otherwise)."""
+def load(name: str, root: Path, images: int | None = None, image_size: int | None = None):
+    """A set by name; `images` changes how many images a written folder gets (its maker's default
+    otherwise), `image_size` the side the loader gives the images (as the CLI's --image-size)."""
     if name in ("fashion-10k", "digits", "shapes"):
-        return load_dataset(name)
+        return load_dataset(name, image_size=image_size)
     folder = root / (name if images is None else f"{name}-{images}")
     if not folder.exists():
         MAKERS[name](folder, **({} if images is None else {"n": images}))
-    return load_dataset(str(folder))
+    return load_dataset(str(folder), image_size=image_size)
 
 
 def plain_cell(data, steps: int, seed: int = 0) -> dict:
@@ -233,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, metavar="N",
                     help="images in each written folder (strokes, photos, icons, tiny) instead of its default: "
                          "how a set's result depends on its size")
+    ap.add_argument("--image-size", type=int, metavar="PX",
+                    help="the side every set's images are loaded at, as the CLI's --image-size (default: as the CLI, "
+                         "28 px for folders and each bundled set's own size)")
     ap.add_argument("--optimizer", default="auto", choices=OPTIMIZERS,
                     help="as the CLI's --optimizer (default auto: Muon for conv kernels, Adam for the rest)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and the batches (default 0)")
@@ -252,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     cells: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory(prefix="aestudio-robustness-") as tmp:
         for s in sets:
-            data = load(s, Path(tmp), args.images if s in MAKERS else None)
+            data = load(s, Path(tmp), args.images if s in MAKERS else None, args.image_size)
             print(f"\n{data.summary()}", flush=True)
             cells[s] = {}
             for m in models:
