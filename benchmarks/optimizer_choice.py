@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    print(f"optimizer_choice: conv AE-16, batch 32, lr 2e-3, about {args.steps or "the default number of"} steps; auto (Muon for conv kernels, "
+    print(f"optimizer_choice: conv AE-16, batch 32, lr 2e-3, about {args.steps or 'the default number of'} steps; auto (Muon for conv kernels, "
           f"Adam for the rest) against adam; torch {torch.__version__}, {args.threads} threads", flush=True)
     err_ratios, time_ratios = [], []
     with tempfile.TemporaryDirectory(prefix="aestudio-optimizer-") as tmp:
