@@ -8,7 +8,9 @@ would use:
   one subfolder per stroke kind;
 * ``photos``: RGB patches cut from scikit-learn's two sample photographs (JPEG files);
 * ``icons``: RGBA PNGs whose background is mostly transparent (coloured glyphs);
-* ``tiny``: a flat folder of about 200 gray blobs and rings.
+* ``tiny``: a flat folder of about 200 gray blobs and rings;
+* ``text``: lines of random letters, dark on white, shrunk until the glyphs are a few pixels high
+  (a fine texture, like a scanned page at low resolution); ``lower`` and ``upper`` subfolders.
 
 Every generator depends only on its arguments (seeded), writes real image files with Pillow and
 returns the folder.
@@ -19,7 +21,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 STROKE_KINDS = ("line", "arc", "zigzag", "letter", "circle", "cross")
 _LETTERS = "AEFHKLMNTVWXYZ"
@@ -169,4 +171,35 @@ def make_tiny(folder: str | Path, n: int = 200, size: int = 28, seed: int = 0) -
     return folder
 
 
-MAKERS = {"strokes": make_strokes, "photos": make_photos, "icons": make_icons, "tiny": make_tiny}
+def _font(size: int):
+    """Pillow's own scalable font (Pillow >= 10.1 with FreeType), else its small bitmap font."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
+
+
+def make_text(folder: str | Path, n: int = 2000, size: int = 28, seed: int = 0) -> Path:
+    """Two to four lines of random letters (3 to 8 each), gray 0..79 on white, drawn at 4x the size
+    and shrunk: glyphs of about 5 px. Odd images are upper case (``upper``), even ones lower."""
+    import string
+
+    folder = Path(folder)
+    rng = _rng(seed)
+    font = _font(22)
+    for kind in ("lower", "upper"):
+        (folder / kind).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        kind, letters = ("upper", string.ascii_uppercase) if i % 2 else ("lower", string.ascii_lowercase)
+        big = size * 4
+        image = Image.new("L", (big, big), 255)
+        draw = ImageDraw.Draw(image)
+        for line in range(int(rng.integers(2, 5))):
+            word = "".join(rng.choice(list(letters), int(rng.integers(3, 9))))
+            xy = (int(rng.integers(-10, 20)), 8 + line * 28 + int(rng.integers(-4, 4)))
+            draw.text(xy, word, fill=int(rng.integers(0, 80)), font=font)
+        image.resize((size, size), Image.Resampling.LANCZOS).save(folder / kind / f"{i:05d}.png")
+    return folder
+
+
+MAKERS = {"strokes": make_strokes, "photos": make_photos, "icons": make_icons, "tiny": make_tiny, "text": make_text}

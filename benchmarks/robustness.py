@@ -25,7 +25,8 @@ Each cell also shows the model's MSE relative to the mean-image baseline (``/mea
 collapsed model (about 1.0) is visible at a glance. The sets: the bundled ``fashion-10k``,
 ``digits`` (8x8) and ``shapes`` (32x32), and four folders written by `heldout.py`: sparse
 ``strokes``, RGB ``photos`` (JPEG patches of scikit-learn's sample photographs), ``icons``
-(RGBA with mostly transparent backgrounds) and ``tiny`` (200 images).
+(RGBA with mostly transparent backgrounds) and ``tiny`` (200 images). ``--sets text`` adds an
+eighth, not in the default list: lines of tiny dark letters on white (`heldout.make_text`).
 
     python3 dev.py bench robustness                 # everything (about 30-40 min on 2 cores)
     python3 dev.py bench robustness --sets strokes,tiny --models ae16
@@ -226,7 +227,8 @@ def fmt(cell: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--sets", default=",".join(SETS),
+                    help=f"comma-separated (default {','.join(SETS)}; also text)")
     ap.add_argument("--models", default=",".join(MODELS + REFERENCES))
     ap.add_argument("--steps", type=int, default=None,
                     help="optimizer-step budget (default: the CLI's, which grows with the numbers per image: step_budget)")

@@ -32,3 +32,18 @@ def test_robustness_runs_on_a_written_folder_at_its_image_size_and_seed(capsys, 
     assert "seed 1;" in out and "tiny: 200 images 1x16x16" in out
     # 160 training images are 5 batches of 32: 20 steps would be 4 epochs, and the least is 5
     assert "5 epochs / 25 steps" in out and "| tiny | " in out and "of 1 met" in out
+
+
+def test_text_maker_writes_dark_letters_on_white_in_two_classes(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    from heldout import make_text
+
+    from aestudio.core.datasets import load_dataset
+
+    data = load_dataset(str(make_text(tmp_path / "text", n=40)))
+    assert data.n == 40 and data.shape == (1, 28, 28) and data.class_names == ["lower", "upper"]
+    x = data.images.astype(float) / 255
+    assert 0.6 < float((x > 0.9).mean()) < 0.99  # mostly white paper ...
+    assert float(x.min(axis=(1, 2, 3)).max()) < 0.75  # ... and every image has dark ink on it
+    again = load_dataset(str(make_text(tmp_path / "again", n=40)))
+    assert (again.images == data.images).all()  # seeded: the same folder every time
