@@ -83,12 +83,14 @@ def model_config(name: str, shape: tuple[int, int, int]) -> tuple[ModelConfig, s
 
 def load(name: str, root: Path, images: int | None = None, image_size: int | None = None):
     """A set by name; `images` changes how many images a written folder gets (its maker's default
-    otherwise), `image_size` the side the loader gives the images (as the CLI's --image-size)."""
+    otherwise), `image_size` the side the loader gives the images (as the CLI's --image-size); a
+    written folder is then also made at that size, so its images are not enlarged."""
     if name in ("fashion-10k", "digits", "shapes"):
         return load_dataset(name, image_size=image_size)
-    folder = root / (name if images is None else f"{name}-{images}")
+    options = {k: v for k, v in (("n", images), ("size", image_size)) if v is not None}
+    folder = root / "-".join([name] + [f"{k}{v}" for k, v in options.items()])
     if not folder.exists():
-        MAKERS[name](folder, **({} if images is None else {"n": images}))
+        MAKERS[name](folder, **options)
     return load_dataset(str(folder), image_size=image_size)
 
 

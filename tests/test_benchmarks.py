@@ -29,7 +29,7 @@ def test_robustness_runs_on_a_written_folder_at_its_image_size_and_seed(capsys, 
         torch.set_num_threads(threads)
         sys.modules.pop("robustness", None)
     out = capsys.readouterr().out
-    assert "seed 1;" in out and "tiny: 200 images 1x16x16" in out
+    assert "seed 1;" in out and "tiny-size16: 200 images 1x16x16" in out  # made at 16 px, not enlarged
     # 160 training images are 5 batches of 32: 20 steps would be 4 epochs, and the least is 5
     assert "5 epochs / 25 steps" in out and "| tiny | " in out and "of 1 met" in out
 
