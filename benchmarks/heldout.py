@@ -18,6 +18,7 @@ returns the folder.
 from __future__ import annotations
 
 import math
+import string
 from pathlib import Path
 
 import numpy as np
@@ -182,8 +183,6 @@ def _font(size: int):
 def make_text(folder: str | Path, n: int = 2000, size: int = 28, seed: int = 0) -> Path:
     """Two to four lines of random letters (3 to 8 each), gray 0..79 on white, drawn at 4x the size
     and shrunk: glyphs of about 5 px. Odd images are upper case (``upper``), even ones lower."""
-    import string
-
     folder = Path(folder)
     rng = _rng(seed)
     font = _font(22)

@@ -226,7 +226,7 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return max(1, math.ceil(max(int(n_train), 1) / max(int(batch_size), 1)))
 
 
-def suggest_epochs(n_train: int, batch_size: int, steps: int = STEP_BUDGET, least: int = 5, most: int = 2000) -> int:
+def suggest_epochs(n_train: int, batch_size: int, steps: int, least: int = 5, most: int = 2000) -> int:
     """Epochs that give about `steps` optimizer steps on `n_train` images (within [least, most])."""
     return int(min(most, max(least, math.ceil(steps / steps_per_epoch(n_train, batch_size)))))
 
